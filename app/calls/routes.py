@@ -1,0 +1,136 @@
+"""Twilio's voice webhooks. Thin: verify, parse, hand to the CallService, return TwiML.
+
+Each request's work runs as one transaction, committed before the TwiML goes back to Twilio.
+If the database is unreachable, the caller still gets a voicemail that needs no database.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from typing import TypeVar
+
+from fastapi import APIRouter, Request, Response
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from app.calls.service import TROUBLE_PROMPT, CallService, Urls
+from app.calls.webhooks import VoiceWebhook
+from app.db import transaction
+from app.telephony.signature import TwilioForm
+from app.telephony.twiml import render_goodbye
+
+log = logging.getLogger("nightdesk.calls")
+router = APIRouter(prefix="/twilio", tags=["twilio"])
+T = TypeVar("T")
+
+
+def twiml(document: str) -> Response:
+    return Response(content=document, media_type="application/xml")
+
+
+def urls_for(request: Request) -> Urls:
+    base = request.app.state.settings.public_url.rstrip("/") or str(request.base_url).rstrip("/")
+    return Urls(base)
+
+
+async def in_transaction(request: Request, work: Callable[[Session, dt.datetime], T]) -> T:
+    """Run `work` in one committed transaction on a worker thread, with the app's clock."""
+    state = request.app.state
+
+    def unit_of_work() -> T:
+        with transaction(state.session_factory) as session:
+            return work(session, state.clock())
+
+    return await run_in_threadpool(unit_of_work)
+
+
+async def answer_or_voicemail(
+    request: Request, hook: VoiceWebhook, work: Callable[[Session, dt.datetime], str]
+) -> Response:
+    """TwiML from `work`, or, if the database fails us, a voicemail that needs none."""
+    try:
+        return twiml(await in_transaction(request, work))
+    except (SQLAlchemyError, LookupError):
+        log.exception("call_step_failed", extra={"call_sid": hook.call_sid})
+        return twiml(urls_for(request).voicemail(TROUBLE_PROMPT, hook.caller, hook.called))
+
+
+def calls(request: Request) -> CallService:
+    service: CallService = request.app.state.calls
+    return service
+
+
+@router.post("/voice")
+async def incoming_call(request: Request, form: TwilioForm) -> Response:
+    """The number's "A call comes in" webhook."""
+    hook = VoiceWebhook.parse(form)
+    urls = urls_for(request)
+    return await answer_or_voicemail(
+        request, hook, lambda session, now: calls(request).answer(session, hook, urls, now)
+    )
+
+
+@router.post("/voice/step")
+async def call_step(request: Request, form: TwilioForm, turn: int, silence: int = 0) -> Response:
+    """Gather, Record, Dial and Enqueue actions, and the Redirect after a silent Gather."""
+    hook = VoiceWebhook.parse(form)
+    urls = urls_for(request)
+    return await answer_or_voicemail(
+        request,
+        hook,
+        lambda session, now: calls(request).step(session, hook, turn, bool(silence), urls, now),
+    )
+
+
+@router.post("/voice/hold")
+async def hold_music(request: Request, form: TwilioForm) -> Response:
+    """Enqueue's waitUrl, requested again each time its document finishes playing."""
+    hook = VoiceWebhook.parse(form)
+    document = await in_transaction(
+        request, lambda session, _now: calls(request).hold(session, hook, hook.queue_seconds)
+    )
+    return twiml(document)
+
+
+@router.post("/voice/status", status_code=204)
+async def call_status(request: Request, form: TwilioForm) -> None:
+    """The number's call status callback."""
+    hook = VoiceWebhook.parse(form)
+    await in_transaction(request, lambda session, now: calls(request).status(session, hook, now))
+
+
+@router.post("/voice/recording", status_code=204)
+async def recording_ready(request: Request, form: TwilioForm) -> None:
+    """recordingStatusCallback: a recording is complete (the fallback adds who called whom)."""
+    hook = VoiceWebhook.parse(form, request.query_params)
+    fallback = "called" in request.query_params
+    await in_transaction(
+        request,
+        lambda session, now: calls(request).recording(session, hook, now, fallback=fallback),
+    )
+
+
+@router.post("/voice/transcription", status_code=204)
+async def transcription_ready(request: Request, form: TwilioForm) -> None:
+    """transcribeCallback: the text of a recording."""
+    hook = VoiceWebhook.parse(form, request.query_params)
+    await in_transaction(
+        request, lambda session, now: calls(request).transcription(session, hook, now)
+    )
+
+
+@router.post("/fallback")
+async def fallback(request: Request, form: TwilioForm) -> Response:
+    """The number's fallback URL: a voicemail with no database at all, so nothing is lost."""
+    hook = VoiceWebhook.parse(form)
+    log.error("fallback_used", extra={"call_sid": hook.call_sid})
+    return twiml(urls_for(request).voicemail(TROUBLE_PROMPT, hook.caller, hook.called))
+
+
+@router.post("/fallback/done")
+async def fallback_done(form: TwilioForm) -> Response:
+    """After the fallback's recording: thank the caller. The recording callback saves it."""
+    return twiml(render_goodbye("Thank you. Your message will be passed on. Goodbye."))

@@ -1,0 +1,352 @@
+"""The `nightdesk` command: serve, manage flows and the database, try calls, read messages."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+import uvicorn
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.clients.flows import sync_flows
+from app.clients.models import Client, PhoneNumber
+from app.db import make_engine, make_session_factory, transaction, upgrade_database
+from app.flows.check import most_menus_before_message
+from app.flows.jsonschema import flow_json_schema
+from app.flows.loader import load_flows
+from app.messages.queries import MessageNotFoundError, acknowledge, list_messages, message_detail
+from app.oncall.rota import next_handoffs, who_is_on_call
+from app.settings import Settings, get_settings
+from app.telephony.sandbox.caller import Conversation, Press, SimulatedCaller
+from app.telephony.sandbox.caller import Say as Speak
+from app.timeutil import utcnow
+
+app = typer.Typer(help="Nightdesk: after-hours call answering.", no_args_is_help=True)
+db_app = typer.Typer(help="The database.", no_args_is_help=True)
+flows_app = typer.Typer(help="Voice flow files.", no_args_is_help=True)
+messages_app = typer.Typer(help="Messages taken from callers.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(flows_app, name="flows")
+app.add_typer(messages_app, name="messages")
+
+
+def _sessions(settings: Settings) -> sessionmaker[Session]:
+    return make_session_factory(make_engine(settings.database_url))
+
+
+def _parse_at(value: str | None) -> dt.datetime:
+    """An ISO time; without an offset it is UTC ("2026-12-25T02:00", "2026-12-25T02:00+00:00")."""
+    if value is None:
+        return utcnow()
+    at = dt.datetime.fromisoformat(value)
+    return at if at.tzinfo else at.replace(tzinfo=dt.UTC)
+
+
+# --- running --------------------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes")] = 1,
+) -> None:
+    """Run the web service (uvicorn, uvloop and httptools)."""
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_config=None,
+    )
+
+
+@app.command()
+def demo(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+) -> None:
+    """Set up the embedded database with the demo clients, say what to try, and serve."""
+    settings = get_settings()
+    upgrade_database(settings.database_url)
+    loaded, problems = load_flows([settings.flows_dir])
+    for problem in problems:
+        typer.echo(f"skipped: {problem}", err=True)
+    with transaction(_sessions(settings)) as session:
+        sync_flows(session, loaded)
+    typer.echo(f"Nightdesk is starting on http://{host}:{port} with {settings.database_url}")
+    typer.echo("Demo clients:")
+    for item in loaded:
+        typer.echo(f"  {item.flow.client:<20} {item.flow.name} ({', '.join(item.flow.numbers)})")
+    typer.echo(
+        "\nTry a call without a phone, in another terminal:\n"
+        f"  nightdesk call acme-plumbing --at 2026-12-25T02:00 --press 2 --say 'Sam Taylor' "
+        "--say '07911 123456' --press 1 --say 'The boiler is leaking'\n"
+        f"  nightdesk call riverside-medical --url http://{host}:{port}\n"
+        "  nightdesk messages list\n"
+    )
+    serve(host=host, port=port, workers=1)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every migration to NIGHTDESK_DATABASE_URL."""
+    upgrade_database(get_settings().database_url)
+    typer.echo("database is up to date")
+
+
+# --- flows ----------------------------------------------------------------------------------
+
+
+@flows_app.command("check")
+def flows_check(
+    paths: Annotated[list[Path] | None, typer.Argument(help="Files or folders")] = None,
+) -> None:
+    """Check flow files; print every problem as file:line and exit 1 if there is any."""
+    loaded, problems = load_flows(paths or [get_settings().flows_dir])
+    for problem in problems:
+        typer.echo(str(problem), err=True)
+    for item in loaded:
+        menus = most_menus_before_message(item.flow)
+        typer.echo(
+            f"ok  {item.path}  {item.flow.client}: {len(item.flow.steps)} steps, "
+            f"at most {menus} menu{'s' if menus != 1 else ''} before a message can be left"
+        )
+    if problems:
+        typer.echo(f"{len(problems)} problem(s)", err=True)
+        raise typer.Exit(1)
+
+
+@flows_app.command("sync")
+def flows_sync(
+    paths: Annotated[list[Path] | None, typer.Argument(help="Files or folders")] = None,
+) -> None:
+    """Load flow files into the database. A broken file is refused whole; its old version stays."""
+    settings = get_settings()
+    loaded, problems = load_flows(paths or [settings.flows_dir])
+    with transaction(_sessions(settings)) as session:
+        report = sync_flows(session, loaded)
+    for label, names in (("new", report.created), ("updated", report.updated)):
+        for name in names:
+            typer.echo(f"{label:<9} {name}")
+    for name in report.unchanged:
+        typer.echo(f"unchanged {name}")
+    for problem in problems:
+        typer.echo(f"refused   {problem}", err=True)
+    if problems:
+        raise typer.Exit(1)
+
+
+@flows_app.command("schema")
+def flows_schema(
+    output: Annotated[Path | None, typer.Option(help="Write here instead of stdout")] = None,
+) -> None:
+    """The JSON Schema of a flow file, for editors."""
+    text = json.dumps(flow_json_schema(), indent=2) + "\n"
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text)
+
+
+# --- trying calls -----------------------------------------------------------------------------
+
+
+def _script_from_argv(argv: list[str]) -> list[Press | Speak]:
+    """--press and --say in the order they were typed (click keeps each option's values apart)."""
+    script: list[Press | Speak] = []
+    pending: str | None = None
+    for arg in argv:
+        if pending is not None:
+            script.append(Press(arg) if pending == "--press" else Speak(arg))
+            pending = None
+        elif arg in ("--press", "--say"):
+            pending = arg
+        elif arg.startswith(("--press=", "--say=")):
+            flag, value = arg.split("=", 1)
+            script.append(Press(value) if flag == "--press" else Speak(value))
+    return script
+
+
+@app.command()
+def call(
+    client_or_number: Annotated[str, typer.Argument(help="A client id or one of its numbers")],
+    press: Annotated[list[str] | None, typer.Option("--press", help="Keys to press")] = None,
+    say: Annotated[list[str] | None, typer.Option("--say", help="Words to say")] = None,
+    at: Annotated[str | None, typer.Option(help="Pretend it is this ISO time")] = None,
+    url: Annotated[
+        str | None, typer.Option(help="A running Nightdesk instead of in-process")
+    ] = None,
+    caller: Annotated[str, typer.Option("--from", help="The caller's number")] = "+447911123456",
+    transfers: Annotated[str, typer.Option(help="answer | no-answer | busy")] = "no-answer",
+) -> None:
+    """Play a caller against a flow with signed webhooks and print the conversation."""
+    settings = get_settings()
+    script = _script_from_argv(sys.argv)
+    if url is None:
+        conversation = _call_in_process(settings, client_or_number, script, at, caller, transfers)
+    else:
+        if at is not None:
+            typer.echo("--at only works in-process: a running server keeps its own clock", err=True)
+            raise typer.Exit(2)
+        number = _number_for(settings, client_or_number)
+        with httpx.Client(base_url=url, timeout=20) as http:
+            conversation = SimulatedCaller(
+                http, public_url=settings.public_url or url, auth_token=settings.twilio_auth_token,
+                account_sid=settings.twilio_account_sid, from_number=caller, to_number=number,
+                script=script, transfers=transfers,  # type: ignore[arg-type]
+            ).run()  # fmt: skip
+    typer.echo(conversation.transcript())
+
+
+def _number_for(settings: Settings, client_or_number: str) -> str:
+    if client_or_number.startswith("+"):
+        return client_or_number
+    loaded, _ = load_flows([settings.flows_dir])
+    for item in loaded:
+        if item.flow.client == client_or_number:
+            return item.flow.numbers[0]
+    with transaction(_sessions(settings)) as session:
+        number = session.scalars(
+            select(PhoneNumber.number).join(Client).where(Client.slug == client_or_number)
+        ).first()
+    if number is None:
+        typer.echo(f"no client called {client_or_number!r}", err=True)
+        raise typer.Exit(2)
+    return number
+
+
+def _call_in_process(
+    settings: Settings,
+    client_or_number: str,
+    script: list[Press | Speak],
+    at: str | None,
+    caller: str,
+    transfers: str,
+) -> Conversation:
+    with warnings.catch_warnings():  # Starlette nudges TestClient users towards httpx2
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from fastapi.testclient import TestClient
+    from app.main import create_app
+
+    upgrade_database(settings.database_url)
+    loaded, problems = load_flows([settings.flows_dir])
+    for problem in problems:
+        typer.echo(f"skipped: {problem}", err=True)
+    with transaction(_sessions(settings)) as session:
+        sync_flows(session, loaded)
+    start = _parse_at(at)
+    began = utcnow()
+    quiet = settings.model_copy(update={"log_level": "WARNING"})
+    application = create_app(quiet, clock=lambda: start + (utcnow() - began))
+    base = "http://nightdesk.local"
+    with TestClient(application, base_url=base) as http:
+        return SimulatedCaller(
+            http, public_url=settings.public_url or base, auth_token=settings.twilio_auth_token,
+            account_sid=settings.twilio_account_sid, from_number=caller,
+            to_number=_number_for(settings, client_or_number), script=script,
+            transfers=transfers,  # type: ignore[arg-type]
+        ).run()  # fmt: skip
+
+
+@app.command()
+def oncall(
+    client: Annotated[str, typer.Argument(help="A client id")],
+    at: Annotated[str | None, typer.Option(help="ISO time (default: now)")] = None,
+) -> None:
+    """Who is on call for a client now (or at --at), and the next hand-offs."""
+    loaded, _ = load_flows([get_settings().flows_dir])
+    flow = next((item.flow for item in loaded if item.flow.client == client), None)
+    if flow is None:
+        typer.echo(f"no valid flow for {client!r}", err=True)
+        raise typer.Exit(2)
+    if flow.rotation is None:
+        typer.echo(f"{flow.name} has no on-call rotation")
+        return
+    instant = _parse_at(at)
+    person = flow.contact(who_is_on_call(flow.rotation, flow.zone, instant))
+    local = instant.astimezone(flow.zone)
+    typer.echo(f"{flow.name}, {local:%a %d %b %Y %H:%M %Z}: {person.name if person else '?'}")
+    for handoff in next_handoffs(flow.rotation, flow.zone, instant):
+        who = flow.contact(handoff.contact)
+        when = handoff.at.astimezone(flow.zone)
+        typer.echo(f"  then {who.name if who else handoff.contact} from {when:%a %d %b %H:%M %Z}")
+
+
+# --- messages -------------------------------------------------------------------------------
+
+
+@messages_app.command("list")
+def messages_list(
+    client: Annotated[str | None, typer.Option(help="Only this client")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="A JSON array")] = False,
+) -> None:
+    """Messages, newest first."""
+    with transaction(_sessions(get_settings())) as session:
+        rows = list_messages(session, client)
+    if as_json:
+        typer.echo(json.dumps([row.model_dump(mode="json") for row in rows], indent=2))
+        return
+    if not rows:
+        typer.echo("no messages")
+    for row in rows:
+        gist = row.transcription or "; ".join(f"{k}: {v}" for k, v in row.answers.items())
+        typer.echo(
+            f"#{row.id:<5} {row.created_at:%Y-%m-%d %H:%M}  {row.client or '(no client)':<18} "
+            f"{row.urgency:<9} {row.status:<12} {row.caller}  {gist[:60]}"
+        )
+
+
+@messages_app.command("show")
+def messages_show(message_id: int) -> None:
+    """One message with its timeline."""
+    with transaction(_sessions(get_settings())) as session:
+        try:
+            detail = message_detail(session, message_id)
+        except MessageNotFoundError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(1) from None
+    typer.echo(f"Message #{detail.id} for {detail.client or '(no client)'}, from {detail.caller}")
+    typer.echo(f"  {detail.urgency}, {detail.outcome}, {detail.status}")
+    for name, value in detail.answers.items():
+        typer.echo(f"  {name}: {value}")
+    if detail.recording_url:
+        typer.echo(f"  recording: {detail.recording_url} ({detail.recording_seconds} s)")
+    if detail.transcription:
+        typer.echo(f"  transcription: {detail.transcription}")
+    typer.echo("Timeline:")
+    for entry in detail.timeline:
+        fields = ", ".join(f"{k}={v}" for k, v in entry.detail.items() if v is not None)
+        typer.echo(f"  {entry.at:%H:%M:%S} {entry.source:<7} {entry.kind:<16} {fields}")
+
+
+@messages_app.command("ack")
+def messages_ack(
+    message_id: int,
+    by: Annotated[str, typer.Option(help="Who is acknowledging")] = "operator",
+) -> None:
+    """Acknowledge a message: stops its escalation."""
+    with transaction(_sessions(get_settings())) as session:
+        try:
+            changed = acknowledge(session, message_id, by, utcnow())
+        except MessageNotFoundError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(1) from None
+    typer.echo(
+        f"message {message_id} " + ("acknowledged" if changed else "was already acknowledged")
+    )
+
+
+def main() -> None:
+    app()

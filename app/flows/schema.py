@@ -1,0 +1,386 @@
+"""The voice flow file format: one YAML file per client business, parsed into these models.
+
+Field shapes and single values (a time zone, a phone number, a holiday country) are checked here;
+how the steps connect (targets, reachability, "every path ends with a message") is `check.py`'s job.
+`nightdesk flows schema` publishes the JSON Schema of `Flow` for editors.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import holidays
+import phonenumbers
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+StepId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
+Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
+Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=64)]
+
+
+def _e164(value: str) -> str:
+    """A phone number in E.164 form (+ and country code), as Twilio sends and expects them."""
+    try:
+        number = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException as exc:
+        raise ValueError(f"{value!r} is not a phone number in +E.164 form ({exc})") from None
+    if not phonenumbers.is_possible_number(number):
+        raise ValueError(f"{value!r} is not a possible phone number")
+    formatted = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    if formatted != value:
+        raise ValueError(f"{value!r} should be written {formatted!r}")
+    return formatted
+
+
+PhoneNumber = Annotated[str, Field(examples=["+441134960000"])]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Urgency(StrEnum):
+    routine = "routine"
+    urgent = "urgent"
+    emergency = "emergency"
+
+
+class Channel(StrEnum):
+    sms = "sms"
+    voice = "voice"
+    email = "email"
+
+
+class Weekday(StrEnum):
+    monday = "monday"
+    tuesday = "tuesday"
+    wednesday = "wednesday"
+    thursday = "thursday"
+    friday = "friday"
+    saturday = "saturday"
+    sunday = "sunday"
+
+
+_RANGE = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
+
+
+class TimeRange(Strict):
+    """An opening window on one day; `end` before `start` runs past midnight."""
+
+    start: dt.time
+    end: dt.time  # 24:00 is written as 00:00
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            match = _RANGE.match(value.strip())
+            if not match:
+                raise ValueError(f"{value!r} should look like '08:00-17:30'")
+            h1, m1, h2, m2 = (int(g) for g in match.groups())
+            if h2 == 24 and m2 == 0:
+                h2 = 0
+            if h1 > 23 or h2 > 23 or m1 > 59 or m2 > 59:
+                raise ValueError(f"{value!r} is not a time of day")
+            return {"start": dt.time(h1, m1), "end": dt.time(h2, m2)}
+        return value
+
+
+class HolidayCalendar(Strict):
+    """Public holidays from the `holidays` library, plus the client's own closed days."""
+
+    country: str | None = Field(None, examples=["GB"])
+    subdivision: str | None = Field(None, examples=["ENG"])
+    closed: list[dt.date] = Field(default_factory=list, description="Extra days the office is shut")
+
+    @model_validator(mode="after")
+    def _known_country(self) -> HolidayCalendar:
+        if self.country is None:
+            return self
+        supported = holidays.list_supported_countries()
+        if self.country not in supported:
+            raise ValueError(
+                f"unknown holiday country {self.country!r} (use ISO codes like GB, US)"
+            )
+        if self.subdivision is not None and self.subdivision not in supported[self.country]:
+            known = ", ".join(supported[self.country][:12])
+            raise ValueError(
+                f"unknown subdivision {self.subdivision!r} for {self.country} (known: {known})"
+            )
+        return self
+
+
+class Speech(Strict):
+    """How Twilio speaks to and listens to this client's callers."""
+
+    voice: str = Field("Polly.Amy", description="A Twilio <Say> voice, e.g. Polly.Joanna")
+    language: str = Field("en-GB", description="BCP-47 language for <Say> and speech recognition")
+
+
+class Contact(Strict):
+    id: Name
+    name: str
+    phone: PhoneNumber | None = None
+    email: str | None = None
+    channels: list[Channel] = Field(default_factory=lambda: [Channel.sms, Channel.voice])
+
+    @field_validator("phone")
+    @classmethod
+    def _phone_e164(cls, value: str | None) -> str | None:
+        return None if value is None else _e164(value)
+
+
+class Shift(StrEnum):
+    daily = "daily"
+    weekly = "weekly"
+
+
+class Override(Strict):
+    """Someone covering a rotation for a dated stretch ("Alex covers 24–27 December")."""
+
+    contact: Name
+    start: dt.datetime
+    end: dt.datetime
+
+
+class Rotation(Strict):
+    members: list[Name] = Field(min_length=1)
+    handoff: dt.time = dt.time(9, 0)
+    shift: Shift | int = Field(Shift.weekly, description="daily, weekly, or a number of days")
+    starts: dt.date = Field(dt.date(2026, 1, 5), description="The first shift's day (member 1)")
+    overrides: list[Override] = Field(default_factory=list)
+
+
+class EscalationStep(Strict):
+    notify: Name | Literal["on_call", "everyone"] = "on_call"
+    channels: list[Channel] | None = Field(None, description="Default: the contact's own channels")
+    wait_minutes: int = Field(10, ge=1, le=24 * 60)
+
+
+class EscalationPolicy(Strict):
+    steps: list[EscalationStep] = Field(default_factory=lambda: [EscalationStep()], min_length=1)
+    repeat: int = Field(1, ge=0, le=10, description="Times to run the whole policy again")
+    fallback: Name | None = Field(None, description="Told when nobody acknowledges")
+
+
+# --- the call-taking steps ---------------------------------------------------------------
+
+
+class StepBase(Strict):
+    def targets(self) -> list[str]:
+        """Step ids this step can go to next, for the checker."""
+        return []
+
+
+class SayStep(StepBase):
+    type: Literal["say"]
+    text: str | None = None
+    audio: str | None = Field(None, description="URL of an audio file to play instead of text")
+    next: StepId
+
+    @model_validator(mode="after")
+    def _text_or_audio(self) -> SayStep:
+        if (self.text is None) == (self.audio is None):
+            raise ValueError("a say step needs exactly one of 'text' or 'audio'")
+        return self
+
+    def targets(self) -> list[str]:
+        return [self.next]
+
+
+class MenuOption(Strict):
+    key: str | None = Field(None, pattern=r"^[0-9*#]$", description="Keypad key")
+    words: list[str] = Field(default_factory=list, description="Spoken words that pick it")
+    value: str | None = Field(None, description="What is saved under the menu's save_as")
+    goto: StepId
+
+    @model_validator(mode="after")
+    def _key_or_words(self) -> MenuOption:
+        if self.key is None and not self.words:
+            raise ValueError("a menu option needs a 'key', 'words' or both")
+        return self
+
+
+class MenuStep(StepBase):
+    type: Literal["menu"]
+    prompt: str
+    options: list[MenuOption] = Field(min_length=1)
+    save_as: Name | None = None
+    retry_prompt: str = "Sorry, I didn't catch that."
+    attempts: int = Field(2, ge=1, le=5)
+    timeout: int = Field(6, ge=2, le=30, description="Seconds of silence before a retry")
+    default: StepId = Field(description="Where to go after the last failed attempt")
+
+    def targets(self) -> list[str]:
+        return [o.goto for o in self.options] + [self.default]
+
+
+class Expect(StrEnum):
+    phone = "phone"
+    yes_no = "yes_no"
+    speech = "speech"
+    digits = "digits"
+
+
+class AskStep(StepBase):
+    type: Literal["ask"]
+    prompt: str
+    save_as: Name
+    expect: Expect = Expect.speech
+    confirm: bool | None = Field(None, description="Read the answer back (default: phone only)")
+    max_digits: int = Field(12, ge=1, le=20)
+    attempts: int = Field(2, ge=1, le=5)
+    timeout: int = Field(6, ge=2, le=30)
+    next: StepId
+    on_fail: StepId | None = Field(None, description="Default: carry on to 'next' without it")
+
+    def targets(self) -> list[str]:
+        return [self.next] + ([self.on_fail] if self.on_fail else [])
+
+    @property
+    def confirms(self) -> bool:
+        return self.confirm if self.confirm is not None else self.expect is Expect.phone
+
+
+class RecordStep(StepBase):
+    type: Literal["record"]
+    prompt: str
+    max_seconds: int = Field(120, ge=5, le=3600)
+    transcribe: bool = True
+    next: StepId
+
+    def targets(self) -> list[str]:
+        return [self.next]
+
+
+class Condition(StrEnum):
+    open = "open"
+    closed = "closed"
+    holiday = "holiday"
+
+
+class BranchRule(Strict):
+    when: Condition | None = None
+    answer: Name | None = None
+    equals: str | None = None
+    goto: StepId
+
+    @model_validator(mode="after")
+    def _one_test(self) -> BranchRule:
+        if (self.when is None) == (self.answer is None):
+            raise ValueError("a rule tests either 'when' (open/closed/holiday) or an 'answer'")
+        return self
+
+
+class BranchStep(StepBase):
+    type: Literal["branch"]
+    rules: list[BranchRule] = Field(min_length=1)
+    otherwise: StepId
+
+    def targets(self) -> list[str]:
+        return [r.goto for r in self.rules] + [self.otherwise]
+
+
+class TransferStep(StepBase):
+    type: Literal["transfer"]
+    to: str = Field(description="'on_call', a contact id, or a +E.164 number")
+    prompt: str | None = "Please hold while I connect you."
+    timeout: int = Field(20, ge=5, le=120, description="Seconds to ring before giving up")
+    on_no_answer: StepId
+
+    def targets(self) -> list[str]:
+        return [self.on_no_answer]
+
+
+class QueueStep(StepBase):
+    type: Literal["queue"]
+    hold_message: str = "Thank you for holding. Someone will be with you shortly."
+    hold_music: str | None = None
+    timeout: int = Field(90, ge=10, le=1800, description="Seconds on hold before falling back")
+    on_timeout: StepId
+
+    def targets(self) -> list[str]:
+        return [self.on_timeout]
+
+
+class TakeMessageStep(StepBase):
+    type: Literal["take_message"]
+    urgency: Urgency = Urgency.routine
+    say: str | None = "Thank you. Your message has been passed on."
+    next: StepId | None = Field(None, description="Default: hang up with the flow's goodbye")
+
+    def targets(self) -> list[str]:
+        return [self.next] if self.next else []
+
+
+class HangupStep(StepBase):
+    type: Literal["hangup"]
+    say: str | None = "Goodbye."
+
+
+Step = Annotated[
+    SayStep
+    | MenuStep
+    | AskStep
+    | RecordStep
+    | BranchStep
+    | TransferStep
+    | QueueStep
+    | TakeMessageStep
+    | HangupStep,
+    Field(discriminator="type"),
+]
+
+
+class Flow(Strict):
+    """One client business: who it is, when it is open, who is on call, and how calls are taken."""
+
+    client: Slug = Field(description="Short id used in URLs and the CLI, e.g. acme-plumbing")
+    name: str
+    numbers: list[PhoneNumber] = Field(min_length=1, description="Its Twilio numbers, +E.164")
+    timezone: str = Field(examples=["Europe/London"])
+    speech: Speech = Speech()
+    hours: dict[Weekday, list[TimeRange]] = Field(default_factory=dict)
+    holidays: HolidayCalendar = HolidayCalendar()
+    contacts: list[Contact] = Field(default_factory=list)
+    rotation: Rotation | None = None
+    escalation: EscalationPolicy = EscalationPolicy()
+    escalation_by_urgency: dict[Urgency, EscalationPolicy] = Field(default_factory=dict)
+    caller_updates: bool = Field(True, description="Text mobile callers when their message moves")
+    goodbye: str = "Thank you for calling. Goodbye."
+    start: StepId | None = Field(None, description="Default: the first step")
+    steps: dict[StepId, Step] = Field(min_length=1)
+
+    @field_validator("numbers")
+    @classmethod
+    def _numbers_e164(cls, value: list[str]) -> list[str]:
+        return [_e164(v) for v in value]
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r} (use an IANA name like Europe/London)"
+            ) from None
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def first_step(self) -> str:
+        return self.start or next(iter(self.steps))
+
+    def contact(self, contact_id: str) -> Contact | None:
+        return next((c for c in self.contacts if c.id == contact_id), None)
+
+    def policy_for(self, urgency: Urgency) -> EscalationPolicy:
+        return self.escalation_by_urgency.get(urgency, self.escalation)

@@ -1,0 +1,51 @@
+"""create_app(): the FastAPI application with its routers, middleware and shared services."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from app.calls.routes import router as calls_router
+from app.calls.service import CallService
+from app.calls.webhooks import BadWebhookError
+from app.clients.flows import FlowStore
+from app.db import make_engine, make_session_factory
+from app.observability import LatencyMiddleware, configure_logging
+from app.ops.routes import router as ops_router
+from app.settings import Settings, get_settings
+from app.telephony.signature import TwilioSignatures
+from app.timeutil import Clock, utcnow
+
+
+def create_app(settings: Settings | None = None, clock: Clock = utcnow) -> FastAPI:
+    """Build the app; tests pass their own settings and a clock they can move."""
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+    engine = make_engine(settings.database_url)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        engine.dispose()
+
+    app = FastAPI(title="Nightdesk", version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.session_factory = make_session_factory(engine)
+    app.state.clock = clock
+    app.state.signatures = TwilioSignatures(
+        settings.twilio_auth_token, settings.twilio_previous_auth_token
+    )
+    app.state.calls = CallService(FlowStore())
+    app.add_middleware(LatencyMiddleware)
+    app.include_router(ops_router)
+    app.include_router(calls_router)
+
+    @app.exception_handler(BadWebhookError)
+    async def bad_webhook(_request: Request, exc: BadWebhookError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    return app

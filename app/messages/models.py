@@ -1,0 +1,56 @@
+"""Messages taken from callers, and their timelines."""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base
+from app.timeutil import utcnow
+
+
+class MessageStatus(StrEnum):
+    new = "new"
+    notified = "notified"
+    acknowledged = "acknowledged"
+    closed = "closed"
+
+
+class Message(Base):
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Null only for a call to a number no client owns: the message is still kept for an operator.
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id"), index=True)
+    call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id"), unique=True)
+    caller: Mapped[str] = mapped_column(String(32))
+    answers: Mapped[dict[str, Any]]
+    urgency: Mapped[str] = mapped_column(String(16))
+    # message: taken by the flow; partial: caller hung up first; connected: a person was
+    # reached; voicemail: taken by the fallback or the engine's last resort.
+    outcome: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default=MessageStatus.new, index=True)
+    recording_url: Mapped[str | None] = mapped_column(String(500))
+    recording_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    recording_seconds: Mapped[int | None]
+    transcription: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    acknowledged_at: Mapped[dt.datetime | None]
+    acknowledged_by: Mapped[str | None] = mapped_column(String(200))
+
+
+class MessageEvent(Base):
+    """One line of a message's timeline: taken, queued, sent, delivered, acknowledged."""
+
+    __tablename__ = "message_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    kind: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[dict[str, Any]]

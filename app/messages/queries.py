@@ -1,0 +1,105 @@
+"""Reading and acknowledging messages, for the operator's CLI and the API."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from app.calls.models import Call, CallEvent
+from app.clients.models import Client
+from app.dispatch.models import Delivery, DeliveryStatus
+from app.messages.models import Message, MessageEvent, MessageStatus
+from app.messages.schemas import MessageDetail, MessageOut, TimelineEntry
+from app.messages.service import add_event
+from app.timeutil import as_utc
+
+
+class MessageNotFoundError(LookupError):
+    pass
+
+
+def _out(message: Message, client: str | None) -> MessageOut:
+    return MessageOut(
+        id=message.id,
+        client=client,
+        caller=message.caller,
+        urgency=message.urgency,
+        outcome=message.outcome,
+        status=message.status,
+        answers=message.answers,
+        transcription=message.transcription,
+        recording_url=message.recording_url,
+        recording_seconds=message.recording_seconds,
+        created_at=as_utc(message.created_at),
+        acknowledged_at=as_utc(message.acknowledged_at) if message.acknowledged_at else None,
+        acknowledged_by=message.acknowledged_by,
+    )
+
+
+def list_messages(
+    session: Session, client: str | None = None, limit: int = 200
+) -> list[MessageOut]:
+    """Newest first, optionally for one client (by slug)."""
+    query = (
+        select(Message, Client.slug)
+        .outerjoin(Client, Client.id == Message.client_id)
+        .order_by(Message.created_at.desc(), Message.id.desc())
+        .limit(limit)
+    )
+    if client is not None:
+        query = query.where(Client.slug == client)
+    return [_out(message, slug) for message, slug in session.execute(query)]
+
+
+def message_detail(session: Session, message_id: int) -> MessageDetail:
+    """A message with its whole story: the call's timeline, then the message's own."""
+    row = session.execute(
+        select(Message, Client.slug)
+        .outerjoin(Client, Client.id == Message.client_id)
+        .where(Message.id == message_id)
+    ).first()
+    if row is None:
+        raise MessageNotFoundError(f"no message {message_id}")
+    message, slug = row
+    timeline: list[TimelineEntry] = []
+    call_sid = None
+    if message.call_id is not None:
+        call = session.get(Call, message.call_id)
+        call_sid = call.sid if call else None
+        timeline += [
+            TimelineEntry(at=as_utc(e.at), source="call", kind=e.kind, detail=e.detail)
+            for e in session.scalars(
+                select(CallEvent).where(CallEvent.call_id == message.call_id).order_by(CallEvent.id)
+            )
+        ]
+    timeline += [
+        TimelineEntry(at=as_utc(e.at), source="message", kind=e.kind, detail=e.detail)
+        for e in session.scalars(
+            select(MessageEvent)
+            .where(MessageEvent.message_id == message.id)
+            .order_by(MessageEvent.id)
+        )
+    ]
+    timeline.sort(key=lambda entry: entry.at)
+    return MessageDetail(**_out(message, slug).model_dump(), call_sid=call_sid, timeline=timeline)
+
+
+def acknowledge(session: Session, message_id: int, by: str, now: dt.datetime) -> bool:
+    """Mark a message acknowledged and stop its pending notifications. False if it already was."""
+    message = session.get(Message, message_id, with_for_update=True)
+    if message is None:
+        raise MessageNotFoundError(f"no message {message_id}")
+    if message.status in (MessageStatus.acknowledged, MessageStatus.closed):
+        return False
+    message.status = MessageStatus.acknowledged
+    message.acknowledged_at = now
+    message.acknowledged_by = by
+    session.execute(
+        update(Delivery)
+        .where(Delivery.message_id == message_id, Delivery.status == DeliveryStatus.pending)
+        .values(status=DeliveryStatus.cancelled)
+    )
+    add_event(session, message, "acknowledged", now, by=by)
+    return True

@@ -1,0 +1,18 @@
+"""Every ORM model, imported in one place so Alembic and `create_all` see the whole schema."""
+
+from app.calls.models import Call, CallEvent
+from app.clients.models import Client, Contact, FlowVersion, PhoneNumber
+from app.dispatch.models import Delivery
+from app.messages.models import Message, MessageEvent
+
+__all__ = [
+    "Call",
+    "CallEvent",
+    "Client",
+    "Contact",
+    "Delivery",
+    "FlowVersion",
+    "Message",
+    "MessageEvent",
+    "PhoneNumber",
+]

@@ -1,0 +1,111 @@
+"""Structured logs (one JSON object a line) and Prometheus metrics.
+
+Logs carry call and message ids, never a full phone number or a secret: numbers are masked
+to their country code and last three digits wherever they appear in a log record.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import time
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+REGISTRY = CollectorRegistry()
+WEBHOOK_SECONDS = Histogram(
+    "nightdesk_webhook_seconds",
+    "Time to answer an HTTP request, by route",
+    ["route"],
+    buckets=(0.001, 0.002, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15),
+    registry=REGISTRY,
+)
+CALLS_STARTED = Counter(
+    "nightdesk_calls_total", "Calls answered, by client", ["client"], registry=REGISTRY
+)
+MESSAGES_SAVED = Counter(
+    "nightdesk_messages_total", "Messages saved, by outcome", ["outcome"], registry=REGISTRY
+)
+WEBHOOKS_REJECTED = Counter(
+    "nightdesk_webhooks_rejected_total", "Webhooks refused, by status", ["status"],
+    registry=REGISTRY,
+)  # fmt: skip
+
+_PHONE = re.compile(r"\+?\d[\d ]{6,}\d")
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+def mask_number(number: str) -> str:
+    """+447700900123 -> +44*******123: enough to tell calls apart, not enough to dial."""
+    digits = number.replace(" ", "")
+    if len(digits) <= 6:
+        return "*" * len(digits)
+    return digits[:3] + "*" * (len(digits) - 6) + digits[-3:]
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        return _PHONE.sub(lambda m: mask_number(m.group(0)), value)
+    return value
+
+
+class JsonFormatter(logging.Formatter):
+    """One event per line: time, level, logger, event name, then the record's extra fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "event": _scrub(record.getMessage()),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and not key.startswith("_"):
+                entry[key] = _scrub(value)
+        if record.exc_info:
+            entry["error"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """Send every logger through the JSON formatter on stderr."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # uvicorn's access log would print query strings, which may carry phone numbers.
+    logging.getLogger("uvicorn.access").disabled = True
+
+
+class LatencyMiddleware:
+    """Times every request into WEBHOOK_SECONDS, labelled by its route's path template."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            route = scope.get("route")
+            label = getattr(route, "path", "unmatched")
+            WEBHOOK_SECONDS.labels(route=label).observe(time.perf_counter() - started)
+            if status in (400, 403) and label.startswith("/twilio"):
+                WEBHOOKS_REJECTED.labels(status=str(status)).inc()

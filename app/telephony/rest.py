@@ -1,0 +1,68 @@
+"""The app's Twilio REST client, pointed at a configurable base URL so tests and the demo
+reach the local fake (`app.telephony.sandbox.fake_twilio`) instead of api.twilio.com."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit, urlunsplit
+
+from twilio.http.http_client import TwilioHttpClient
+from twilio.http.response import Response
+from twilio.rest import Client
+
+from app.settings import DEFAULT_TWILIO_API_BASE
+
+
+class BaseUrlHttpClient(TwilioHttpClient):  # type: ignore[misc]  # twilio ships no type hints
+    """Sends every Twilio request (api., messaging., any *.twilio.com host) to one base URL.
+
+    The twilio library builds absolute URLs per product and region, so swapping the scheme
+    and host here is the one place that catches them all; path and query are kept.
+    """
+
+    def __init__(self, api_base: str, timeout: float | None = None) -> None:
+        super().__init__(timeout=timeout)
+        base = urlsplit(api_base.rstrip("/"))
+        self._base = None if api_base.rstrip("/") == DEFAULT_TWILIO_API_BASE else base
+
+    def rebase(self, url: str) -> str:
+        """The URL the request really goes to: unchanged with Twilio's own base."""
+        parts = urlsplit(url)
+        if self._base is None or not _is_twilio_host(parts.hostname):
+            return url
+        path = self._base.path + parts.path
+        return urlunsplit((self._base.scheme, self._base.netloc, path, parts.query, ""))
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        params: dict[str, object] | None = None,
+        data: dict[str, object] | None = None,
+        headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,
+        allow_redirects: bool = False,
+    ) -> Response:
+        """TwilioHttpClient.request, to the rebased URL."""
+        return super().request(
+            method,
+            self.rebase(url),
+            params=params,
+            data=data,
+            headers=headers,
+            auth=auth,
+            timeout=timeout,
+            allow_redirects=allow_redirects,
+        )
+
+
+def make_twilio_client(
+    account_sid: str, auth_token: str, api_base: str, timeout: float = 10
+) -> Client:
+    """A sync twilio Client for the dispatcher's worker threads, sending to `api_base`."""
+    http_client = BaseUrlHttpClient(api_base, timeout=timeout)
+    return Client(account_sid, auth_token, http_client=http_client)
+
+
+def _is_twilio_host(host: str | None) -> bool:
+    return host is not None and (host == "twilio.com" or host.endswith(".twilio.com"))

@@ -1,0 +1,321 @@
+"""The fake Twilio's REST resources (Messages, Calls, Queues and their members) and their
+state, as an ASGI app (`.app`) that needs no server: `FakeTwilio` serves it on loopback.
+
+Reference: https://www.twilio.com/docs/messaging/api/message-resource,
+https://www.twilio.com/docs/voice/api/call-resource, .../voice/api/queue-resource and
+.../voice/api/member-resource.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from app.telephony.sandbox.fake_callbacks import Callback, CallbackSender, Deliver
+from app.telephony.sandbox.fake_http import FakeHttpEdge, Form
+from app.telephony.sandbox.fake_resources import (
+    API_VERSION,
+    CALL_ENDED,
+    CallOutcome,
+    CallRecord,
+    MessageRecord,
+    QueueRecord,
+    SmsOutcome,
+    TwilioApiError,
+    call_status_params,
+    call_steps,
+    http_error,
+    is_e164,
+    list_page,
+    message_status_params,
+    message_steps,
+    new_sid,
+)
+
+ACCOUNT = f"/{API_VERSION}/Accounts/{{account_sid}}"
+
+
+@dataclass(frozen=True)
+class CallScript:
+    outcome: CallOutcome
+    answered_by: str | None
+    duration: int
+
+
+class FakeApi(FakeHttpEdge):
+    """Twilio's REST resources in memory. Thread-safe: handlers run on the server's event
+    loop, status steps on the callback thread, and tests read and script from theirs."""
+
+    def __init__(
+        self,
+        account_sid: str,
+        auth_token: str,
+        *,
+        deliver: Deliver | None,
+        callback_delay: float,
+        clock: Callable[[], datetime],
+    ) -> None:
+        super().__init__(account_sid, auth_token, clock)
+        self.callback_sender = CallbackSender(auth_token, deliver, callback_delay)
+        self.reset()
+        self.app = Starlette(routes=self._routes())
+
+    def reset(self) -> None:
+        """Forgets every record and script (a fake shared by several tests), once the
+        status changes already due have been sent."""
+        self.callback_sender.wait_idle()
+        with self._lock:
+            self._requests.clear()
+            self._faults.clear()
+            self._messages: dict[str, MessageRecord] = {}
+            self._calls: dict[str, CallRecord] = {}
+            self._queues: dict[str, QueueRecord] = {}
+            self._invalid: set[str] = set()
+            self._unsubscribed: set[str] = set()
+            self._sms: dict[str, tuple[SmsOutcome, int | None]] = {}
+            self._call_scripts: dict[str, CallScript] = {}
+            self._sequence: dict[str, int] = {}
+        self.callback_sender.clear()
+
+    def _routes(self) -> list[Route]:
+        members = f"{ACCOUNT}/Queues/{{queue}}/Members"
+        return [
+            self.route("POST", f"{ACCOUNT}/Messages.json", self._create_message),
+            self.route("GET", f"{ACCOUNT}/Messages/{{sid}}.json", self._fetch_message),
+            self.route("POST", f"{ACCOUNT}/Calls.json", self._create_call),
+            self.route("GET", f"{ACCOUNT}/Calls/{{sid}}.json", self._fetch_call),
+            self.route("POST", f"{ACCOUNT}/Calls/{{sid}}.json", self._update_call),
+            self.route("GET", f"{ACCOUNT}/Queues.json", self._list_queues),
+            self.route("GET", f"{ACCOUNT}/Queues/{{queue}}.json", self._fetch_queue),
+            self.route("GET", f"{members}.json", self._list_members),
+            self.route("GET", f"{members}/{{sid}}.json", self._fetch_member),
+            self.route("POST", f"{members}/{{sid}}.json", self._dequeue),
+            self.not_found_route(),
+        ]
+
+    # -- resources (called with the lock held) ------------------------------------------
+
+    def _create_message(self, path: dict[str, str], form: Form) -> tuple[int, dict[str, Any]]:
+        to, from_, service = form.get("To"), form.get("From"), form.get("MessagingServiceSid")
+        body = form.get("Body", "")
+        if not to:
+            raise TwilioApiError(400, 21604, "A 'To' phone number is required.")
+        if not (from_ or service):
+            raise TwilioApiError(
+                400,
+                21603,
+                "A 'From' or 'MessagingServiceSid' parameter is required to send a message.",
+            )
+        if not (body or form.get("MediaUrl") or form.get("ContentSid")):
+            raise TwilioApiError(400, 21602, "Message body is required.")
+        if len(body) > 1600:
+            raise TwilioApiError(
+                400, 21617, "The concatenated message body exceeds the 1600 character limit."
+            )
+        self._check_to(to)
+        if to in self._unsubscribed:
+            raise TwilioApiError(400, 21610, "Attempt to send to unsubscribed recipient")
+        callback = self._callback_url(form.get("StatusCallback"))
+        msg = MessageRecord(
+            new_sid("SM"), self.account_sid, to, from_, body, service, callback, self._clock()
+        )
+        # With a Messaging Service a message starts "accepted" and Twilio picks the sender.
+        msg.status = "accepted" if service and not from_ else "queued"
+        self._messages[msg.sid] = msg
+        outcome, error_code = self._sms.get(to, ("delivered", None))
+        for status in message_steps(outcome, via_service=msg.status == "accepted"):
+            self.callback_sender.submit(partial(self._advance_message, msg.sid, status, error_code))
+        return 201, msg.to_json()
+
+    def _fetch_message(self, path: dict[str, str], form: Form) -> tuple[int, dict[str, Any]]:
+        msg = self._messages.get(path["sid"])
+        if msg is None:
+            raise http_error(404)
+        return 200, msg.to_json()
+
+    def _advance_message(self, sid: str, status: str, error_code: int | None) -> Callback | None:
+        with self._lock:
+            msg = self._messages.get(sid)
+            if msg is None:  # reset() in between
+                return None
+            msg.status, msg.date_updated = status, self._clock()
+            if status == "sent":
+                msg.date_sent = msg.date_updated
+            if status in ("undelivered", "failed"):
+                msg.error_code = error_code
+            if not msg.status_callback:
+                return None
+            return Callback(msg.status_callback, message_status_params(msg))
+
+    def _create_call(self, path: dict[str, str], form: Form) -> tuple[int, dict[str, Any]]:
+        to, from_ = form.get("To"), form.get("From")
+        if not to:
+            raise TwilioApiError(400, 21201, "No 'To' number is specified")
+        if not from_:
+            raise TwilioApiError(400, 21213, "No 'From' number is specified")
+        if not (form.get("Url") or form.get("Twiml") or form.get("ApplicationSid")):
+            raise TwilioApiError(400, 21205, "Url parameter is required.")
+        self._check_to(to)
+        call = CallRecord(new_sid("CA"), self.account_sid, to, from_, self._clock())
+        call.url, call.twiml = form.get("Url"), form.get("Twiml")
+        call.status_callback = self._callback_url(form.get("StatusCallback"))
+        # Repeated StatusCallbackEvent parameters, one event each; "completed" is always sent.
+        call.events = frozenset(form.getlist("StatusCallbackEvent")) | {"completed"}
+        call.machine_detection = form.get("MachineDetection")
+        if form.get("AsyncAmd") == "true":
+            call.async_amd_status_callback = self._callback_url(form.get("AsyncAmdStatusCallback"))
+        self._calls[call.sid] = call
+        script = self._call_scripts.get(to, CallScript("completed", None, 30))
+        answered_by = (script.answered_by or "human") if call.machine_detection else None
+        for event, status in call_steps(script.outcome):
+            step = partial(
+                self._advance_call, call.sid, event, status, answered_by, script.duration
+            )
+            self.callback_sender.submit(step)
+            if event == "answered" and call.async_amd_status_callback:
+                self.callback_sender.submit(partial(self._async_amd_result, call.sid))
+        return 201, call.to_json()
+
+    def _fetch_call(self, path: dict[str, str], form: Form) -> tuple[int, dict[str, Any]]:
+        return 200, self._call(path["sid"]).to_json()
+
+    def _update_call(self, path: dict[str, str], form: Form) -> tuple[int, dict[str, Any]]:
+        """Redirect (Url/Twiml) or end (Status=completed|canceled) a call."""
+        call = self._call(path["sid"])
+        new_instructions = form.get("Url") or form.get("Twiml")
+        if new_instructions:
+            if call.status in CALL_ENDED:
+                raise TwilioApiError(400, 21220, "Call is not in-progress. Cannot redirect.")
+            call.redirects.append(new_instructions)
+        status = form.get("Status")
+        if status in ("completed", "canceled") and call.status not in CALL_ENDED:
+            # "canceled" only stops a call not yet answered; "completed" hangs up any call.
+            if call.status != "in-progress":
+                self._end_call(call, "canceled")
+            elif status == "completed":
+                self._end_call(call, "completed")
+        return 200, call.to_json()
+
+    def _advance_call(
+        self, sid: str, event: str, status: str, answered_by: str | None, duration: int
+    ) -> Callback | None:
+        with self._lock:
+            call = self._calls.get(sid)
+            if call is None or call.status in CALL_ENDED:  # reset, or hung up meanwhile
+                return None
+            now = self._clock()
+            call.status = status
+            if status == "in-progress":
+                call.start_time, call.answered_by = now, answered_by
+            if status in CALL_ENDED:
+                call.end_time, call.duration = now, duration if call.start_time else 0
+            return self._call_callback(call, event)
+
+    def _end_call(self, call: CallRecord, status: str) -> None:
+        """Ends a call now (update or hang-up); its callback follows on the callback thread."""
+        now = self._clock()
+        call.status, call.end_time = status, now
+        call.duration = int((now - call.start_time).total_seconds()) if call.start_time else 0
+        for queue in self._queues.values():
+            queue.members = [m for m in queue.members if m[0] != call.sid]
+        self.callback_sender.submit(partial(self._locked_call_callback, call.sid))
+
+    def _locked_call_callback(self, sid: str) -> Callback | None:
+        with self._lock:
+            return (
+                self._call_callback(self._calls[sid], "completed") if sid in self._calls else None
+            )
+
+    def _call_callback(self, call: CallRecord, event: str) -> Callback | None:
+        if not call.status_callback or event not in call.events:
+            return None
+        sequence = self._sequence.get(call.sid, 0)
+        self._sequence[call.sid] = sequence + 1
+        return Callback(call.status_callback, call_status_params(call, sequence, self._clock()))
+
+    def _async_amd_result(self, sid: str) -> Callback | None:
+        """AsyncAmd answers the call at once and posts AnsweredBy separately:
+        https://www.twilio.com/docs/voice/answering-machine-detection#asyncamd"""
+        with self._lock:
+            call = self._calls.get(sid)
+            if call is None or not call.answered_by or not call.async_amd_status_callback:
+                return None
+            params = {
+                "AccountSid": call.account_sid,
+                "AnsweredBy": call.answered_by,
+                "CallSid": call.sid,
+                "MachineDetectionDuration": "2400",
+            }
+            return Callback(call.async_amd_status_callback, params)
+
+    def _list_queues(self, path: dict[str, str], form: Form) -> tuple[int, dict[str, Any]]:
+        now, base = self._clock(), f"/{API_VERSION}/Accounts/{self.account_sid}/Queues.json"
+        return 200, list_page("queues", base, [q.to_json(now) for q in self._queues.values()])
+
+    def _fetch_queue(self, path: dict[str, str], form: Form) -> tuple[int, dict[str, Any]]:
+        return 200, self._queue(path["queue"]).to_json(self._clock())
+
+    def _list_members(self, path: dict[str, str], form: Form) -> tuple[int, dict[str, Any]]:
+        queue, now = self._queue(path["queue"]), self._clock()
+        members = [queue.member_json(sid, now) for sid, _ in queue.members]
+        return 200, list_page(
+            "queue_members", queue.to_json(now)["subresource_uris"]["members"], members
+        )
+
+    def _fetch_member(self, path: dict[str, str], form: Form) -> tuple[int, dict[str, Any]]:
+        queue = self._queue(path["queue"])
+        return 200, queue.member_json(self._member_sid(queue, path["sid"]), self._clock())
+
+    def _dequeue(self, path: dict[str, str], form: Form) -> tuple[int, dict[str, Any]]:
+        """Takes a caller (or the one at the Front) out of the queue and on to `Url`."""
+        queue = self._queue(path["queue"])
+        sid = self._member_sid(queue, path["sid"])
+        url = form.get("Url")
+        if not url:
+            raise TwilioApiError(400, 21205, "Url parameter is required.")
+        body = queue.member_json(sid, self._clock())
+        queue.members = [m for m in queue.members if m[0] != sid]
+        if sid in self._calls:
+            self._calls[sid].redirects.append(url)
+        return 200, body
+
+    # -- helpers ----------------------------------------------------------------------
+
+    def _check_to(self, to: str) -> None:
+        if to in self._invalid or not is_e164(to):
+            raise TwilioApiError(400, 21211, f"The 'To' number {to} is not a valid phone number.")
+
+    @staticmethod
+    def _callback_url(url: str | None) -> str | None:
+        """Stricter than Twilio, which resolves a relative URL against the call's: the app
+        always sends absolute URLs, so a relative one is a bug worth a 400 here."""
+        if url and urlsplit(url).scheme not in ("http", "https"):
+            raise TwilioApiError(400, 21609, f"The StatusCallback URL {url} is not a valid URL.")
+        return url or None
+
+    def _call(self, sid: str) -> CallRecord:
+        if sid not in self._calls:
+            raise http_error(404)
+        return self._calls[sid]
+
+    def _queue(self, sid: str) -> QueueRecord:
+        if sid not in self._queues:
+            raise http_error(404)
+        return self._queues[sid]
+
+    @staticmethod
+    def _member_sid(queue: QueueRecord, sid: str) -> str:
+        """`Front` names whoever has waited longest."""
+        sids = [member for member, _ in queue.members]
+        if sid == "Front" and sids:
+            return sids[0]
+        if sid not in sids:
+            raise http_error(404)
+        return sid

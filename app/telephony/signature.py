@@ -1,0 +1,59 @@
+"""Verifying that a webhook really comes from Twilio: one dependency, used by every Twilio route.
+
+Twilio signs the full URL it called plus the POSTed form (HMAC-SHA1 with the auth token).
+Behind a TLS-terminating proxy the app sees http://internal-host/..., so the URL to check is
+NIGHTDESK_PUBLIC_URL + path + query. https://www.twilio.com/docs/usage/webhooks/webhooks-security
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+from urllib.parse import parse_qsl
+
+from fastapi import Depends, HTTPException, Request
+from twilio.request_validator import RequestValidator
+
+log = logging.getLogger("nightdesk.telephony")
+
+
+class TwilioSignatures:
+    """Checks signatures with the current auth token, and a previous one while it is rotated."""
+
+    def __init__(self, auth_token: str, previous_auth_token: str = "") -> None:
+        self._validators = [RequestValidator(t) for t in (auth_token, previous_auth_token) if t]
+
+    def is_valid(self, url: str, params: dict[str, str], signature: str) -> bool:
+        return any(v.validate(url, params, signature) for v in self._validators)
+
+
+def public_url(request: Request) -> str:
+    """The URL Twilio called: the configured public base, this path and this query."""
+    base = request.app.state.settings.public_url.rstrip("/") or str(request.base_url).rstrip("/")
+    query = request.url.query
+    return f"{base}{request.url.path}" + (f"?{query}" if query else "")
+
+
+async def verified_form(request: Request) -> dict[str, str]:
+    """The webhook's form fields, once its X-Twilio-Signature has been checked (403 if not)."""
+    body = await request.body()
+    try:
+        params = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False))
+    except UnicodeDecodeError:
+        raise HTTPException(400, "the webhook body is not form-encoded UTF-8") from None
+    signature = request.headers.get("x-twilio-signature", "")
+    url = public_url(request)
+    signatures: TwilioSignatures = request.app.state.signatures
+    if not signature or not signatures.is_valid(url, params, signature):
+        log.warning(
+            "webhook_forbidden",
+            extra={
+                "path": request.url.path,
+                "reason": "bad signature" if signature else "unsigned",
+            },
+        )
+        raise HTTPException(403, "X-Twilio-Signature does not match this request")
+    return params
+
+
+TwilioForm = Annotated[dict[str, str], Depends(verified_form)]

@@ -1,0 +1,139 @@
+"""Rendering the engine's actions as TwiML with the twilio library's `VoiceResponse`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from twilio.twiml.voice_response import VoiceResponse
+
+from app.flows.engine import (
+    Action,
+    Dial,
+    Enqueue,
+    Gather,
+    Hangup,
+    Play,
+    Record,
+    SaveMessage,
+    Say,
+)
+from app.flows.schema import Speech
+
+
+@dataclass(frozen=True)
+class TurnUrls:
+    """Where Twilio should come back to after this turn's verbs."""
+
+    step: str  # Gather/Record/Dial/Enqueue action
+    silence: str  # reached when a Gather or Record hears nothing
+    hold: str  # Enqueue waitUrl
+    recording: str  # recordingStatusCallback
+    transcription: str  # transcribeCallback
+
+
+def render_twiml(actions: list[Action], urls: TurnUrls, speech: Speech) -> str:
+    """One TwiML document for one turn of the call."""
+    response = VoiceResponse()
+    for action in actions:
+        match action:
+            case Say():
+                response.say(action.text, voice=speech.voice, language=speech.language)
+            case Play():
+                response.play(action.url)
+            case Gather():
+                inputs = " ".join(
+                    kind for kind, on in (("dtmf", action.keypad), ("speech", action.speech)) if on
+                )
+                gather = response.gather(
+                    input=inputs,
+                    action=urls.step,
+                    method="POST",
+                    timeout=action.timeout,
+                    num_digits=action.num_digits,
+                    finish_on_key="#" if action.num_digits is None else None,
+                    speech_timeout="auto" if action.speech else None,
+                    language=speech.language if action.speech else None,
+                    hints=",".join(action.hints) or None,
+                )
+                for prompt in action.prompt:
+                    if isinstance(prompt, Say):
+                        gather.say(prompt.text, voice=speech.voice, language=speech.language)
+                    else:
+                        gather.play(prompt.url)
+                # Twilio carries on with the next verb when the Gather hears nothing.
+                # https://www.twilio.com/docs/voice/twiml/gather#action
+                response.redirect(urls.silence, method="POST")
+            case Record():
+                response.record(
+                    action=urls.step,
+                    method="POST",
+                    max_length=action.max_seconds,
+                    play_beep=True,
+                    finish_on_key="#",
+                    timeout=5,
+                    recording_status_callback=urls.recording,
+                    recording_status_callback_event="completed",
+                    transcribe=action.transcribe or None,
+                    transcribe_callback=urls.transcription if action.transcribe else None,
+                )
+                # An empty recording does not request the action URL; Twilio moves on instead.
+                # https://www.twilio.com/docs/voice/twiml/record#action
+                response.redirect(urls.silence, method="POST")
+            case Dial():
+                response.dial(
+                    action.number, action=urls.step, method="POST", timeout=action.timeout
+                )
+            case Enqueue():
+                response.enqueue(
+                    action.queue,
+                    action=urls.step,
+                    method="POST",
+                    wait_url=urls.hold,
+                    wait_url_method="POST",
+                )
+            case Hangup():
+                response.hangup()
+            case SaveMessage():
+                pass  # a side effect for the service, nothing the caller hears
+    return str(response)
+
+
+def render_hold(message: str, music: str | None, leave: bool, speech: Speech) -> str:
+    """The Enqueue waitUrl document: hold message and music, or <Leave> once the wait is over."""
+    response = VoiceResponse()
+    if leave:
+        response.leave()
+        return str(response)
+    response.say(message, voice=speech.voice, language=speech.language)
+    if music:
+        response.play(music)
+    else:
+        response.pause(length=20)
+    return str(response)
+
+
+def render_voicemail(prompt: str, done_url: str, recording_url: str, transcription_url: str) -> str:
+    """A self-contained voicemail: used when no flow can run (unknown number, database down)."""
+    response = VoiceResponse()
+    response.say(prompt)
+    response.record(
+        action=done_url,
+        method="POST",
+        max_length=180,
+        play_beep=True,
+        finish_on_key="#",
+        recording_status_callback=recording_url,
+        recording_status_callback_event="completed",
+        transcribe=True,
+        transcribe_callback=transcription_url,
+    )
+    response.say("We didn't hear a message. Please try calling again. Goodbye.")
+    response.hangup()
+    return str(response)
+
+
+def render_goodbye(text: str) -> str:
+    response = VoiceResponse()
+    response.say(text)
+    response.hangup()
+    return str(response)
