@@ -35,7 +35,8 @@ WEBHOOKS_REJECTED = Counter(
     registry=REGISTRY,
 )  # fmt: skip
 
-_PHONE = re.compile(r"\+?\d[\d ]{6,}\d")
+# A whole phone number (not digits inside a CallSid): +E.164, or a long run of digits.
+_PHONE = re.compile(r"(?<![A-Za-z0-9])\+?\d{7,15}(?![A-Za-z0-9])")
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 

@@ -240,11 +240,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
     started = time.monotonic()
-    with throwaway_postgres() as url:
-        print(f"postgres: {url} ready in {time.monotonic() - started:.1f} s", file=sys.stderr)
-        env = {**os.environ, URL_VARIABLE: url}
-        code = subprocess.run(command, env=env, check=False).returncode  # noqa: S603 - the caller's command
-        stopping = time.monotonic()
+    try:
+        with throwaway_postgres() as url:
+            print(f"postgres: {url} ready in {time.monotonic() - started:.1f} s", file=sys.stderr)
+            env = {**os.environ, URL_VARIABLE: url}
+            code = subprocess.run(command, env=env, check=False).returncode  # noqa: S603
+            stopping = time.monotonic()
+    except KeyboardInterrupt:  # Ctrl-C: the server is already stopped and removed
+        return 128 + signal.SIGINT
     print(f"postgres: stopped and removed in {time.monotonic() - stopping:.1f} s", file=sys.stderr)
     # A child killed by a signal reports -N; a shell reports 128+N.
     return code if code >= 0 else 128 - code

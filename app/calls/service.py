@@ -20,8 +20,8 @@ from app.calls.webhooks import VoiceWebhook, heard_from
 from app.clients.flows import FlowStore
 from app.clients.models import Client, PhoneNumber
 from app.flows import engine
-from app.flows.engine import CallState, HungUp, QueueStep, SaveMessage, Turn
-from app.flows.schema import Flow, Speech, Urgency
+from app.flows.engine import CallState, HungUp, SaveMessage, Turn
+from app.flows.schema import Flow, QueueStep, Speech, Urgency
 from app.messages import service as messages
 from app.observability import CALLS_STARTED, mask_number
 from app.telephony.twiml import TurnUrls, render_hold, render_twiml, render_voicemail

@@ -67,7 +67,7 @@ class VoiceWebhook:
 
 def _number(form: Mapping[str, str], name: str) -> int | None:
     value = form.get(name)
-    if value in (None, ""):
+    if value is None or value == "":
         return None
     try:
         return int(value)

@@ -60,19 +60,18 @@ def _covers(window: TimeRange, clock: dt.time, *, spill: bool) -> bool:
 def is_open(
     hours: OpeningHours, calendar: HolidayCalendar, zone: ZoneInfo, at: dt.datetime
 ) -> bool:
-    """True when a person is at the office: inside today's hours and not on a holiday."""
+    """True when a person is at the office: inside one of the day's windows, on a day that is not
+    a holiday. A window belongs to the day it is listed under, so Thursday's 22:00-02:00 still runs
+    into a Friday holiday, and a Thursday holiday cancels it past midnight too."""
     local = local_time(at, zone)
     clock = local.time().replace(tzinfo=None)
-    today = WEEKDAYS[local.weekday()]
-    yesterday = WEEKDAYS[(local.weekday() - 1) % 7]
-    if holiday_name(calendar, local.date()) is not None:
-        return False
-    if any(_covers(w, clock, spill=False) for w in hours.get(today, [])):
-        return True
-    yesterday_date = local.date() - dt.timedelta(days=1)
-    if holiday_name(calendar, yesterday_date) is not None:
-        return False
-    return any(_covers(w, clock, spill=True) for w in hours.get(yesterday, []))
+    for day, spill in ((local.date(), False), (local.date() - dt.timedelta(days=1), True)):
+        windows = hours.get(WEEKDAYS[day.weekday()], [])
+        if holiday_name(calendar, day) is None and any(
+            _covers(w, clock, spill=spill) for w in windows
+        ):
+            return True
+    return False
 
 
 def is_holiday(calendar: HolidayCalendar, zone: ZoneInfo, at: dt.datetime) -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import typing
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from difflib import get_close_matches
 from pathlib import Path
@@ -133,7 +133,11 @@ def load_flows(paths: Sequence[Path]) -> tuple[list[LoadedFlow], list[FlowProble
     problem, including two files claiming one client slug or phone number (the later one loses)."""
     loaded: list[LoadedFlow] = []
     problems: list[FlowProblem] = []
+    seen: set[Path] = set()
     for file in _flow_files(paths, problems):
+        if file.resolve() in seen:
+            continue
+        seen.add(file.resolve())
         try:
             candidate = load_flow_file(file)
         except FlowFileError as exc:
@@ -146,20 +150,18 @@ def load_flows(paths: Sequence[Path]) -> tuple[list[LoadedFlow], list[FlowProble
     return loaded, problems
 
 
-def _flow_files(paths: Sequence[Path], problems: list[FlowProblem]) -> list[Path]:
-    files: list[Path] = []
+def _flow_files(paths: Sequence[Path], problems: list[FlowProblem]) -> Iterator[Path]:
+    """The files to load, in the order given; paths that hold none are problems, in that order."""
     for path in paths:
         if path.is_dir():
             found = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml"))
             if not found:
                 problems.append(FlowProblem(str(path), 0, None, "has no *.yaml flow files"))
-            files.extend(found)
+            yield from found
         elif path.exists():
-            files.append(path)
+            yield path
         else:
             problems.append(FlowProblem(str(path), 0, None, "no such file or folder"))
-    unique = {file.resolve(): file for file in reversed(files)}
-    return list(reversed(unique.values()))
 
 
 def _clashes(candidate: LoadedFlow, loaded: Iterable[LoadedFlow]) -> Iterable[FlowProblem]:

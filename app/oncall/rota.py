@@ -41,10 +41,13 @@ def _scheduled(rotation: Rotation, local: dt.datetime) -> str:
 
 def who_is_on_call(rotation: Rotation, zone: ZoneInfo, at: dt.datetime) -> str:
     """The contact id on call at `at`: the latest-starting override covering it, else the rota."""
-    covering = [o for o in rotation.overrides if _aware(o.start, zone) <= at < _aware(o.end, zone)]
+    local = local_time(at, zone)  # also makes a naive `at` comparable with the overrides
+    covering = [
+        o for o in rotation.overrides if _aware(o.start, zone) <= local < _aware(o.end, zone)
+    ]
     if covering:
         return max(covering, key=lambda o: _aware(o.start, zone)).contact
-    return _scheduled(rotation, local_time(at, zone))
+    return _scheduled(rotation, local)
 
 
 def next_handoffs(
@@ -60,8 +63,8 @@ def next_handoffs(
     for o in rotation.overrides:
         candidates.update(_aware(t, zone).astimezone(dt.UTC) for t in (o.start, o.end))
     changes: list[Handoff] = []
-    current = who_is_on_call(rotation, zone, at)
-    for instant in sorted(c for c in candidates if c > at):
+    current = who_is_on_call(rotation, zone, local)
+    for instant in sorted(c for c in candidates if c > local):
         person = who_is_on_call(rotation, zone, instant)
         if person != current:
             changes.append(Handoff(instant, person))

@@ -118,9 +118,7 @@ def test_a_hangup_reached_without_a_message_names_the_hangup_and_the_route() -> 
     assert "without leaving a message or reaching anyone (menu → bye)" in found[0].message
 
 
-def test_a_transfer_that_connects_counts_but_its_no_answer_path_must_still_take_a_message() -> (
-    None
-):
+def test_a_transfer_that_connects_counts_but_its_no_answer_path_still_takes_a_message() -> None:
     good = problems(
         """
           engineer: {type: transfer, to: on_call, on_no_answer: name}
@@ -242,9 +240,11 @@ def test_an_opening_window_that_closes_when_it_opens_is_refused_but_a_whole_day_
 
 
 def test_a_number_or_contact_listed_twice_is_reported() -> None:
-    head = HEAD.replace('["+441134960000"]', '["+441134960000", "+441134960000"]').replace(
-        "  - {id: alex, name: Alex", "  - {id: sam, name: Alex"
-    ).replace("members: [sam, alex]", "members: [sam]")
+    head = (
+        HEAD.replace('["+441134960000"]', '["+441134960000", "+441134960000"]')
+        .replace("  - {id: alex, name: Alex", "  - {id: sam, name: Alex")
+        .replace("members: [sam, alex]", "members: [sam]")
+    )
     found = problems(TAKE_MESSAGE, head=head)
     assert [p.field for p in found] == [("numbers", 1), ("contacts", 1, "id")]
 
