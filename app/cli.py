@@ -91,10 +91,10 @@ def demo(
         typer.echo(f"  {item.flow.client:<20} {item.flow.name} ({', '.join(item.flow.numbers)})")
     typer.echo(
         "\nTry a call without a phone, in another terminal:\n"
-        f"  nightdesk call acme-plumbing --at 2026-12-25T02:00 --press 2 --say 'Sam Taylor' "
-        "--say '07911 123456' --press 1 --say 'The boiler is leaking'\n"
-        f"  nightdesk call riverside-medical --url http://{host}:{port}\n"
-        "  nightdesk messages list\n"
+        "  uv run nightdesk call acme-plumbing --at 2026-12-25T02:00 --press 2 "
+        "--say 'Sam Taylor' --say '07911 123456' --press 1 --say 'The boiler is leaking'\n"
+        f"  uv run nightdesk call riverside-medical --url http://{host}:{port} --press 2\n"
+        "  uv run nightdesk messages list\n"
     )
     serve(host=host, port=port, workers=1)
 

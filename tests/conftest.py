@@ -1,53 +1,43 @@
-"""The database harness: every test gets a fresh, migrated, empty database on the chosen backend.
+"""Fixtures every test can use: a fresh database, settings, the app, a client and a clock.
 
-NIGHTDESK_TEST_DATABASE_URL unset: SQLite. The migrations run once into a template file and each
-test gets its own copy of that file.
-NIGHTDESK_TEST_DATABASE_URL set: that PostgreSQL server. The session creates its own database
-there (nightdesk_test_<random>), migrates it once, empties it before each test and drops it at
-the end. `scripts/test` runs the suite once per backend.
+The databases come from tests/databases.py: SQLite, or PostgreSQL when
+NIGHTDESK_TEST_DATABASE_URL names a server.
 """
 
 from __future__ import annotations
 
 import os
-import secrets
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import URL, Engine, create_engine, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.pool import NullPool
 
-import app.models as _all_models  # noqa: F401 - registers every table, to empty them all
-from app.db import Base, make_engine, make_session_factory, upgrade_database
+from app.db import make_engine, make_session_factory
 from app.main import create_app
 from app.settings import Settings, get_settings
 from tests.clock import FakeClock
+from tests.databases import (
+    TEST_DATABASE_URL,
+    PostgresDatabases,
+    SqliteDatabases,
+    postgres_server_url,
+)
 
-TEST_DATABASE_URL = "NIGHTDESK_TEST_DATABASE_URL"
 ROOT = Path(__file__).resolve().parent.parent
 PUBLIC_URL = "https://nightdesk.test"
 AUTH_TOKEN = "test-auth-token"
 
 
-def postgres_server_url() -> URL | None:
-    """The PostgreSQL server the suite runs against, or None for SQLite."""
-    raw = os.environ.get(TEST_DATABASE_URL, "").strip()
-    if not raw:
-        return None
-    url = make_url(raw)
-    if url.get_backend_name() != "postgresql":
-        raise pytest.UsageError(f"{TEST_DATABASE_URL} must be a PostgreSQL URL, got {url!r}")
-    if url.drivername == "postgresql":  # plain postgresql:// would mean psycopg2, not installed
-        url = url.set(drivername="postgresql+psycopg")
-    return url
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse a NIGHTDESK_TEST_DATABASE_URL that is not PostgreSQL before any test runs."""
+    postgres_server_url()
 
 
 def pytest_report_header(config: pytest.Config) -> str:
+    """Name the backend at the top of the output, so a log shows what the run tested."""
     server = postgres_server_url()
     if server is None:
         return f"database: SQLite, a fresh file per test ({TEST_DATABASE_URL} unset)"
@@ -55,60 +45,6 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 # --- one migrated database per session, a fresh one per test --------------------------------
-
-
-class SqliteDatabases:
-    """Migrate once into a template file; copying it is much faster than migrating per test."""
-
-    def __init__(self, directory: Path) -> None:
-        self.template = directory / "template.db"
-        upgrade_database(f"sqlite:///{self.template}")
-        # The migration's engine is disposed, so the WAL is checkpointed: the one file is all.
-        assert not self.template.with_name("template.db-wal").exists()
-
-    def fresh(self, directory: Path) -> str:
-        path = directory / "nightdesk.db"
-        shutil.copyfile(self.template, path)
-        return f"sqlite:///{path}"
-
-
-class PostgresDatabases:
-    """One database per session, migrated once and emptied before each test.
-
-    Emptied with DELETE, children first, and every sequence set back to its start: what
-    TRUNCATE ... RESTART IDENTITY does, but about 2 ms instead of 50 ms for tests' few rows.
-    """
-
-    def __init__(self, server: URL) -> None:
-        self.server = server
-        self.url = server.set(database=f"nightdesk_test_{secrets.token_hex(4)}")
-        self._admin(f'CREATE DATABASE "{self.url.database}"')
-        upgrade_database(self.url.render_as_string(hide_password=False))
-        self.engine: Engine = create_engine(self.url, pool_size=1)
-        self._empty = [table.delete() for table in reversed(Base.metadata.sorted_tables)]
-
-    def fresh(self, _directory: Path) -> str:
-        with self.engine.begin() as connection:
-            # Fail, rather than hang, when an earlier test left a transaction open.
-            connection.execute(text("SET LOCAL lock_timeout = '10s'"))
-            for statement in self._empty:
-                connection.execute(statement)
-            connection.execute(
-                text("SELECT setval(seqrelid::regclass, seqstart, false) FROM pg_sequence")
-            )
-        return self.url.render_as_string(hide_password=False)
-
-    def drop(self) -> None:
-        self.engine.dispose()
-        self._admin(f'DROP DATABASE IF EXISTS "{self.url.database}" WITH (FORCE)')
-
-    def _admin(self, statement: str) -> None:
-        engine = create_engine(self.server, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-        try:
-            with engine.connect() as connection:
-                connection.execute(text(statement))
-        finally:
-            engine.dispose()
 
 
 @pytest.fixture(scope="session")

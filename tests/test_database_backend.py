@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.clients.models import Client
 from app.db import Base
-from tests.conftest import TEST_DATABASE_URL
+from tests.databases import TEST_DATABASE_URL
 
 
 def test_the_backend_in_use_is_the_one_the_environment_names(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from pprint import pformat
 
 from alembic.autogenerate import compare_metadata
@@ -11,7 +12,8 @@ from alembic.script import ScriptDirectory
 
 import app.models  # noqa: F401 - registers every table on Base.metadata
 from app.db import Base, make_engine
-from tests.conftest import ROOT
+
+ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
 
 
 def test_the_migrated_database_matches_the_models(database_url: str) -> None:
@@ -26,7 +28,7 @@ def test_the_migrated_database_matches_the_models(database_url: str) -> None:
 
 
 def test_the_database_is_at_the_newest_migration(database_url: str) -> None:
-    scripts = ScriptDirectory.from_config(Config(str(ROOT / "alembic.ini")))
+    scripts = ScriptDirectory.from_config(Config(str(ALEMBIC_INI)))
     engine = make_engine(database_url)
     try:
         with engine.connect() as connection:

@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from app.flows.check import check_flow
 from app.flows.schema import Flow, Step
@@ -294,23 +295,24 @@ def _data_path(loc: YamlPath, data: Any) -> tuple[YamlPath, bool]:
     return tuple(path), alternative
 
 
-def _message(error: Any, field_path: YamlPath, model: type[BaseModel] | None) -> str:
+def _message(error: ErrorDetails, field_path: YamlPath, model: type[BaseModel] | None) -> str:
     """Pydantic's message in a flow author's words; `model` holds the field, when known."""
     kind, text = error["type"], error["msg"]
     label = _label(field_path)
-    if kind == "missing":
-        return f"missing required field {field_path[-1]!r}"
-    if kind == "extra_forbidden":
-        name = str(field_path[-1])
+    if kind in ("missing", "extra_forbidden"):
+        name, parent = str(field_path[-1]), _label(field_path[:-1])
+        where = f"{parent}: " if parent else ""
+        if kind == "missing":
+            return f"{where}missing required field {name!r}"
         close = get_close_matches(name, list(model.model_fields), n=1) if model else []
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        prefix = _label(field_path[:-1])
-        return f"{prefix + ': ' if prefix else ''}unknown field {name!r}{hint}"
+        return f"{where}unknown field {name!r}" + (
+            f" (did you mean {close[0]!r}?)" if close else ""
+        )
     if kind == "union_tag_invalid":
         return f"unknown step type {error['input'].get('type')!r} (use {', '.join(_STEP_MODELS)})"
     if kind == "union_tag_not_found":
         return f"a step needs a 'type': {', '.join(_STEP_MODELS)}"
-    if kind == "string_pattern_mismatch" and error["ctx"]["pattern"] == _NAME_PATTERN:
+    if kind == "string_pattern_mismatch" and error.get("ctx", {}).get("pattern") == _NAME_PATTERN:
         text = f"{error['input']!r} should be a lower_case name (letters, digits and _)"
     text = text.removeprefix("Value error, ")
     return f"{label}: {text}" if label else text

@@ -171,9 +171,7 @@ class EscalationPolicy(Strict):
 
 
 class StepBase(Strict):
-    def targets(self) -> list[str]:
-        """Step ids this step can go to next, for the checker."""
-        return []
+    """Common base of the call-taking steps (discriminated by `type`)."""
 
 
 class SayStep(StepBase):
@@ -187,9 +185,6 @@ class SayStep(StepBase):
         if (self.text is None) == (self.audio is None):
             raise ValueError("a say step needs exactly one of 'text' or 'audio'")
         return self
-
-    def targets(self) -> list[str]:
-        return [self.next]
 
 
 class MenuOption(Strict):
@@ -215,9 +210,6 @@ class MenuStep(StepBase):
     timeout: int = Field(6, ge=2, le=30, description="Seconds of silence before a retry")
     default: StepId = Field(description="Where to go after the last failed attempt")
 
-    def targets(self) -> list[str]:
-        return [o.goto for o in self.options] + [self.default]
-
 
 class Expect(StrEnum):
     phone = "phone"
@@ -238,9 +230,6 @@ class AskStep(StepBase):
     next: StepId
     on_fail: StepId | None = Field(None, description="Default: carry on to 'next' without it")
 
-    def targets(self) -> list[str]:
-        return [self.next] + ([self.on_fail] if self.on_fail else [])
-
     @property
     def confirms(self) -> bool:
         return self.confirm if self.confirm is not None else self.expect is Expect.phone
@@ -252,9 +241,6 @@ class RecordStep(StepBase):
     max_seconds: int = Field(120, ge=5, le=3600)
     transcribe: bool = True
     next: StepId
-
-    def targets(self) -> list[str]:
-        return [self.next]
 
 
 class Condition(StrEnum):
@@ -281,9 +267,6 @@ class BranchStep(StepBase):
     rules: list[BranchRule] = Field(min_length=1)
     otherwise: StepId
 
-    def targets(self) -> list[str]:
-        return [r.goto for r in self.rules] + [self.otherwise]
-
 
 class TransferStep(StepBase):
     type: Literal["transfer"]
@@ -291,9 +274,6 @@ class TransferStep(StepBase):
     prompt: str | None = "Please hold while I connect you."
     timeout: int = Field(20, ge=5, le=120, description="Seconds to ring before giving up")
     on_no_answer: StepId
-
-    def targets(self) -> list[str]:
-        return [self.on_no_answer]
 
 
 class QueueStep(StepBase):
@@ -303,18 +283,12 @@ class QueueStep(StepBase):
     timeout: int = Field(90, ge=10, le=1800, description="Seconds on hold before falling back")
     on_timeout: StepId
 
-    def targets(self) -> list[str]:
-        return [self.on_timeout]
-
 
 class TakeMessageStep(StepBase):
     type: Literal["take_message"]
     urgency: Urgency = Urgency.routine
     say: str | None = "Thank you. Your message has been passed on."
     next: StepId | None = Field(None, description="Default: hang up with the flow's goodbye")
-
-    def targets(self) -> list[str]:
-        return [self.next] if self.next else []
 
 
 class HangupStep(StepBase):

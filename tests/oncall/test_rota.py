@@ -10,21 +10,17 @@ from app.oncall.rota import Handoff, next_handoffs, who_is_on_call
 
 LONDON = ZoneInfo("Europe/London")
 # Weekly shifts from Monday 23 March 2026, handed over at 09:00 London time.
-WEEKLY = Rotation.model_validate(
-    {"members": ["dave", "priya", "tom"], "handoff": "09:00", "starts": "2026-03-23"}
-)
-# Tom covers Christmas, from Christmas Eve at 17:30 until Tuesday morning (local times).
-CHRISTMAS = WEEKLY.model_copy(
-    update={
-        "overrides": Rotation.model_validate(
-            {
-                "members": ["tom"],
-                "overrides": [
-                    {"contact": "tom", "start": "2026-12-24T17:30", "end": "2026-12-29T08:00"},
-                    {"contact": "dave", "start": "2026-12-25T11:00", "end": "2026-12-25T15:00"},
-                ],
-            }
-        ).overrides
+ROTA = {"members": ["dave", "priya", "tom"], "handoff": "09:00", "starts": "2026-03-23"}
+WEEKLY = Rotation.model_validate(ROTA)
+# Tom covers Christmas, from Christmas Eve at 17:30 until Tuesday morning, and Dave takes
+# Christmas lunch (times without an offset are London's).
+CHRISTMAS = Rotation.model_validate(
+    {
+        **ROTA,
+        "overrides": [
+            {"contact": "tom", "start": "2026-12-24T17:30", "end": "2026-12-29T08:00"},
+            {"contact": "dave", "start": "2026-12-25T11:00", "end": "2026-12-25T15:00"},
+        ],
     }
 )
 
