@@ -39,9 +39,16 @@ def make_engine(url: str) -> Engine:
     """An engine tuned for the backend: WAL and a busy timeout on SQLite, pre-ping on PostgreSQL."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
+        pool: dict[str, Any] = {}
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+            # Every transaction takes SQLite's one write lock as it begins (below), so a second
+            # connection could only wait in SQLite's busy handler, which sleeps in steps of up
+            # to 100 ms. Waiting for the pool's one connection wakes the moment it is returned.
+            pool = {"pool_size": 1, "max_overflow": 0, "pool_timeout": 30}
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, **pool
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin_immediate)
         return engine
