@@ -54,7 +54,8 @@ def test_a_night_caller_leaves_a_whole_message_that_is_saved_and_queued_for_the_
     assert message.outcome == "message"
     assert message.status == "new"
     assert message.transcription == "The kitchen tap drips all night"
-    assert message.recording_sid is not None and message.recording_seconds
+    assert message.recording_sid is not None
+    assert message.recording_seconds
     with session_factory() as session:
         owed = session.scalars(select(Delivery).where(Delivery.message_id == message.id)).all()
     assert owed, "saving a message queues its first notifications in the same transaction"

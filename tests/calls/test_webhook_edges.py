@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.calls.models import Call
 from app.main import create_app
 from app.messages.models import Message
 from app.settings import Settings
@@ -42,7 +41,7 @@ def post(
     path: str,
     params: dict[str, str],
     token: str | None = None,
-):  # noqa: E501
+) -> httpx.Response:
     return signed_post(
         client, settings.public_url, path, params, token or settings.twilio_auth_token
     )

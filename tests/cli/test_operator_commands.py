@@ -1,4 +1,4 @@
-"""The `nightdesk` command as an operator uses it: check and sync flows, try a call, read messages."""
+"""The `nightdesk` command as an operator uses it: flows, a trial call, reading messages."""
 
 from __future__ import annotations
 
