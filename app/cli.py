@@ -15,13 +15,14 @@ import uvicorn
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.clients.flows import sync_flows
+from app.clients.flows import FlowStore, sync_flows
 from app.clients.models import Client, PhoneNumber
 from app.db import make_engine, make_session_factory, transaction, upgrade_database
+from app.dispatch.acks import MessageNotFoundError, acknowledge
 from app.flows.check import most_menus_before_message
 from app.flows.jsonschema import flow_json_schema
 from app.flows.loader import load_flows
-from app.messages.queries import MessageNotFoundError, acknowledge, list_messages, message_detail
+from app.messages.queries import list_messages, message_detail
 from app.oncall.rota import next_handoffs, who_is_on_call
 from app.settings import Settings, get_settings
 from app.telephony.sandbox.caller import Conversation, Press, SimulatedCaller
@@ -339,13 +340,16 @@ def messages_ack(
     """Acknowledge a message: stops its escalation."""
     with transaction(_sessions(get_settings())) as session:
         try:
-            changed = acknowledge(session, message_id, by, utcnow())
+            done = acknowledge(
+                session, FlowStore(), message_id, by=by, via="operator", now=utcnow()
+            )
         except MessageNotFoundError as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(1) from None
-    typer.echo(
-        f"message {message_id} " + ("acknowledged" if changed else "was already acknowledged")
-    )
+    if done.first:
+        typer.echo(f"message {message_id} (#{done.ref}) acknowledged by {done.by}")
+    else:
+        typer.echo(f"message {message_id} (#{done.ref}) was already acknowledged by {done.by}")
 
 
 def main() -> None:

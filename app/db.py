@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import datetime as dt
-from collections.abc import Iterator
+import sqlite3
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
 from fastapi import Depends, Request
 from sqlalchemy import JSON, DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.pool import QueuePool
+
+T = TypeVar("T")
 
 # Stable constraint names, so Alembic can drop and alter them on every backend.
 NAMING_CONVENTION = {
@@ -35,8 +45,11 @@ class Base(DeclarativeBase):
     }
 
 
-def make_engine(url: str) -> Engine:
-    """An engine tuned for the backend: WAL and a busy timeout on SQLite, pre-ping on PostgreSQL."""
+def make_engine(url: str, *, lock_timeout: float = 30) -> Engine:
+    """An engine tuned for the backend: WAL and a busy timeout on SQLite, pre-ping on PostgreSQL.
+
+    `lock_timeout`: how long a SQLite transaction waits for the write lock before it fails.
+    """
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         pool: dict[str, Any] = {}
@@ -47,7 +60,7 @@ def make_engine(url: str) -> Engine:
             # to 100 ms. Waiting for the pool's one connection wakes the moment it is returned.
             pool = {"pool_size": 1, "max_overflow": 0, "pool_timeout": 30}
         engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, **pool
+            url, connect_args={"check_same_thread": False, "timeout": lock_timeout}, **pool
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin_immediate)
@@ -63,8 +76,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.close()
+    cursor.close()  # the busy timeout is sqlite3.connect()'s `timeout` (make_engine's lock_timeout)
     # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin (see below).
     dbapi_connection.isolation_level = None
 
@@ -99,6 +111,85 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
+async def in_transaction(request: Request, work: Callable[[Session, dt.datetime], T]) -> T:
+    """Run `work` in one committed transaction (see Transactions), with the app's clock."""
+    state = request.app.state
+    transactions: Transactions = state.transactions
+    return await transactions.run(lambda session: work(session, state.clock()))
+
+
+class Transactions:
+    """Runs the requests' units of work, each in its own transaction, committed when it returns,
+    on database threads: one per pooled connection, since a thread more could only wait for one.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.sessions = make_session_factory(engine)
+        size = engine.pool.size() if isinstance(engine.pool, QueuePool) else 1
+        self._threads = ThreadPoolExecutor(max_workers=size, thread_name_prefix="database")
+
+    async def run(self, work: Callable[[Session], T]) -> T:
+        context = contextvars.copy_context()
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._threads, context.run, self._run, work)
+
+    def _run(self, work: Callable[[Session], T]) -> T:
+        with transaction(self.sessions) as session:
+            return work(session)
+
+    def close(self) -> None:
+        self._threads.shutdown()
+
+
+class SqliteTransactions(Transactions):
+    """SQLite does its work inside this process, holding the GIL: a database thread adds no
+    parallelism, only thread switches, which cost a third of the requests/s at full load
+    (bench/README.md). So a unit of work runs right on the event loop when the write lock is free
+    at once, and on the database thread, which waits for it, when another connection holds it:
+    a `nightdesk` command, a worker, or a thread of this process. Same transaction either way.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine)
+        url = engine.url.render_as_string(hide_password=False)
+        # A connection of its own that never waits: BEGIN IMMEDIATE fails at once when busy.
+        self._at_once_engine = make_engine(url, lock_timeout=0)
+        self._at_once = make_session_factory(self._at_once_engine)
+
+    async def run(self, work: Callable[[Session], T]) -> T:
+        try:
+            with transaction(self._at_once) as session:
+                _begin_at_once(session)
+                return work(session)
+        except _WriteLockBusyError:
+            return await super().run(work)
+
+    def close(self) -> None:
+        super().close()
+        self._at_once_engine.dispose()
+
+
+class _WriteLockBusyError(Exception):
+    pass
+
+
+def _begin_at_once(session: Session) -> None:
+    """Begin the transaction (BEGIN IMMEDIATE, see make_engine) or raise _WriteLockBusyError."""
+    try:
+        session.connection()
+    except OperationalError as exc:
+        if getattr(exc.orig, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY:
+            raise _WriteLockBusyError from exc
+        raise
+
+
+def make_transactions(engine: Engine) -> Transactions:
+    """SQLite on a file gets SqliteTransactions; PostgreSQL (and SQLite in memory) threads only."""
+    if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+        return SqliteTransactions(engine)
+    return Transactions(engine)
+
+
 # scope="function" commits when the route returns, before the response is sent.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
@@ -114,3 +205,16 @@ def upgrade_database(url: str) -> None:
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     config.attributes["configure_logging"] = False
     command.upgrade(config, "head")
+
+
+def insert_if_absent(session: Session, model: type[Base], values: dict[str, Any], key: str) -> bool:
+    """INSERT … ON CONFLICT (key) DO NOTHING; True when this call inserted the row.
+
+    How repeats become no-ops: a Twilio retry, a second worker or a re-run escalation step tries
+    to insert the same row again and simply doesn't.
+    """
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert(model).values(**values).on_conflict_do_nothing(index_elements=[key])
+    result = session.execute(statement)
+    return bool(getattr(result, "rowcount", 0) == 1)

@@ -12,12 +12,17 @@ from app.calls.routes import router as calls_router
 from app.calls.service import CallService
 from app.calls.webhooks import BadWebhookError
 from app.clients.flows import FlowStore
-from app.db import make_engine, make_session_factory
+from app.db import make_engine, make_transactions
+from app.dispatch.dispatcher import Dispatcher, Links, start_in_background, wake_on_commit
+from app.dispatch.routes import router as dispatch_router
+from app.dispatch.senders import make_senders
 from app.observability import LatencyMiddleware, configure_logging
 from app.ops.routes import router as ops_router
 from app.settings import Settings, get_settings
 from app.telephony.signature import TwilioSignatures
 from app.timeutil import Clock, utcnow
+
+DEV_PUBLIC_URL = "http://127.0.0.1:8000"  # where callbacks go when NIGHTDESK_PUBLIC_URL is unset
 
 
 def create_app(settings: Settings | None = None, clock: Clock = utcnow) -> FastAPI:
@@ -25,24 +30,39 @@ def create_app(settings: Settings | None = None, clock: Clock = utcnow) -> FastA
     settings = settings or get_settings()
     configure_logging(settings.log_level)
     engine = make_engine(settings.database_url)
+    transactions = make_transactions(engine)
+    flows = FlowStore()
+    links = Links(settings.public_url.rstrip("/") or DEV_PUBLIC_URL, settings.secret_key)
+    senders = make_senders(settings)
+    dispatcher = Dispatcher(transactions.sessions, flows, senders, links, clock)
+    wake_on_commit(transactions.sessions, dispatcher.waker)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        stop_dispatcher = start_in_background(dispatcher) if settings.run_dispatcher else None
         yield
+        if stop_dispatcher is not None:
+            stop_dispatcher()
+        transactions.close()
         engine.dispose()
 
     app = FastAPI(title="Nightdesk", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
     app.state.engine = engine
-    app.state.session_factory = make_session_factory(engine)
+    app.state.session_factory = transactions.sessions
+    app.state.transactions = transactions
     app.state.clock = clock
     app.state.signatures = TwilioSignatures(
         settings.twilio_auth_token, settings.twilio_previous_auth_token
     )
-    app.state.calls = CallService(FlowStore())
+    app.state.flows = flows
+    app.state.links = links
+    app.state.dispatcher = dispatcher
+    app.state.calls = CallService(flows)
     app.add_middleware(LatencyMiddleware)
     app.include_router(ops_router)
     app.include_router(calls_router)
+    app.include_router(dispatch_router)
 
     @app.exception_handler(BadWebhookError)
     async def bad_webhook(_request: Request, exc: BadWebhookError) -> JSONResponse:

@@ -2,7 +2,7 @@
 
 from app.calls.models import Call, CallEvent
 from app.clients.models import Client, Contact, FlowVersion, PhoneNumber
-from app.dispatch.models import Delivery
+from app.dispatch.models import Delivery, Escalation, ProviderEvent
 from app.messages.models import Message, MessageEvent
 
 __all__ = [
@@ -11,8 +11,10 @@ __all__ = [
     "Client",
     "Contact",
     "Delivery",
+    "Escalation",
     "FlowVersion",
     "Message",
     "MessageEvent",
     "PhoneNumber",
+    "ProviderEvent",
 ]

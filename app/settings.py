@@ -24,7 +24,9 @@ class Settings(BaseSettings):
     twilio_auth_token: str = DEVELOPMENT_SECRET
     twilio_previous_auth_token: str = ""  # still accepted while the token is rotated
     twilio_api_base: str = DEFAULT_TWILIO_API_BASE
+    twilio_timeout: float = 10.0  # seconds; a timed-out send is checked with Twilio before a retry
     smtp_url: str = "smtp://localhost:25"
+    email_from: str = ""  # default: nightdesk@<public URL's host>
     flows_dir: Path = Path("voice_flows")
     secret_key: str = DEVELOPMENT_SECRET
     log_level: str = "INFO"

@@ -100,7 +100,10 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    """Development settings on the test's database, signing with a known Twilio token."""
+    """Development settings on the test's database, signing with a known Twilio token.
+
+    No dispatcher thread: tests run it by hand under their clock, or start it on purpose.
+    """
     return Settings(
         _env_file=None,
         environment="development",
@@ -109,6 +112,7 @@ def settings(database_url: str) -> Settings:
         twilio_auth_token=AUTH_TOKEN,
         twilio_previous_auth_token="",
         flows_dir=ROOT / "voice_flows",
+        run_dispatcher=False,
     )
 
 

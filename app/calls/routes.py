@@ -9,42 +9,23 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable
-from typing import TypeVar
 
 from fastapi import APIRouter, Request, Response
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 from app.calls.service import TROUBLE_PROMPT, CallService, Urls
 from app.calls.webhooks import VoiceWebhook
-from app.db import transaction
-from app.telephony.signature import TwilioForm
-from app.telephony.twiml import render_goodbye
+from app.db import in_transaction
+from app.telephony.signature import TwilioForm, public_base
+from app.telephony.twiml import render_goodbye, twiml
 
 log = logging.getLogger("nightdesk.calls")
 router = APIRouter(prefix="/twilio", tags=["twilio"])
-T = TypeVar("T")
-
-
-def twiml(document: str) -> Response:
-    return Response(content=document, media_type="application/xml")
 
 
 def urls_for(request: Request) -> Urls:
-    base = request.app.state.settings.public_url.rstrip("/") or str(request.base_url).rstrip("/")
-    return Urls(base)
-
-
-async def in_transaction(request: Request, work: Callable[[Session, dt.datetime], T]) -> T:
-    """Run `work` in one committed transaction on a worker thread, with the app's clock."""
-    state = request.app.state
-
-    def unit_of_work() -> T:
-        with transaction(state.session_factory) as session:
-            return work(session, state.clock())
-
-    return await run_in_threadpool(unit_of_work)
+    return Urls(public_base(request))
 
 
 async def answer_or_voicemail(

@@ -34,6 +34,13 @@ class FlowStore:
                 self._flows[version_id] = flow
         return flow
 
+    def for_client(self, session: Session, client_id: int | None) -> Flow | None:
+        """The client's current flow: contacts, numbers and voice as they are now."""
+        client = session.get(Client, client_id) if client_id is not None else None
+        if client is None or client.active_flow_id is None:
+            return None
+        return self.get(session, client.active_flow_id)
+
 
 @dataclass
 class SyncReport:

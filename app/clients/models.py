@@ -49,6 +49,8 @@ class Contact(Base):
     email: Mapped[str | None] = mapped_column(String(320))
     channels: Mapped[list[Any]]
     active: Mapped[bool] = mapped_column(default=True)
+    # Replied STOP: Twilio blocks texts to them until they reply START; we stop trying.
+    sms_opted_out: Mapped[bool] = mapped_column(default=False)
 
 
 class FlowVersion(Base):

@@ -1,7 +1,7 @@
-"""The outbox: one row per notification owed to a contact, written with the message it is about.
+"""The outbox: notifications owed, and where each message stands in its escalation policy.
 
-A dispatcher claims due rows under a lease, sends them and schedules the next escalation step.
-These are domain rows, not a general-purpose task queue.
+Rows here are written in the same transaction as the message or acknowledgement they are about,
+and worked through by the dispatcher under leases. Domain rows, not a general-purpose task queue.
 """
 
 from __future__ import annotations
@@ -16,6 +16,13 @@ from app.db import Base
 from app.timeutil import utcnow
 
 
+class DeliveryKind(StrEnum):
+    notify = "notify"  # the message itself, to a contact (an escalation step)
+    caller_update = "caller_update"  # "your message has been passed on" to the caller
+    info = "info"  # "Sam has it" to the other contacts, confirmations
+    fallback = "fallback"  # nobody acknowledged: tell the client's fallback contact
+
+
 class DeliveryStatus(StrEnum):
     pending = "pending"
     sending = "sending"
@@ -25,22 +32,71 @@ class DeliveryStatus(StrEnum):
     cancelled = "cancelled"
 
 
+OPEN_DELIVERY = (DeliveryStatus.pending, DeliveryStatus.sending)
+
+
 class Delivery(Base):
+    """One notification to one address on one channel."""
+
     __tablename__ = "deliveries"
-    __table_args__ = (Index("ix_deliveries_due", "status", "due_at"),)
+    __table_args__ = (
+        Index("ix_deliveries_due", "status", "due_at"),
+        Index("ix_deliveries_address", "address", "channel", "sent_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+    kind: Mapped[str] = mapped_column(String(16), default=DeliveryKind.notify)
     channel: Mapped[str] = mapped_column(String(16))
     address: Mapped[str] = mapped_column(String(320))
+    # What makes this notification unique: a second insert of the same one is refused, so no
+    # contact is notified twice for one escalation step, however often a step is retried.
+    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
     round: Mapped[int] = mapped_column(default=0)
     step: Mapped[int] = mapped_column(default=0)
+    failover: Mapped[bool] = mapped_column(default=False)
+    body: Mapped[str | None] = mapped_column(Text)
     due_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.pending)
     lease_until: Mapped[dt.datetime | None]
     attempts: Mapped[int] = mapped_column(default=0)
-    provider_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # Set while a send is in flight: if the worker dies, whoever retries asks Twilio first.
+    uncertain: Mapped[bool] = mapped_column(default=False)
+    provider_sid: Mapped[str | None] = mapped_column(String(200), index=True)
+    provider_status: Mapped[str | None] = mapped_column(String(32))
     error: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[dt.datetime | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class EscalationState(StrEnum):
+    active = "active"
+    acknowledged = "acknowledged"
+    exhausted = "exhausted"
+
+
+class Escalation(Base):
+    """Where one message is in its client's escalation policy, and when the next step is due."""
+
+    __tablename__ = "escalations"
+    __table_args__ = (Index("ix_escalations_due", "state", "next_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), unique=True)
+    urgency: Mapped[str] = mapped_column(String(16))
+    round: Mapped[int] = mapped_column(default=0)
+    step: Mapped[int] = mapped_column(default=0)
+    next_at: Mapped[dt.datetime | None]
+    state: Mapped[str] = mapped_column(String(16), default=EscalationState.active)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ProviderEvent(Base):
+    """A status callback already applied, by provider id and status: a repeat does nothing."""
+
+    __tablename__ = "provider_events"
+
+    key: Mapped[str] = mapped_column(String(120), primary_key=True)
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

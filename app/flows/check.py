@@ -285,17 +285,21 @@ def _escalation_contacts(flow: Flow) -> Iterator[Problem]:
         for urgency, policy in flow.escalation_by_urgency.items()
     ]
     contact_ids = [c.id for c in flow.contacts]
+    for group, members in flow.groups.items():
+        if group in contact_ids:
+            yield Problem(None, ("groups", group), f"{group!r} is both a group and a contact id")
+        for i, member in enumerate(members):
+            if member not in contact_ids:
+                yield Problem(None, ("groups", group, i), _unknown(member, contact_ids, "contact"))
     for where, policy in policies:
-        names: list[tuple[FieldPath, str]] = [
-            ((*where, "steps", i, "notify"), s.notify)
-            for i, s in enumerate(policy.steps)
-            if s.notify not in ("on_call", "everyone")
-        ]
-        if policy.fallback is not None:
-            names.append(((*where, "fallback"), policy.fallback))
-        for field, name in names:
-            if name not in contact_ids:
-                yield Problem(None, field, _unknown(name, contact_ids, "contact"))
+        for i, step in enumerate(policy.steps):
+            if step.notify not in ("on_call", "everyone", *flow.groups, *contact_ids):
+                known = [*contact_ids, *flow.groups]
+                field = (*where, "steps", i, "notify")
+                yield Problem(None, field, _unknown(step.notify, known, "contact or group"))
+        if policy.fallback is not None and policy.fallback not in contact_ids:
+            field = (*where, "fallback")
+            yield Problem(None, field, _unknown(policy.fallback, contact_ids, "contact"))
 
 
 def _answer_branches(flow: Flow) -> Iterator[Problem]:

@@ -77,3 +77,21 @@ def is_open(
 def is_holiday(calendar: HolidayCalendar, zone: ZoneInfo, at: dt.datetime) -> bool:
     """True on a public holiday or one of the client's own closed days, by local date."""
     return holiday_name(calendar, local_time(at, zone).date()) is not None
+
+
+def daily_window_end(
+    windows: list[TimeRange], zone: ZoneInfo, at: dt.datetime
+) -> dt.datetime | None:
+    """If `at` falls inside one of these every-day windows (quiet hours), when that window ends."""
+    local = local_time(at, zone)
+    clock = local.time().replace(tzinfo=None)
+    for window in windows:
+        overnight_or_midnight = _seconds(window.end) == 0 or window.end <= window.start
+        if _covers(window, clock, spill=True):
+            ends_on = local.date()  # the morning part of last night's window
+        elif _covers(window, clock, spill=False):
+            ends_on = local.date() + dt.timedelta(days=1 if overnight_or_midnight else 0)
+        else:
+            continue
+        return dt.datetime.combine(ends_on, window.end, tzinfo=zone).astimezone(dt.UTC)
+    return None

@@ -126,7 +126,14 @@ class Contact(Strict):
     name: str
     phone: PhoneNumber | None = None
     email: str | None = None
-    channels: list[Channel] = Field(default_factory=lambda: [Channel.sms, Channel.voice])
+    channels: list[Channel] = Field(
+        default_factory=lambda: [Channel.sms, Channel.voice],
+        description="In order of preference: the next is tried when one fails",
+    )
+    quiet_hours: list[TimeRange] = Field(
+        default_factory=list,
+        description="Routine messages wait until these end; urgent ones don't (e.g. 22:00-07:00)",
+    )
 
     @field_validator("phone")
     @classmethod
@@ -156,8 +163,14 @@ class Rotation(Strict):
 
 
 class EscalationStep(Strict):
-    notify: Name | Literal["on_call", "everyone"] = "on_call"
-    channels: list[Channel] | None = Field(None, description="Default: the contact's own channels")
+    notify: Name | Literal["on_call", "everyone"] = Field(
+        "on_call", description="on_call, everyone, a contact id or a group name"
+    )
+    channels: list[Channel] | None = Field(
+        None,
+        description="Send on all of these at once. Default: the contact's own channels, "
+        "one at a time in order of preference, moving on when one fails",
+    )
     wait_minutes: int = Field(10, ge=1, le=24 * 60)
 
 
@@ -321,6 +334,9 @@ class Flow(Strict):
     hours: dict[Weekday, list[TimeRange]] = Field(default_factory=dict)
     holidays: HolidayCalendar = HolidayCalendar()
     contacts: list[Contact] = Field(default_factory=list)
+    groups: dict[Name, list[Name]] = Field(
+        default_factory=dict, description="Named sets of contacts an escalation step can notify"
+    )
     rotation: Rotation | None = None
     escalation: EscalationPolicy = EscalationPolicy()
     escalation_by_urgency: dict[Urgency, EscalationPolicy] = Field(default_factory=dict)

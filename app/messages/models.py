@@ -17,6 +17,7 @@ class MessageStatus(StrEnum):
     new = "new"
     notified = "notified"
     acknowledged = "acknowledged"
+    unacknowledged = "unacknowledged"  # the whole policy ran and nobody acknowledged
     closed = "closed"
 
 
@@ -42,6 +43,24 @@ class Message(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     acknowledged_at: Mapped[dt.datetime | None]
     acknowledged_by: Mapped[str | None] = mapped_column(String(200))
+
+
+def message_ref(message_id: int) -> str:
+    """A short reference a contact can text back ("ACK 4F"): the id in base 36."""
+    digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    out = ""
+    while True:
+        message_id, rest = divmod(message_id, 36)
+        out = digits[rest] + out
+        if message_id == 0:
+            return out
+
+
+def ref_to_id(ref: str) -> int | None:
+    try:
+        return int(ref, 36)
+    except ValueError:
+        return None
 
 
 class MessageEvent(Base):

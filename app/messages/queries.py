@@ -1,23 +1,16 @@
-"""Reading and acknowledging messages, for the operator's CLI and the API."""
+"""Reading messages and their timelines, for the operator's CLI and the API."""
 
 from __future__ import annotations
 
-import datetime as dt
-
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.calls.models import Call, CallEvent
 from app.clients.models import Client
-from app.dispatch.models import Delivery, DeliveryStatus
-from app.messages.models import Message, MessageEvent, MessageStatus
+from app.dispatch.acks import MessageNotFoundError
+from app.messages.models import Message, MessageEvent
 from app.messages.schemas import MessageDetail, MessageOut, TimelineEntry
-from app.messages.service import add_event
 from app.timeutil import as_utc
-
-
-class MessageNotFoundError(LookupError):
-    pass
 
 
 def _out(message: Message, client: str | None) -> MessageOut:
@@ -84,22 +77,3 @@ def message_detail(session: Session, message_id: int) -> MessageDetail:
     ]
     timeline.sort(key=lambda entry: entry.at)
     return MessageDetail(**_out(message, slug).model_dump(), call_sid=call_sid, timeline=timeline)
-
-
-def acknowledge(session: Session, message_id: int, by: str, now: dt.datetime) -> bool:
-    """Mark a message acknowledged and stop its pending notifications. False if it already was."""
-    message = session.get(Message, message_id, with_for_update=True)
-    if message is None:
-        raise MessageNotFoundError(f"no message {message_id}")
-    if message.status in (MessageStatus.acknowledged, MessageStatus.closed):
-        return False
-    message.status = MessageStatus.acknowledged
-    message.acknowledged_at = now
-    message.acknowledged_by = by
-    session.execute(
-        update(Delivery)
-        .where(Delivery.message_id == message_id, Delivery.status == DeliveryStatus.pending)
-        .values(status=DeliveryStatus.cancelled)
-    )
-    add_event(session, message, "acknowledged", now, by=by)
-    return True

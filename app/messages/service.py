@@ -1,7 +1,7 @@
 """Saving messages and attaching what arrives later (recordings, transcriptions).
 
-Saving a message writes its first notifications to the outbox in the same transaction, so a
-message can never exist without someone being owed a notification about it, nor the reverse.
+Saving a message starts its escalation in the same transaction (the outbox), so a message can
+never exist without someone being owed a notification about it, nor the reverse.
 Services only add and flush; the caller's transaction commits.
 """
 
@@ -15,13 +15,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.calls.models import Call, CallEvent
-from app.clients.models import Contact
-from app.dispatch.models import Delivery
+from app.dispatch import outbox, texts
 from app.flows.engine import SaveMessage
-from app.flows.schema import Flow, Urgency
+from app.flows.schema import Flow
 from app.messages.models import Message, MessageEvent, MessageStatus
 from app.observability import MESSAGES_SAVED
-from app.oncall.escalation import notifications_for_step
 
 log = logging.getLogger("nightdesk.messages")
 
@@ -60,34 +58,16 @@ def save_message(
     _pick_up_attachments(session, call, message)
     add_event(session, message, "taken", now, outcome=save.outcome, urgency=save.urgency.value)
     if flow is not None and save.outcome in NOTIFIED_OUTCOMES:
-        _queue_first_notifications(session, message, flow, save.urgency, now)
+        outbox.start_escalation(session, message, flow, now)
+        outbox.queue_caller_update(
+            session, message, flow, texts.caller_taken_sms(flow.name), "taken", now
+        )
     MESSAGES_SAVED.labels(outcome=save.outcome).inc()
     log.info(
         "message_saved",
         extra={"message_id": message.id, "call_sid": call.sid, "outcome": save.outcome},
     )
     return message
-
-
-def _queue_first_notifications(
-    session: Session, message: Message, flow: Flow, urgency: Urgency, now: dt.datetime
-) -> None:
-    contacts = {
-        c.key: c.id
-        for c in session.scalars(select(Contact).where(Contact.client_id == message.client_id))
-    }
-    for owed in notifications_for_step(flow, urgency, 0, now):
-        session.add(
-            Delivery(
-                message_id=message.id,
-                contact_id=contacts.get(owed.contact),
-                channel=owed.channel.value,
-                address=owed.address,
-                step=owed.step,
-                due_at=now,
-            )
-        )
-        add_event(session, message, "queued", now, contact=owed.contact, channel=owed.channel)
 
 
 def _pick_up_attachments(session: Session, call: Call, message: Message) -> None:

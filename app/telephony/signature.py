@@ -27,11 +27,16 @@ class TwilioSignatures:
         return any(v.validate(url, params, signature) for v in self._validators)
 
 
+def public_base(request: Request) -> str:
+    """The base URL Twilio reaches us at: NIGHTDESK_PUBLIC_URL, else the one this request used."""
+    base: str = request.app.state.settings.public_url.rstrip("/")
+    return base or str(request.base_url).rstrip("/")
+
+
 def public_url(request: Request) -> str:
     """The URL Twilio called: the configured public base, this path and this query."""
-    base = request.app.state.settings.public_url.rstrip("/") or str(request.base_url).rstrip("/")
     query = request.url.query
-    return f"{base}{request.url.path}" + (f"?{query}" if query else "")
+    return f"{public_base(request)}{request.url.path}" + (f"?{query}" if query else "")
 
 
 async def verified_form(request: Request) -> dict[str, str]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from starlette.responses import Response
+from twilio.twiml import voice_response
 from twilio.twiml.voice_response import VoiceResponse
 
 from app.flows.engine import (
@@ -132,8 +134,39 @@ def render_voicemail(prompt: str, done_url: str, recording_url: str, transcripti
     return str(response)
 
 
-def render_goodbye(text: str) -> str:
+def render_goodbye(text: str, speech: Speech | None = None) -> str:
     response = VoiceResponse()
-    response.say(text)
+    _say(response, text, speech)
     response.hangup()
     return str(response)
+
+
+def render_key_prompt(
+    prompt: str, action: str, silence: str, speech: Speech, timeout: int = 8
+) -> str:
+    """Say `prompt` while listening for one key; `silence` is fetched when none is pressed."""
+    response = VoiceResponse()
+    gather = response.gather(num_digits=1, action=action, method="POST", timeout=timeout)
+    _say(gather, prompt, speech)
+    response.redirect(silence, method="POST")  # a silent Gather falls through to the next verb
+    return str(response)
+
+
+def render_connect(prompt: str, caller_id: str, number: str, speech: Speech) -> str:
+    """Say `prompt`, then bridge this call to `number`, showing `caller_id`."""
+    response = VoiceResponse()
+    _say(response, prompt, speech)
+    response.dial(caller_id=caller_id).number(number)
+    return str(response)
+
+
+def _say(verb: VoiceResponse | voice_response.Gather, text: str, speech: Speech | None) -> None:
+    if speech is None:
+        verb.say(text)
+    else:
+        verb.say(text, voice=speech.voice, language=speech.language)
+
+
+def twiml(document: str) -> Response:
+    """A TwiML document as the HTTP answer to a webhook."""
+    return Response(content=document, media_type="application/xml")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl
 
@@ -16,6 +17,7 @@ from twilio.rest import Client
 
 from app.telephony.rest import BaseUrlHttpClient, make_twilio_client
 from app.telephony.sandbox.fake_twilio import FakeTwilio
+from tests.clock import FakeClock
 
 ON_CALL = "+15005550006"
 OUR_NUMBER = "+15005550001"
@@ -193,6 +195,39 @@ def test_a_slow_answer_times_the_client_out_but_the_sms_was_sent(fake: FakeTwili
         client.messages.create(to=ON_CALL, from_=OUR_NUMBER, body="hi")
 
     assert fake.wait_for(lambda: fake.messages)  # Twilio may have sent it anyway
+
+
+def test_listing_messages_filters_by_numbers_and_sent_day() -> None:
+    clock = FakeClock()  # Thursday 2026-11-26 02:00 UTC
+    with FakeTwilio(clock=clock, deliver=lambda url, params, headers: None) as fake:
+        client = make_twilio_client(fake.account_sid, fake.auth_token, fake.base_url)
+        ours = client.messages.create(to=ON_CALL, from_=OUR_NUMBER, body="ours").sid
+        client.messages.create(to="+15005550007", from_=OUR_NUMBER, body="someone else")
+        fake.settle()  # sent, so DateSent is set
+
+        listed = client.messages.list(to=ON_CALL, from_=OUR_NUMBER)
+        # Twilio's DateSent filters are days: a datetime counts as its day.
+        late_that_day = client.messages.list(date_sent_after=clock() + timedelta(hours=21))
+        next_day = client.messages.list(date_sent_after=clock() + timedelta(days=1))
+        day_before = client.messages.list(date_sent_before=clock() - timedelta(days=1))
+
+    assert [m.sid for m in listed] == [ours]
+    assert len(late_that_day) == 2
+    assert next_day == day_before == []
+
+
+def test_listing_follows_pages_with_the_filters(fake: FakeTwilio, client: Client) -> None:
+    sids = [
+        client.calls.create(to=ON_CALL, from_=OUR_NUMBER, url="https://x.example/v").sid
+        for _ in range(3)
+    ]
+    client.calls.create(to="+15005550007", from_=OUR_NUMBER, url="https://x.example/v")
+
+    listed = client.calls.list(to=ON_CALL, page_size=2)
+
+    assert [c.sid for c in listed] == sids[::-1]
+    pages = [r for r in fake.requests if r.method == "GET"]
+    assert [(r.params["To"], r.params["Page"]) for r in pages[1:]] == [(ON_CALL, "1")]
 
 
 @pytest.mark.parametrize("number", ["5551234", "+1555ABC"])

@@ -31,6 +31,7 @@ from app.telephony.sandbox.fake_resources import (
     TwilioApiError,
     call_status_params,
     call_steps,
+    date_filter,
     http_error,
     is_e164,
     list_page,
@@ -88,8 +89,10 @@ class FakeApi(FakeHttpEdge):
         members = f"{ACCOUNT}/Queues/{{queue}}/Members"
         return [
             self.route("POST", f"{ACCOUNT}/Messages.json", self._create_message),
+            self.route("GET", f"{ACCOUNT}/Messages.json", self._list_messages),
             self.route("GET", f"{ACCOUNT}/Messages/{{sid}}.json", self._fetch_message),
             self.route("POST", f"{ACCOUNT}/Calls.json", self._create_call),
+            self.route("GET", f"{ACCOUNT}/Calls.json", self._list_calls),
             self.route("GET", f"{ACCOUNT}/Calls/{{sid}}.json", self._fetch_call),
             self.route("POST", f"{ACCOUNT}/Calls/{{sid}}.json", self._update_call),
             self.route("GET", f"{ACCOUNT}/Queues.json", self._list_queues),
@@ -133,6 +136,19 @@ class FakeApi(FakeHttpEdge):
         for status in message_steps(outcome, via_service=msg.status == "accepted"):
             self.callback_sender.submit(partial(self._advance_message, msg.sid, status, error_code))
         return 201, msg.to_json()
+
+    def _list_messages(self, path: dict[str, str], form: Form) -> tuple[int, dict[str, Any]]:
+        """Filters To, From and DateSent (by day: see `date_filter`), most recent first.
+        Twilio sorts by DateSent; here a message not yet sent sorts by its creation."""
+        sent = date_filter(form.multi_items(), "DateSent")
+        found = [
+            msg
+            for msg in reversed(self._messages.values())  # newest first among equal dates
+            if _same(form, "To", msg.to) and _same(form, "From", msg.from_) and sent(msg.date_sent)
+        ]
+        found.sort(key=lambda msg: msg.date_sent or msg.date_created, reverse=True)
+        items = [msg.to_json() for msg in found]
+        return 200, list_page("messages", self._list_path("Messages"), items, form.multi_items())
 
     def _fetch_message(self, path: dict[str, str], form: Form) -> tuple[int, dict[str, Any]]:
         msg = self._messages.get(path["sid"])
@@ -182,6 +198,23 @@ class FakeApi(FakeHttpEdge):
             if event == "answered" and call.async_amd_status_callback:
                 self.callback_sender.submit(partial(self._async_amd_result, call.sid))
         return 201, call.to_json()
+
+    def _list_calls(self, path: dict[str, str], form: Form) -> tuple[int, dict[str, Any]]:
+        """Filters To, From, Status, StartTime and EndTime (by day), newest first."""
+        started = date_filter(form.multi_items(), "StartTime")
+        ended = date_filter(form.multi_items(), "EndTime")
+        found = [
+            call
+            for call in reversed(self._calls.values())
+            if _same(form, "To", call.to)
+            and _same(form, "From", call.from_)
+            and _same(form, "Status", call.status)
+            and started(call.start_time)
+            and ended(call.end_time)
+        ]
+        found.sort(key=lambda call: call.date_created, reverse=True)
+        items = [call.to_json() for call in found]
+        return 200, list_page("calls", self._list_path("Calls"), items, form.multi_items())
 
     def _fetch_call(self, path: dict[str, str], form: Form) -> tuple[int, dict[str, Any]]:
         return 200, self._call(path["sid"]).to_json()
@@ -256,8 +289,8 @@ class FakeApi(FakeHttpEdge):
             return Callback(call.async_amd_status_callback, params)
 
     def _list_queues(self, path: dict[str, str], form: Form) -> tuple[int, dict[str, Any]]:
-        now, base = self._clock(), f"/{API_VERSION}/Accounts/{self.account_sid}/Queues.json"
-        return 200, list_page("queues", base, [q.to_json(now) for q in self._queues.values()])
+        queues = [q.to_json(self._clock()) for q in self._queues.values()]
+        return 200, list_page("queues", self._list_path("Queues"), queues, form.multi_items())
 
     def _fetch_queue(self, path: dict[str, str], form: Form) -> tuple[int, dict[str, Any]]:
         return 200, self._queue(path["queue"]).to_json(self._clock())
@@ -265,9 +298,8 @@ class FakeApi(FakeHttpEdge):
     def _list_members(self, path: dict[str, str], form: Form) -> tuple[int, dict[str, Any]]:
         queue, now = self._queue(path["queue"]), self._clock()
         members = [queue.member_json(sid, now) for sid, _ in queue.members]
-        return 200, list_page(
-            "queue_members", queue.to_json(now)["subresource_uris"]["members"], members
-        )
+        uri = queue.to_json(now)["subresource_uris"]["members"]
+        return 200, list_page("queue_members", uri, members, form.multi_items())
 
     def _fetch_member(self, path: dict[str, str], form: Form) -> tuple[int, dict[str, Any]]:
         queue = self._queue(path["queue"])
@@ -287,6 +319,9 @@ class FakeApi(FakeHttpEdge):
         return 200, body
 
     # -- helpers ----------------------------------------------------------------------
+
+    def _list_path(self, resource: str) -> str:
+        return f"/{API_VERSION}/Accounts/{self.account_sid}/{resource}.json"
 
     def _check_to(self, to: str) -> None:
         if to in self._invalid or not is_e164(to):
@@ -319,3 +354,9 @@ class FakeApi(FakeHttpEdge):
         if sid not in sids:
             raise http_error(404)
         return sid
+
+
+def _same(form: Form, name: str, value: str | None) -> bool:
+    """An equality filter: absent matches everything."""
+    wanted = form.get(name)
+    return wanted is None or wanted == value

@@ -59,27 +59,40 @@ class FakeHttpEdge:
         return self.route("GET,POST,PUT,DELETE", "/{path:path}", _not_found)
 
     async def _answer(self, request: Request, handler: Handler) -> Response:
-        """Records the request, then answers: auth, scripted fault, then the handler."""
-        form = parse_qsl((await request.body()).decode(), keep_blank_values=True)
+        """Records the request, then answers: auth, scripted fault, then the handler.
+
+        Query parameters (list filters) and the form body both reach the handler as `form`.
+        A scripted failure waits before answering its error, and nothing is created; a
+        scripted slow answer runs the handler first and waits after, as when Twilio
+        accepted a message but its answer never reached the client in time.
+        """
+        form = parse_qsl(request.url.query, keep_blank_values=True)
+        form += parse_qsl((await request.body()).decode(), keep_blank_values=True)
         entry = ApiRequest(request.method, request.url.path, form, self._clock())
         with self._lock:
             self._requests.append(entry)
+        fault: Fault | None = None
         try:
             self._authenticate(request)
             fault = self._take_fault(entry.path)
-            if fault is not None:
-                if fault.delay > 0:  # a thread wait, so stop() can cut it short
-                    await asyncio.to_thread(self.stopping.wait, fault.delay)
-                if fault.status is not None:
-                    raise _scripted_error(fault)
+            if fault is not None and fault.status is not None:
+                await self._wait(fault.delay)
+                raise _scripted_error(fault)
             with self._lock:
                 status, body = handler(dict(request.path_params), Form(form))
             response: Response = JSONResponse(body, status)
         except TwilioApiError as error:
             response = JSONResponse(error.body(), error.status, headers=error.headers)
+        if fault is not None and fault.status is None:
+            await self._wait(fault.delay)
         with self._lock:
             entry.status = response.status_code
         return response
+
+    async def _wait(self, seconds: float) -> None:
+        """A thread wait, so stop() can cut a scripted delay short."""
+        if seconds > 0:
+            await asyncio.to_thread(self.stopping.wait, seconds)
 
     def _authenticate(self, request: Request) -> None:
         """Basic auth with the account sid and auth token; Twilio's 20003 otherwise."""

@@ -7,12 +7,15 @@ Pure data and functions; `fake_twilio.py` holds the server and the scripting aro
 from __future__ import annotations
 
 import math
+import operator
 import re
 import secrets
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime
 from email.utils import format_datetime
 from typing import Any, Literal
+from urllib.parse import urlencode
 
 API_VERSION = "2010-04-01"
 
@@ -231,19 +234,70 @@ class QueueRecord:
         }
 
 
-def list_page(key: str, path: str, items: list[dict[str, Any]]) -> dict[str, Any]:
-    """A v2010 list response: one page holding everything, no next page."""
+def list_page(
+    key: str, path: str, items: list[dict[str, Any]], params: Sequence[tuple[str, str]] = ()
+) -> dict[str, Any]:
+    """A v2010 list response: page `Page` of `PageSize` items (50 by default), with the
+    request's filters carried into the next page's URI as Twilio does. The twilio library
+    follows `next_page_uri` until it is null or its `limit` is reached.
+    https://www.twilio.com/docs/usage/twilios-response#pagination"""
+    paging = {"Page", "PageSize", "PageToken"}
+    filters = [(name, value) for name, value in params if name not in paging]
+    given = dict(params)
+    size = min(max(_int(given.get("PageSize"), 50), 1), 1000)
+    page = max(_int(given.get("Page"), 0), 0)
+    start = page * size
+    shown = items[start : start + size]
+
+    def uri(number: int) -> str:
+        return f"{path}?{urlencode([*filters, ('PageSize', str(size)), ('Page', str(number))])}"
+
+    has_next = start + size < len(items)
     return {
-        key: items,
-        "end": max(len(items) - 1, 0),
-        "first_page_uri": f"{path}?PageSize=50&Page=0",
-        "next_page_uri": None,
-        "page": 0,
-        "page_size": 50,
-        "previous_page_uri": None,
-        "start": 0,
-        "uri": f"{path}?PageSize=50&Page=0",
+        key: shown,
+        "end": start + max(len(shown) - 1, 0),
+        "first_page_uri": uri(0),
+        "next_page_uri": uri(page + 1) if has_next else None,
+        "page": page,
+        "page_size": size,
+        "previous_page_uri": uri(page - 1) if page > 0 else None,
+        "start": start,
+        "uri": uri(page),
     }
+
+
+def date_filter(params: Sequence[tuple[str, str]], name: str) -> Callable[[datetime | None], bool]:
+    """`Name`, `Name>` and `Name<` list filters (DateSent, StartTime, EndTime) as a test.
+
+    Twilio documents these as GMT *dates*: `DateSent>=2026-11-26` means on or after that
+    day, and twilio-python sends a datetime as `2026-11-26T02:00:00Z`. The fake compares
+    days only, so code that needs the time of day must filter the results itself; a record
+    without the date (a message not yet sent, a call not yet started) matches no filter.
+    https://www.twilio.com/docs/messaging/api/message-resource#read-multiple-message-resources
+    """
+    compare = {name: operator.eq, f"{name}>": operator.ge, f"{name}<": operator.le}
+    bounds: list[tuple[Callable[[date, date], bool], date]] = []
+    for key, value in params:
+        if key in compare:
+            try:
+                bounds.append((compare[key], date.fromisoformat(value[:10])))
+            except ValueError:
+                # The code Twilio answers for a malformed date is undocumented; 20001 stands in.
+                raise TwilioApiError(400, 20001, f"Invalid {key} value: {value}") from None
+
+    def matches(at: datetime | None) -> bool:
+        if not bounds:
+            return True
+        return at is not None and all(op(at.astimezone(UTC).date(), day) for op, day in bounds)
+
+    return matches
+
+
+def _int(value: str | None, default: int) -> int:
+    try:
+        return int(value) if value is not None else default
+    except ValueError:
+        return default
 
 
 def message_steps(outcome: SmsOutcome, via_service: bool) -> list[str]:

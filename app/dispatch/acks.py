@@ -1,0 +1,132 @@
+"""Acknowledging a message: the first acknowledger wins, and escalation stops on every channel.
+
+Every route ends here: an SMS reply, a keypress on the notification call, the signed email link,
+the console, the portal, `nightdesk messages ack`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from app.clients.flows import FlowStore
+from app.clients.models import Client, Contact
+from app.dispatch import outbox, texts
+from app.dispatch.models import (
+    Delivery,
+    DeliveryKind,
+    DeliveryStatus,
+    Escalation,
+    EscalationState,
+)
+from app.messages.models import Message, MessageEvent, MessageStatus, message_ref
+
+log = logging.getLogger("nightdesk.dispatch")
+DONE = (MessageStatus.acknowledged, MessageStatus.closed)
+
+
+class MessageNotFoundError(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class Acknowledgement:
+    message_id: int
+    ref: str
+    first: bool  # False: someone had already acknowledged it
+    by: str  # who has it (the first acknowledger)
+
+
+def acknowledge(
+    session: Session,
+    flows: FlowStore,
+    message_id: int,
+    *,
+    by: str,
+    via: str,
+    now: dt.datetime,
+    contact: Contact | None = None,
+) -> Acknowledgement:
+    """Mark the message as someone's; stop its escalation; tell the others and the caller."""
+    message = session.get(Message, message_id, with_for_update=True)
+    if message is None:
+        raise MessageNotFoundError(f"no message {message_id}")
+    ref = message_ref(message.id)
+    if message.status in DONE:
+        return Acknowledgement(
+            message.id, ref, first=False, by=message.acknowledged_by or "someone"
+        )
+    message.status = MessageStatus.acknowledged
+    message.acknowledged_at = now
+    message.acknowledged_by = by
+    session.execute(
+        update(Escalation)
+        .where(Escalation.message_id == message.id)
+        .values(state=EscalationState.acknowledged, next_at=None)
+    )
+    cancelled = session.execute(  # type: ignore[attr-defined]
+        update(Delivery)
+        .where(
+            Delivery.message_id == message.id,
+            Delivery.kind.in_((DeliveryKind.notify, DeliveryKind.fallback)),
+            Delivery.status == DeliveryStatus.pending,
+        )
+        .values(status=DeliveryStatus.cancelled)
+    ).rowcount
+    session.add(
+        MessageEvent(
+            message_id=message.id,
+            kind="acknowledged",
+            at=now,
+            detail={"by": by, "via": via, "cancelled": cancelled},
+        )
+    )
+    _tell_the_others(session, flows, message, ref, by, contact, now)
+    log.info("message_acknowledged", extra={"message_id": message.id, "via": via})
+    return Acknowledgement(message.id, ref, first=True, by=by)
+
+
+def _tell_the_others(
+    session: Session,
+    flows: FlowStore,
+    message: Message,
+    ref: str,
+    by: str,
+    acknowledger: Contact | None,
+    now: dt.datetime,
+) -> None:
+    client = session.get(Client, message.client_id) if message.client_id else None
+    if client is None or client.active_flow_id is None:
+        return
+    flow = flows.get(session, client.active_flow_id)
+    notified = session.scalars(
+        select(Contact)
+        .join(Delivery, Delivery.contact_id == Contact.id)
+        .where(
+            Delivery.message_id == message.id,
+            Delivery.kind == DeliveryKind.notify,
+            Delivery.status.in_((DeliveryStatus.sent, DeliveryStatus.delivered)),
+        )
+        .distinct()
+    )
+    for other in notified:
+        if acknowledger is not None and other.id == acknowledger.id:
+            continue
+        if other.phone and not other.sms_opted_out:
+            outbox.queue_text(
+                session,
+                message,
+                kind=DeliveryKind.info,
+                address=other.phone,
+                body=texts.taken_by_other_sms(flow.name, ref, by),
+                key=f"taken:{other.id}",
+                now=now,
+                contact_id=other.id,
+            )
+    outbox.queue_caller_update(
+        session, message, flow, texts.caller_acknowledged_sms(flow.name, by), "acknowledged", now
+    )

@@ -1,0 +1,178 @@
+"""Writing what the dispatcher owes: escalation steps and texts, in the caller's transaction.
+
+Every row has a dedupe key and goes in with insert-if-absent, so running a step twice (a retry,
+a second worker) never notifies anyone twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from app.clients.models import Contact
+from app.db import insert_if_absent
+from app.dispatch.models import Delivery, DeliveryKind, Escalation
+from app.dispatch.texts import may_text_caller
+from app.flows.schema import Channel, Flow, Urgency
+from app.flows.understanding import is_mobile
+from app.messages.models import Message, MessageEvent
+from app.oncall.escalation import Notification, Position, notifications_at, quiet_until, wait_after
+
+log = logging.getLogger("nightdesk.dispatch")
+NOTIFY_CHANNEL = "nightdesk_dispatch"
+
+
+def wake_dispatcher(session: Session) -> None:
+    """Ask the dispatcher to look now, once this transaction commits (not before)."""
+    session.info["wake_dispatcher"] = True
+    if session.get_bind().dialect.name == "postgresql":
+        # NOTIFY is transactional: workers in other processes hear it at commit.
+        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+
+
+def start_escalation(session: Session, message: Message, flow: Flow, now: dt.datetime) -> None:
+    """A new message: its escalation row, the first step's notifications, the caller's text."""
+    urgency = Urgency(message.urgency)
+    policy = flow.policy_for(urgency)
+    first = Position(0, 0)
+    inserted = insert_if_absent(
+        session,
+        Escalation,
+        {"message_id": message.id, "urgency": urgency.value, "next_at": now},
+        "message_id",
+    )
+    if not inserted:
+        return
+    queued = queue_step(session, message, flow, urgency, first, now)
+    escalation = session.scalars(
+        select(Escalation).where(Escalation.message_id == message.id)
+    ).one()
+    # Nobody reachable at this step: move on straight away rather than wait for nobody.
+    escalation.next_at = now + wait_after(policy, first) if queued else now
+    wake_dispatcher(session)
+
+
+def queue_step(
+    session: Session,
+    message: Message,
+    flow: Flow,
+    urgency: Urgency,
+    position: Position,
+    now: dt.datetime,
+) -> int:
+    """The notifications one policy step owes; returns how many were queued."""
+    contacts = _contacts(session, message.client_id)
+    queued = 0
+    for owed in notifications_at(flow, urgency, position, now):
+        row = contacts.get(owed.contact)
+        if row is None or (owed.channel is Channel.sms and row.sms_opted_out):
+            continue
+        contact = flow.contact(owed.contact)
+        due = (quiet_until(contact, flow, urgency, now) if contact else None) or now
+        if queue_notification(session, message, owed, row.id, due, now):
+            queued += 1
+    if queued:
+        wake_dispatcher(session)
+    return queued
+
+
+def notify_key(message_id: int, owed: Notification) -> str:
+    return f"m{message_id}:r{owed.round}:s{owed.step}:{owed.contact}:{owed.channel.value}"
+
+
+def queue_notification(
+    session: Session,
+    message: Message,
+    owed: Notification,
+    contact_id: int,
+    due: dt.datetime,
+    now: dt.datetime,
+) -> bool:
+    inserted = insert_if_absent(
+        session,
+        Delivery,
+        {
+            "message_id": message.id,
+            "contact_id": contact_id,
+            "kind": DeliveryKind.notify.value,
+            "channel": owed.channel.value,
+            "address": owed.address,
+            "dedupe_key": notify_key(message.id, owed),
+            "round": owed.round,
+            "step": owed.step,
+            "failover": owed.failover,
+            "due_at": due,
+            "created_at": now,
+            "updated_at": now,
+        },
+        "dedupe_key",
+    )
+    if inserted:
+        detail = {"contact": owed.contact, "channel": owed.channel.value, "step": owed.step}
+        if due > now:
+            detail["quiet_until"] = due.isoformat()
+        session.add(MessageEvent(message_id=message.id, kind="queued", at=now, detail=detail))
+    return inserted
+
+
+def queue_text(
+    session: Session,
+    message: Message,
+    *,
+    kind: DeliveryKind,
+    address: str,
+    body: str,
+    key: str,
+    now: dt.datetime,
+    channel: Channel = Channel.sms,
+    contact_id: int | None = None,
+) -> bool:
+    """A one-off text (caller updates, 'Sam has it', the fallback's warning), sent once."""
+    inserted = insert_if_absent(
+        session,
+        Delivery,
+        {
+            "message_id": message.id,
+            "contact_id": contact_id,
+            "kind": kind.value,
+            "channel": channel.value,
+            "address": address,
+            "dedupe_key": f"m{message.id}:{key}",
+            "body": body,
+            "due_at": now,
+            "created_at": now,
+            "updated_at": now,
+        },
+        "dedupe_key",
+    )
+    if inserted:
+        wake_dispatcher(session)
+    return inserted
+
+
+def queue_caller_update(
+    session: Session, message: Message, flow: Flow, body: str, key: str, now: dt.datetime
+) -> None:
+    """Keep the caller informed, if the client wants it and the caller has a mobile."""
+    if flow.caller_updates and may_text_caller(message.caller) and is_mobile(message.caller):
+        queue_text(
+            session,
+            message,
+            kind=DeliveryKind.caller_update,
+            address=message.caller,
+            body=body,
+            key=f"caller:{key}",
+            now=now,
+        )
+
+
+def _contacts(session: Session, client_id: int | None) -> dict[str, Contact]:
+    if client_id is None:
+        return {}
+    rows = session.scalars(
+        select(Contact).where(Contact.client_id == client_id, Contact.active.is_(True))
+    )
+    return {row.key: row for row in rows}

@@ -1,0 +1,280 @@
+"""The words a contact or caller gets: SMS bodies that fit two segments, call scripts, emails. Pure.
+
+Carriers filter links and long bursts, so SMS bodies carry no links by default and are cut to fit
+two segments: 306 characters in GSM-7, or 134 when any character needs UCS-2.
+https://www.twilio.com/docs/glossary/what-sms-character-limit
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from app.flows.understanding import read_back
+
+if TYPE_CHECKING:
+    from app.messages.models import Message
+
+_GSM7 = set(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    "ÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+_GSM7_EXTENDED = set("^{}\\[~]|€")  # each costs two characters
+WITHHELD = {"", "anonymous", "restricted", "unknown", "private", "+266696687", "+7378742833"}
+
+
+@dataclass(frozen=True)
+class MessageSummary:
+    """What a notification says about a message, independent of how it is sent."""
+
+    client: str
+    ref: str
+    caller: str
+    urgency: str
+    answers: Mapping[str, Any]
+    transcription: str | None
+
+    @classmethod
+    def of(cls, message: Message, client: str) -> MessageSummary:
+        """The summary of a stored message, for a client called `client`."""
+        from app.messages.models import message_ref  # the models import the database layer
+
+        return cls(
+            client=client,
+            ref=message_ref(message.id),
+            caller=message.caller,
+            urgency=message.urgency,
+            answers=message.answers,
+            transcription=message.transcription,
+        )
+
+    @property
+    def caller_name(self) -> str | None:
+        for key in ("name", "patient_name", "caller_name", "full_name"):
+            if value := self.answers.get(key):
+                return str(value)
+        return None
+
+    @property
+    def callback(self) -> str:
+        return str(self.answers.get("callback") or self.caller)
+
+    @property
+    def gist(self) -> str:
+        parts = [self.transcription] if self.transcription else []
+        parts += [
+            f"{k.replace('_', ' ')}: {v}"
+            for k, v in self.answers.items()
+            if k not in ("name", "patient_name", "caller_name", "full_name", "callback") and v
+        ]
+        return "; ".join(parts) or "no details left"
+
+
+def sms_length(text: str) -> tuple[int, int]:
+    """(characters counted, characters per two segments) for this text's encoding."""
+    if all(c in _GSM7 or c in _GSM7_EXTENDED for c in text):
+        return sum(2 if c in _GSM7_EXTENDED else 1 for c in text), 306
+    return len(text), 134
+
+
+def _fits(text: str) -> bool:
+    used, limit = sms_length(text)
+    return used <= limit
+
+
+def fit_two_segments(text: str) -> str:
+    """Cut the text (with '...', which keeps GSM-7 text in GSM-7) to at most two SMS segments."""
+    if _fits(text):
+        return text
+    while text and not _fits(text + "..."):
+        text = text[:-1]
+    return text.rstrip() + "..."
+
+
+def _who(summary: MessageSummary) -> str:
+    name = summary.caller_name
+    return f"{name} ({summary.callback})" if name else summary.callback
+
+
+def notification_sms(summary: MessageSummary) -> str:
+    """'URGENT Acme Plumbing #4F: Sam Taylor (+44…): boiler leaking. Reply 1 to take it.'"""
+    label = "" if summary.urgency == "routine" else f"{summary.urgency.upper()} "
+    head = f"{label}{summary.client} #{summary.ref}: {_who(summary)}: "
+    tail = f" Reply 1 to take it (ACK {summary.ref} if several)."
+    room = 306 - len(head) - len(tail)
+    gist = summary.gist if len(summary.gist) <= room else summary.gist[: max(room - 3, 0)] + "..."
+    return fit_two_segments(head + gist + tail)
+
+
+def bundle_sms(client: str, summaries: list[MessageSummary]) -> str:
+    """Several messages for one contact in one text, as carriers ask: '3 new messages for …'."""
+    lines = [f"{len(summaries)} new messages for {client}:"]
+    lines += [f"#{s.ref} {_who(s)}: {s.gist[:60]}" for s in summaries]
+    lines.append("Reply 1 to take them all, or ACK and a # for one.")
+    return fit_two_segments("\n".join(lines))
+
+
+def call_script(summary: MessageSummary) -> str:
+    """What the notification call reads out: the number digit by digit so it can be written down."""
+    number = summary.callback
+    spoken = read_back(number) if number.startswith("+") else number
+    name = summary.caller_name or "A caller"
+    return (
+        f"This is Nightdesk with {_a_message(summary)} for {summary.client}, "
+        f"reference {' '.join(summary.ref)}. {name} called. Their number is {spoken}. "
+        f"They said: {summary.gist}."
+    )
+
+
+def _a_message(summary: MessageSummary) -> str:
+    """'a message', 'an urgent message', 'an emergency message'."""
+    if summary.urgency == "routine":
+        return "a message"
+    article = "an" if summary.urgency[0] in "aeiou" else "a"
+    return f"{article} {summary.urgency} message"
+
+
+CALL_OPTIONS = (
+    "Press 1 to take this message. Press 2 to hear it again. "
+    "Press 3 to be connected to the caller now."
+)
+CALL_NOT_AN_OPTION = "Sorry, that isn't one of the options."
+CALL_TAKEN = "Thank you. The message is yours. Goodbye."
+CALL_CONNECTING = "Connecting you to the caller now."
+CALL_NO_NUMBER = (
+    "The caller didn't leave a number we can connect you to. The message is yours. Goodbye."
+)
+CALL_TRY_LATER = "We'll try you again shortly. Goodbye."
+CALL_CLOSED = "This message has already been closed. Goodbye."
+CALL_GONE = "This is Nightdesk. This message is no longer waiting for anyone. Goodbye."
+
+
+def voicemail_notice(summary: MessageSummary) -> str:
+    """Left on an answering machine: no details, as a voicemail box may be shared."""
+    return (
+        f"This is Nightdesk with {_a_message(summary)} for {summary.client}. "
+        "Please check your text messages."
+    )
+
+
+def call_taken_by_other(holder: str) -> str:
+    return f"{holder} already has this message. Thank you. Goodbye."
+
+
+def email_subject(summary: MessageSummary) -> str:
+    label = "" if summary.urgency == "routine" else f"[{summary.urgency.upper()}] "
+    return f"{label}New message for {summary.client} from {_who(summary)} (#{summary.ref})"
+
+
+def email_bodies(
+    summary: MessageSummary, recording_url: str | None, ack_url: str
+) -> tuple[str, str]:
+    """(plain text, HTML) with the recording link and a one-click acknowledge link."""
+    lines = [
+        f"{summary.client}: a message from {_who(summary)}",
+        f"Urgency: {summary.urgency}",
+        "",
+        *(f"{k.replace('_', ' ').capitalize()}: {v}" for k, v in summary.answers.items()),
+    ]
+    if summary.transcription:
+        lines += ["", f"Voicemail: {summary.transcription}"]
+    if recording_url:
+        lines += [f"Recording: {recording_url}"]
+    lines += ["", f"I'll take it: {ack_url}", "", f"Reference #{summary.ref}"]
+    text = "\n".join(lines)
+    rows = "".join(
+        f"<tr><th align='left'>{html.escape(k.replace('_', ' ').capitalize())}</th>"
+        f"<td>{html.escape(str(v))}</td></tr>"
+        for k, v in summary.answers.items()
+    )
+    voicemail = (
+        f"<p><strong>Voicemail:</strong> {html.escape(summary.transcription)}</p>"
+        if summary.transcription
+        else ""
+    )
+    recording = (
+        f"<p><a href='{html.escape(recording_url)}'>Listen to the recording</a></p>"
+        if recording_url
+        else ""
+    )
+    body = (
+        f"<h2>{html.escape(summary.client)}: message from {html.escape(_who(summary))}</h2>"
+        f"<p>Urgency: <strong>{html.escape(summary.urgency)}</strong></p>"
+        f"<table>{rows}</table>{voicemail}{recording}"
+        f"<p><a href='{html.escape(ack_url)}' style='font-size:1.2em'>I'll take it</a></p>"
+        f"<p style='color:#666'>Reference #{html.escape(summary.ref)}</p>"
+    )
+    return text, body
+
+
+def caller_taken_sms(client: str) -> str:
+    return f"Your message for {client} has been passed to the person on call. They'll be in touch."
+
+
+def caller_acknowledged_sms(client: str, contact_name: str) -> str:
+    return f"{contact_name} from {client} has your message and will call you back."
+
+
+def taken_by_other_sms(client: str, ref: str, contact_name: str) -> str:
+    return f"{client} #{ref}: {contact_name} has taken this message. No need to call back."
+
+
+def acknowledged_sms(client: str, refs: list[str]) -> str:
+    which = ", ".join(f"#{r}" for r in refs)
+    return f"Thanks, {client} {which} {'is' if len(refs) == 1 else 'are'} yours."
+
+
+def already_taken_sms(holder: str, ref: str) -> str:
+    return f"{holder} already has #{ref}."
+
+
+def already_closed_sms(ref: str) -> str:
+    return f"#{ref} is already closed."
+
+
+def no_such_message_sms(ref: str) -> str:
+    return f"There's no open message #{ref} for you."
+
+
+NOTHING_OPEN_SMS = "You have no open messages."
+UNKNOWN_SENDER_SMS = (
+    "This number sends Nightdesk notifications and can't take messages. Please call it instead."
+)
+NOT_UNDERSTOOD_SMS = (
+    "Sorry, I didn't understand. Reply 1 to take your message, or ACK and its number."
+)
+
+
+def which_message_sms(refs: list[str]) -> str:
+    """'You have 3 open messages: reply ACK 4F, ACK 4G or ACK 4H.'"""
+    choices = [f"ACK {r}" for r in refs]
+    listed = ", ".join(choices[:-1]) + f" or {choices[-1]}" if len(choices) > 1 else choices[0]
+    return fit_two_segments(f"You have {len(refs)} open messages: reply {listed}.")
+
+
+def help_sms(clients: list[str]) -> str:
+    return fit_two_segments(
+        f"Nightdesk notifications for {_and(clients)}. Reply 1 to take a message, "
+        "ACK 4F for one of several, STOP to stop texts."
+    )
+
+
+def resubscribed_sms(clients: list[str]) -> str:
+    return fit_two_segments(
+        f"You'll get Nightdesk texts for {_and(clients)} again. Reply STOP to stop them."
+    )
+
+
+def _and(names: list[str]) -> str:
+    return ", ".join(names[:-1]) + f" and {names[-1]}" if len(names) > 1 else "".join(names)
+
+
+def unacknowledged_sms(client: str, ref: str) -> str:
+    return f"{client} #{ref}: nobody has acknowledged this message. Please reply 1 to take it."
+
+
+def may_text_caller(number: str) -> bool:
+    """Never text a withheld number; the caller must have a mobile (checked by the caller)."""
+    return number.strip().lower() not in WITHHELD

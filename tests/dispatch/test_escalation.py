@@ -1,0 +1,436 @@
+"""From the on-call contact's side: messages arrive by SMS, call and email, and keep coming until
+someone acknowledges. Twilio is the local fake over HTTP; email goes over SMTP; time is a FakeClock.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.clients.flows import FlowStore
+from app.db import transaction
+from app.dispatch.acks import acknowledge
+from app.dispatch.dispatcher import Dispatcher, Links
+from app.dispatch.models import Delivery
+from app.dispatch.senders import make_senders
+from app.flows.schema import Urgency
+from app.settings import Settings
+from app.telephony.sandbox.fake_twilio import FakeTwilio
+from tests.calls.conftest import load_client  # noqa: F401 - fixture
+from tests.clock import FakeClock
+from tests.support.smtp import SmtpInbox
+
+NIGHT_SHIFT = """
+    client: night-shift
+    name: Night Shift Plumbing
+    numbers: ["+441134960800"]
+    timezone: Europe/London
+    contacts:
+      - {id: sam, name: Sam Taylor, phone: "+447911123456", channels: [sms, voice]}
+      - {id: alex, name: Alex Reed, phone: "+447911654321", channels: [sms]}
+      - {id: office, name: The office, email: office@night-shift.example, channels: [email]}
+      - {id: quiet, name: Quinn Quiet, phone: "+447911000111", channels: [sms],
+         quiet_hours: ["22:00-07:00"]}
+    groups:
+      sleepers: [quiet]
+    rotation: {members: [sam, alex], handoff: "08:00", starts: 2026-01-05}
+    escalation:
+      steps:
+        - {notify: on_call, wait_minutes: 10}
+        - {notify: alex, wait_minutes: 10}
+      repeat: 1
+      fallback: office
+    escalation_by_urgency:
+      routine:
+        steps:
+          - {notify: sleepers, wait_minutes: 30}
+      emergency:
+        steps:
+          - {notify: office, wait_minutes: 5}
+    steps:
+      take:
+        type: take_message
+        urgency: urgent
+"""
+SAM, ALEX, QUINN = "+447911123456", "+447911654321", "+447911000111"
+CALLER_MOBILE = "+447700123456"
+
+
+class ToTheApp:
+    """Where the fake sends its signed status callbacks: into the app under test."""
+
+    client: TestClient | None = None
+
+    def __call__(self, url: str, params: dict[str, str], headers: dict[str, str]) -> None:
+        if self.client is not None:  # after the test, late callbacks have nowhere to go
+            self.client.post(url, data=params, headers=headers)
+
+
+@pytest.fixture
+def callbacks() -> ToTheApp:
+    return ToTheApp()
+
+
+@pytest.fixture
+def fake_twilio(settings: Settings, callbacks: ToTheApp) -> Iterator[FakeTwilio]:
+    token = settings.twilio_auth_token
+    with FakeTwilio(settings.twilio_account_sid, token, deliver=callbacks) as fake:
+        yield fake
+
+
+@pytest.fixture
+def inbox() -> Iterator[SmtpInbox]:
+    with SmtpInbox() as smtp:
+        yield smtp
+
+
+@pytest.fixture
+def settings(settings: Settings, fake_twilio: FakeTwilio, inbox: SmtpInbox) -> Settings:
+    return settings.model_copy(
+        update={
+            "run_dispatcher": False,
+            "twilio_api_base": fake_twilio.base_url,
+            "smtp_url": inbox.url,
+        }
+    )
+
+
+@pytest.fixture
+def dispatcher(
+    app: FastAPI,
+    settings: Settings,
+    clock: FakeClock,
+    client: TestClient,
+    fake_twilio: FakeTwilio,
+    callbacks: ToTheApp,
+    load_client: Callable[[str], None],  # noqa: F811
+) -> Iterator[Dispatcher]:
+    """The dispatcher, run by hand (`run_once`) under the test's clock."""
+    load_client(NIGHT_SHIFT)
+    callbacks.client = client  # Twilio's status callbacks reach the app as signed webhooks
+    yield Dispatcher(
+        sessions=app.state.session_factory,
+        flows=FlowStore(),
+        senders=make_senders(settings),
+        links=Links(settings.public_url, settings.secret_key),
+        clock=clock,
+    )
+    fake_twilio.settle()
+    callbacks.client = None
+
+
+@pytest.fixture
+def leave_message(
+    app: FastAPI, session_factory: sessionmaker[Session], clock: FakeClock
+) -> Callable[..., int]:
+    from app.calls.models import Call
+    from app.clients.models import Client
+    from app.flows.engine import SaveMessage
+    from app.messages.service import save_message
+
+    counter = iter(range(1, 1_000_000))
+
+    def leave(
+        caller: str = CALLER_MOBILE, urgency: Urgency = Urgency.urgent, **answers: str
+    ) -> int:
+        with transaction(session_factory) as session:
+            client = session.scalars(select(Client).where(Client.slug == "night-shift")).one()
+            assert client.active_flow_id is not None
+            flow = FlowStore().get(session, client.active_flow_id)
+            call = Call(sid=f"CA{next(counter):032d}", client_id=client.id, caller=caller,
+                        called="+441134960800", flow_version_id=client.active_flow_id, state={},
+                        started_at=clock())  # fmt: skip
+            session.add(call)
+            session.flush()
+            answers = answers or {"name": "Jo Bloggs", "callback": caller}
+            save = SaveMessage(urgency=urgency, answers=answers, outcome="message")
+            return save_message(session, call, flow, save, clock()).id
+
+    return leave
+
+
+def texts_to(fake: FakeTwilio, number: str) -> list[str]:
+    return [m.body for m in fake.messages if m.to == number]
+
+
+def deliveries(sessions: sessionmaker[Session], message_id: int) -> list[Delivery]:
+    with sessions() as session:
+        return list(
+            session.scalars(
+                select(Delivery).where(Delivery.message_id == message_id).order_by(Delivery.id)
+            )
+        )
+
+
+def test_the_engineer_on_call_gets_a_text_with_the_caller_and_a_reference(
+    dispatcher: Dispatcher, leave_message: Callable[..., int], fake_twilio: FakeTwilio
+) -> None:
+    message_id = leave_message(name="Jo Bloggs", callback=CALLER_MOBILE)
+    dispatcher.run_once()
+
+    (text,) = texts_to(fake_twilio, SAM)
+    assert text.startswith("URGENT Night Shift Plumbing #")
+    assert "Jo Bloggs" in text
+    assert "Reply 1" in text
+    assert "http" not in text  # carriers filter links
+    sent = [d for d in deliveries(dispatcher.sessions, message_id) if d.address == SAM]
+    assert sent[0].status in ("sent", "delivered")
+    assert sent[0].provider_sid == fake_twilio.messages[0].sid or sent[0].provider_sid
+
+
+def test_the_caller_is_told_their_message_was_passed_on_and_then_who_has_it(
+    dispatcher: Dispatcher, leave_message: Callable[..., int], fake_twilio: FakeTwilio,
+    clock: FakeClock,
+) -> None:  # fmt: skip
+    message_id = leave_message()
+    dispatcher.run_once()
+    assert texts_to(fake_twilio, CALLER_MOBILE) == [
+        "Your message for Night Shift Plumbing has been passed to the person on call. "
+        "They'll be in touch."
+    ]
+    with transaction(dispatcher.sessions) as session:
+        acknowledge(session, dispatcher.flows, message_id, by="Sam Taylor", via="sms", now=clock())
+    dispatcher.run_once()
+    assert texts_to(fake_twilio, CALLER_MOBILE)[-1] == (
+        "Sam Taylor from Night Shift Plumbing has your message and will call you back."
+    )
+
+
+@pytest.mark.parametrize("caller", ["+441134960999", "anonymous"])
+def test_landline_and_withheld_callers_get_no_texts(
+    dispatcher: Dispatcher, leave_message: Callable[..., int], fake_twilio: FakeTwilio, caller: str
+) -> None:
+    leave_message(caller=caller)
+    dispatcher.run_once()
+    assert texts_to(fake_twilio, caller) == []
+
+
+def test_no_acknowledgement_after_10_minutes_pages_the_next_contact(
+    dispatcher: Dispatcher, leave_message: Callable[..., int], fake_twilio: FakeTwilio,
+    clock: FakeClock,
+) -> None:  # fmt: skip
+    leave_message()
+    dispatcher.run_once()
+    clock.advance(minutes=9)
+    dispatcher.run_once()
+    assert texts_to(fake_twilio, ALEX) == []
+    clock.advance(minutes=1)
+    dispatcher.run_once()
+    dispatcher.run_once()
+    assert len(texts_to(fake_twilio, ALEX)) == 1
+
+
+def test_when_nobody_acknowledges_the_whole_policy_repeats_then_the_fallback_is_told(
+    dispatcher: Dispatcher, leave_message: Callable[..., int], fake_twilio: FakeTwilio,
+    clock: FakeClock, inbox: SmtpInbox,
+) -> None:  # fmt: skip
+    message_id = leave_message()
+    for _ in range(6):
+        dispatcher.run_once()
+        clock.advance(minutes=10)
+        dispatcher.run_once()
+    assert len(texts_to(fake_twilio, SAM)) == 2  # round 1 and its repeat
+    assert len(texts_to(fake_twilio, ALEX)) == 2
+    (warning,) = inbox.wait_for(1)
+    assert "nobody has acknowledged" in warning.get_content() or "nobody" in str(warning)
+    with dispatcher.sessions() as session:
+        from app.messages.models import Message
+
+        message = session.get(Message, message_id)
+        assert message is not None
+        assert message.status == "unacknowledged"
+
+
+def test_an_acknowledgement_stops_escalation_on_every_channel(
+    dispatcher: Dispatcher, leave_message: Callable[..., int], fake_twilio: FakeTwilio,
+    clock: FakeClock,
+) -> None:  # fmt: skip
+    message_id = leave_message()
+    dispatcher.run_once()
+    with transaction(dispatcher.sessions) as session:
+        first = acknowledge(session, dispatcher.flows, message_id, by="Sam Taylor", via="sms",
+                            now=clock())  # fmt: skip
+        second = acknowledge(session, dispatcher.flows, message_id, by="Alex Reed", via="sms",
+                             now=clock())  # fmt: skip
+    assert first.first
+    assert not second.first
+    assert second.by == "Sam Taylor"
+    clock.advance(hours=2)
+    dispatcher.run_once()
+    assert texts_to(fake_twilio, ALEX) == []
+
+
+def test_a_failed_text_moves_to_the_contacts_next_channel_without_waiting(
+    dispatcher: Dispatcher, leave_message: Callable[..., int], fake_twilio: FakeTwilio
+) -> None:
+    fake_twilio.set_sms_outcome(SAM, "undelivered", error_code=30003)
+    leave_message()
+    dispatcher.run_once()
+    fake_twilio.settle()
+    dispatcher.run_once()
+    calls = [c for c in fake_twilio.calls if c.to == SAM]
+    assert len(calls) == 1, "Sam's next channel is a voice call, placed straight away"
+
+
+def test_a_twilio_outage_is_retried_with_backoff(
+    dispatcher: Dispatcher, leave_message: Callable[..., int], fake_twilio: FakeTwilio,
+    clock: FakeClock,
+) -> None:  # fmt: skip
+    fake_twilio.fail_next(2, status=500)
+    message_id = leave_message(caller="+441134960999")  # a landline: only Sam's text goes out
+    dispatcher.run_once()
+    assert texts_to(fake_twilio, SAM) == []
+    (pending,) = [d for d in deliveries(dispatcher.sessions, message_id) if d.address == SAM]
+    assert pending.status == "pending"
+    assert pending.attempts == 1
+    for _ in range(3):
+        clock.advance(seconds=30)
+        dispatcher.run_once()
+    assert len(texts_to(fake_twilio, SAM)) == 1
+
+
+def test_an_invalid_number_is_recorded_and_skipped(
+    dispatcher: Dispatcher, leave_message: Callable[..., int], fake_twilio: FakeTwilio
+) -> None:
+    fake_twilio.mark_invalid(SAM)
+    message_id = leave_message(caller="+441134960999")
+    dispatcher.run_once()
+    dispatcher.run_once()
+    sam = [d for d in deliveries(dispatcher.sessions, message_id) if d.address == SAM]
+    assert [d.status for d in sam] == ["failed", "failed"], "Sam's text, then Sam's call"
+    assert "21211" in (sam[0].error or "")
+    dispatcher.run_once()
+    assert len(texts_to(fake_twilio, ALEX)) == 1, "the next step, without waiting 10 minutes"
+
+
+def test_a_timeout_after_twilio_accepted_the_text_does_not_send_it_twice(
+    dispatcher: Dispatcher, leave_message: Callable[..., int], fake_twilio: FakeTwilio,
+    clock: FakeClock, settings: Settings,
+) -> None:  # fmt: skip
+    impatient = make_senders(settings.model_copy(update={"twilio_timeout": 0.3}))
+    dispatcher.senders = impatient
+    dispatcher.__post_init__()
+    fake_twilio.delay_next(3.0)  # Twilio takes the text, but answers after we gave up
+    message_id = leave_message(caller="+441134960999")
+    dispatcher.run_once()
+    clock.advance(minutes=2)
+    dispatcher.run_once()
+    fake_twilio.settle()
+    assert len(texts_to(fake_twilio, SAM)) == 1
+    (sam,) = [d for d in deliveries(dispatcher.sessions, message_id) if d.address == SAM]
+    assert sam.status in ("sent", "delivered")
+    assert sam.provider_sid == fake_twilio.messages[0].sid
+
+
+def test_a_worker_killed_mid_send_leaves_nothing_stuck_and_nothing_doubled(
+    dispatcher: Dispatcher, leave_message: Callable[..., int], fake_twilio: FakeTwilio,
+    clock: FakeClock,
+) -> None:  # fmt: skip
+    message_id = leave_message(caller="+441134960999")
+    dispatcher.run_once()
+    assert len(texts_to(fake_twilio, SAM)) == 1
+    # Another worker claimed Sam's text again, reached Twilio, and died before writing it down.
+    with transaction(dispatcher.sessions) as session:
+        session.execute(
+            update(Delivery)
+            .where(Delivery.message_id == message_id, Delivery.address == SAM)
+            .values(status="sending", lease_until=clock(), uncertain=True)
+        )
+    dispatcher.run_once()
+    assert len(texts_to(fake_twilio, SAM)) == 1, "its lease hasn't run out yet"
+    clock.advance(minutes=2)
+    dispatcher.run_once()
+    assert len(texts_to(fake_twilio, SAM)) == 1, "the text Twilio already has is recognised"
+    (sam,) = [d for d in deliveries(dispatcher.sessions, message_id) if d.address == SAM]
+    assert sam.status in ("sent", "delivered")
+
+
+def test_messages_arriving_together_for_one_contact_are_bundled_into_one_text(
+    dispatcher: Dispatcher, leave_message: Callable[..., int], fake_twilio: FakeTwilio,
+    clock: FakeClock,
+) -> None:  # fmt: skip
+    leave_message(caller="+441134960901")
+    dispatcher.run_once()
+    leave_message(caller="+441134960902")
+    leave_message(caller="+441134960903")
+    dispatcher.run_once()
+    assert len(texts_to(fake_twilio, SAM)) == 1, "at most one text a minute to one contact"
+    clock.advance(seconds=61)
+    dispatcher.run_once()
+    texts = texts_to(fake_twilio, SAM)
+    assert len(texts) == 2
+    assert texts[1].startswith("2 new messages for Night Shift Plumbing")
+
+
+def test_routine_messages_wait_for_the_end_of_a_contacts_quiet_hours(
+    dispatcher: Dispatcher, leave_message: Callable[..., int], fake_twilio: FakeTwilio,
+    clock: FakeClock,
+) -> None:  # fmt: skip
+    leave_message(caller="+441134960999", urgency=Urgency.routine)  # 02:00 in London
+    dispatcher.run_once()
+    assert texts_to(fake_twilio, QUINN) == []
+    clock.advance(hours=5)  # 07:00
+    dispatcher.run_once()
+    assert len(texts_to(fake_twilio, QUINN)) == 1
+
+
+def test_an_email_carries_the_details_and_a_signed_acknowledge_link(
+    dispatcher: Dispatcher, leave_message: Callable[..., int], inbox: SmtpInbox,
+    client: TestClient,
+) -> None:  # fmt: skip
+    message_id = leave_message(caller="+441134960999", urgency=Urgency.emergency,
+                               name="Jo Bloggs")  # fmt: skip
+    dispatcher.run_once()
+    (email,) = inbox.wait_for(1)
+    assert email["To"] == "office@night-shift.example"
+    assert "[EMERGENCY]" in email["Subject"]
+    plain = email.get_body(("plain",))
+    html = email.get_body(("html",))
+    assert plain is not None
+    assert html is not None
+    link = next(w for w in plain.get_content().split() if "/ack/" in w)
+    assert link.startswith("https://nightdesk.test/ack/")
+    with dispatcher.sessions() as session:
+        from app.messages.models import Message
+
+        assert session.get(Message, message_id).status == "notified"  # type: ignore[union-attr]
+
+
+def test_two_dispatchers_racing_send_each_notification_once(
+    dispatcher: Dispatcher, leave_message: Callable[..., int], fake_twilio: FakeTwilio,
+    settings: Settings, app: FastAPI, clock: FakeClock,
+) -> None:  # fmt: skip
+    other = Dispatcher(
+        sessions=app.state.session_factory,
+        flows=FlowStore(),
+        senders=make_senders(settings),
+        links=Links(settings.public_url, settings.secret_key),
+        clock=clock,
+    )
+    for index in range(10):
+        leave_message(caller=f"+4411349609{index:02d}")
+    barrier = threading.Barrier(2)
+
+    def work(d: Dispatcher) -> None:
+        barrier.wait()
+        for _ in range(3):
+            d.run_once()
+
+    threads = [threading.Thread(target=work, args=(d,)) for d in (dispatcher, other)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    clock.advance(minutes=5)
+    dispatcher.run_once()
+    bodies = texts_to(fake_twilio, SAM)
+    assert len(bodies) == len(set(bodies))
+    with dispatcher.sessions() as session:
+        sent = session.scalars(select(Delivery).where(Delivery.address == SAM)).all()
+    assert all(d.attempts == 1 for d in sent)
