@@ -94,7 +94,7 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 
 
 @contextmanager
-def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
+def transaction(factory: Callable[[], Session]) -> Iterator[Session]:
     """One unit of work: commit when the block succeeds, roll back when it raises."""
     with factory() as session:
         try:
@@ -153,12 +153,12 @@ class SqliteTransactions(Transactions):
         super().__init__(engine)
         url = engine.url.render_as_string(hide_password=False)
         # A connection of its own that never waits: BEGIN IMMEDIATE fails at once when busy.
+        # Its sessions still come from self.sessions, and so have the same session events.
         self._at_once_engine = make_engine(url, lock_timeout=0)
-        self._at_once = make_session_factory(self._at_once_engine)
 
     async def run(self, work: Callable[[Session], T]) -> T:
         try:
-            with transaction(self._at_once) as session:
+            with transaction(lambda: self.sessions(bind=self._at_once_engine)) as session:
                 _begin_at_once(session)
                 return work(session)
         except _WriteLockBusyError:
@@ -215,6 +215,10 @@ def insert_if_absent(session: Session, model: type[Base], values: dict[str, Any]
     """
     dialect = session.get_bind().dialect.name
     insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert(model).values(**values).on_conflict_do_nothing(index_elements=[key])
-    result = session.execute(statement)
-    return bool(getattr(result, "rowcount", 0) == 1)
+    statement = (
+        insert(model)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=[key])
+        .returning(getattr(model, key))  # rowcount is not reliable for this on every driver
+    )
+    return session.execute(statement).first() is not None

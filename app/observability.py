@@ -81,6 +81,8 @@ def configure_logging(level: str = "INFO") -> None:
     root.setLevel(level)
     # uvicorn's access log would print query strings, which may carry phone numbers.
     logging.getLogger("uvicorn.access").disabled = True
+    # The twilio library logs every request and its headers at INFO.
+    logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
 
 
 class LatencyMiddleware:

@@ -174,6 +174,7 @@ def test_the_engineer_on_call_gets_a_text_with_the_caller_and_a_reference(
     message_id = leave_message(name="Jo Bloggs", callback=CALLER_MOBILE)
     dispatcher.run_once()
 
+    assert [m.to for m in fake_twilio.messages] == [SAM, CALLER_MOBILE]
     (text,) = texts_to(fake_twilio, SAM)
     assert text.startswith("URGENT Night Shift Plumbing #")
     assert "Jo Bloggs" in text
