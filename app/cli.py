@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import signal
 import sys
+import threading
 import warnings
 from pathlib import Path
 from typing import Annotated
@@ -18,14 +21,17 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.clients.flows import FlowStore, sync_flows
 from app.clients.models import Client, PhoneNumber
 from app.db import make_engine, make_session_factory, transaction, upgrade_database
+from app.dispatch.dispatcher import listen_for_work, make_dispatcher
 from app.dispatch.acks import MessageNotFoundError, acknowledge
 from app.flows.check import most_menus_before_message
 from app.flows.jsonschema import flow_json_schema
 from app.flows.loader import load_flows
 from app.messages.queries import list_messages, message_detail
 from app.oncall.rota import next_handoffs, who_is_on_call
+from app.observability import configure_logging
 from app.settings import Settings, get_settings
 from app.telephony.sandbox.caller import Conversation, Press, SimulatedCaller
+from app.telephony.sandbox.fake_twilio import FakeTwilio
 from app.telephony.sandbox.caller import Say as Speak
 from app.timeutil import utcnow
 
@@ -74,11 +80,51 @@ def serve(
 
 
 @app.command()
+def worker() -> None:
+    """Run the dispatcher on its own: beside `serve` processes started with RUN_DISPATCHER=false."""
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    sessions = _sessions(settings)
+    dispatcher = make_dispatcher(settings, sessions, FlowStore(), utcnow)
+    stop = threading.Event()
+
+    def stop_on_signal(_signum: int, _frame: object) -> None:
+        stop.set()
+        dispatcher.waker.wake()
+
+    signal.signal(signal.SIGTERM, stop_on_signal)
+    signal.signal(signal.SIGINT, stop_on_signal)
+    if settings.database_url.startswith("postgresql"):
+        threading.Thread(
+            target=listen_for_work,
+            args=(settings.database_url, dispatcher.waker, stop),
+            name="dispatch-listen",
+            daemon=True,
+        ).start()
+    dispatcher.run_forever(stop)
+
+
+@app.command()
 def demo(
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8000,
 ) -> None:
-    """Set up the embedded database with the demo clients, say what to try, and serve."""
+    """Set up the embedded database with the demo clients, say what to try, and serve.
+
+    Unless NIGHTDESK_TWILIO_API_BASE is set, texts and calls go to the sandbox (a local fake of
+    Twilio's API) and are printed here instead of reaching anyone's phone.
+    """
+    settings = get_settings()
+    if "NIGHTDESK_PUBLIC_URL" not in os.environ:
+        os.environ["NIGHTDESK_PUBLIC_URL"] = f"http://{host}:{port}"
+    if "NIGHTDESK_TWILIO_API_BASE" not in os.environ:
+        sandbox = FakeTwilio(settings.twilio_account_sid, settings.twilio_auth_token)
+        sandbox.on_message = lambda record: typer.echo(
+            f"[sandbox] SMS to {record.to}: {record.body}"
+        )
+        sandbox.start()
+        os.environ["NIGHTDESK_TWILIO_API_BASE"] = sandbox.base_url
+    get_settings.cache_clear()
     settings = get_settings()
     upgrade_database(settings.database_url)
     loaded, problems = load_flows([settings.flows_dir])

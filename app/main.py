@@ -13,16 +13,13 @@ from app.calls.service import CallService
 from app.calls.webhooks import BadWebhookError
 from app.clients.flows import FlowStore
 from app.db import make_engine, make_transactions
-from app.dispatch.dispatcher import Dispatcher, Links, start_in_background, wake_on_commit
+from app.dispatch.dispatcher import make_dispatcher, start_in_background
 from app.dispatch.routes import router as dispatch_router
-from app.dispatch.senders import make_senders
 from app.observability import LatencyMiddleware, configure_logging
 from app.ops.routes import router as ops_router
 from app.settings import Settings, get_settings
 from app.telephony.signature import TwilioSignatures
 from app.timeutil import Clock, utcnow
-
-DEV_PUBLIC_URL = "http://127.0.0.1:8000"  # where callbacks go when NIGHTDESK_PUBLIC_URL is unset
 
 
 def create_app(settings: Settings | None = None, clock: Clock = utcnow) -> FastAPI:
@@ -32,14 +29,15 @@ def create_app(settings: Settings | None = None, clock: Clock = utcnow) -> FastA
     engine = make_engine(settings.database_url)
     transactions = make_transactions(engine)
     flows = FlowStore()
-    links = Links(settings.public_url.rstrip("/") or DEV_PUBLIC_URL, settings.secret_key)
-    senders = make_senders(settings)
-    dispatcher = Dispatcher(transactions.sessions, flows, senders, links, clock)
-    wake_on_commit(transactions.sessions, dispatcher.waker)
+    dispatcher = make_dispatcher(settings, transactions.sessions, flows, clock)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        stop_dispatcher = start_in_background(dispatcher) if settings.run_dispatcher else None
+        stop_dispatcher = (
+            start_in_background(dispatcher, settings.database_url)
+            if settings.run_dispatcher
+            else None
+        )
         yield
         if stop_dispatcher is not None:
             stop_dispatcher()
@@ -56,7 +54,7 @@ def create_app(settings: Settings | None = None, clock: Clock = utcnow) -> FastA
         settings.twilio_auth_token, settings.twilio_previous_auth_token
     )
     app.state.flows = flows
-    app.state.links = links
+    app.state.links = dispatcher.links
     app.state.dispatcher = dispatcher
     app.state.calls = CallService(flows)
     app.add_middleware(LatencyMiddleware)

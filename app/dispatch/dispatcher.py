@@ -20,9 +20,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
+import psycopg
 from itsdangerous import BadSignature, URLSafeSerializer
 from prometheus_client import Histogram
-from sqlalchemy import and_, event, func, or_, select
+from sqlalchemy import and_, event, func, make_url, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.clients.flows import FlowStore
@@ -42,6 +43,7 @@ from app.dispatch.senders import (
     Sender,
     SendError,
     TransientSendError,
+    make_senders,
 )
 from app.dispatch.throttle import MAX_ATTEMPTS, hold_until, retry_delay
 from app.flows.schema import Channel, Flow, Urgency
@@ -54,9 +56,11 @@ from app.oncall.escalation import (
     next_position,
     wait_after,
 )
+from app.settings import Settings
 from app.timeutil import Clock, as_utc
 
 log = logging.getLogger("nightdesk.dispatch")
+DEV_PUBLIC_URL = "http://127.0.0.1:8000"  # where callbacks go when NIGHTDESK_PUBLIC_URL is unset
 LEASE = dt.timedelta(seconds=60)
 BATCH = 50
 THROTTLED_CHANNELS = (Channel.sms.value, Channel.voice.value)
@@ -131,6 +135,7 @@ class Dispatcher:
     links: Links
     clock: Clock
     waker: Waker = field(default_factory=Waker)
+    poll: float = 1.0  # seconds between looks when nothing wakes it
     modules: list[Module] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -152,11 +157,11 @@ class Dispatcher:
                 MODULE_SECONDS.labels(module=module.name).observe(time.perf_counter() - started)
         return done
 
-    def run_forever(self, stop: threading.Event, poll: float = 1.0) -> None:
+    def run_forever(self, stop: threading.Event) -> None:
         log.info("dispatcher_started")
         while not stop.is_set():
             if self.run_once() == 0:
-                self.waker.wait(poll)
+                self.waker.wait(self.poll)
         log.info("dispatcher_stopped")
 
 
@@ -483,17 +488,55 @@ def wake_on_commit(sessions: sessionmaker[Session], waker: Waker) -> None:
         session.info.pop("wake_dispatcher", None)
 
 
-def start_in_background(dispatcher: Dispatcher) -> Callable[[], None]:
-    """Run the dispatcher on a daemon thread (inside `nightdesk serve`); returns a stop function."""
+def make_dispatcher(
+    settings: Settings, sessions: sessionmaker[Session], flows: FlowStore, clock: Clock
+) -> Dispatcher:
+    """The dispatcher as `nightdesk serve` and `nightdesk worker` run it."""
+    base = settings.public_url.rstrip("/") or DEV_PUBLIC_URL
+    links = Links(base, settings.secret_key)
+    dispatcher = Dispatcher(sessions, flows, make_senders(settings), links, clock)
+    wake_on_commit(sessions, dispatcher.waker)
+    return dispatcher
+
+
+def listen_for_work(database_url: str, waker: Waker, stop: threading.Event) -> None:
+    """PostgreSQL LISTEN: a commit that queued work in any process wakes this dispatcher.
+
+    Runs until `stop` is set; reconnects after a lost connection (polling covers the gap).
+    """
+    dsn = make_url(database_url).set(drivername="postgresql").render_as_string(False)
+    while not stop.is_set():
+        try:
+            with psycopg.connect(dsn, autocommit=True) as connection:
+                connection.execute(f"LISTEN {outbox.NOTIFY_CHANNEL}")
+                while not stop.is_set():
+                    for _notice in connection.notifies(timeout=1.0):
+                        waker.wake()
+        except psycopg.Error:
+            log.warning("dispatch_listen_lost", exc_info=True)
+            stop.wait(1.0)
+
+
+def start_in_background(dispatcher: Dispatcher, database_url: str) -> Callable[[], None]:
+    """Run the dispatcher on daemon threads (inside `nightdesk serve`); returns a stop function."""
     stop = threading.Event()
-    thread = threading.Thread(
-        target=dispatcher.run_forever, args=(stop,), name="dispatcher", daemon=True
-    )
-    thread.start()
+    threads = [threading.Thread(target=dispatcher.run_forever, args=(stop,), name="dispatcher")]
+    if database_url.startswith("postgresql"):
+        threads.append(
+            threading.Thread(
+                target=listen_for_work,
+                args=(database_url, dispatcher.waker, stop),
+                name="dispatch-listen",
+            )
+        )
+    for thread in threads:
+        thread.daemon = True
+        thread.start()
 
     def stop_it() -> None:
         stop.set()
         dispatcher.waker.wake()
-        thread.join(timeout=10)
+        for thread in threads:
+            thread.join(timeout=10)
 
     return stop_it

@@ -435,3 +435,23 @@ def test_two_dispatchers_racing_send_each_notification_once(
     with dispatcher.sessions() as session:
         sent = session.scalars(select(Delivery).where(Delivery.address == SAM)).all()
     assert all(d.attempts == 1 for d in sent)
+
+
+def test_inside_the_server_the_dispatcher_is_woken_by_the_commit_not_a_timer(
+    settings: Settings, clock: FakeClock, fake_twilio: FakeTwilio,
+    load_client: Callable[[str], None],  # noqa: F811
+) -> None:  # fmt: skip
+    from app.main import create_app
+    from app.telephony.sandbox.caller import SimulatedCaller
+
+    load_client(NIGHT_SHIFT)
+    live = create_app(settings.model_copy(update={"run_dispatcher": True}), clock)
+    live.state.dispatcher.poll = 600.0  # so only the wake-up can send within the wait below
+    with TestClient(live, base_url=settings.public_url) as http:
+        SimulatedCaller(
+            http, public_url=settings.public_url, auth_token=settings.twilio_auth_token,
+            account_sid=settings.twilio_account_sid, from_number="+441134960999",
+            to_number="+441134960800",
+        ).run()  # fmt: skip
+        sent = fake_twilio.wait_for(lambda: texts_to(fake_twilio, SAM), timeout=5.0)
+    assert len(sent) == 1

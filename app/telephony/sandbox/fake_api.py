@@ -65,6 +65,8 @@ class FakeApi(FakeHttpEdge):
     ) -> None:
         super().__init__(account_sid, auth_token, clock)
         self.callback_sender = CallbackSender(auth_token, deliver, callback_delay)
+        # Told of each message as it is created: `nightdesk demo` prints what it would send.
+        self.on_message: Callable[[MessageRecord], None] | None = None
         self.reset()
         self.app = Starlette(routes=self._routes())
 
@@ -132,6 +134,8 @@ class FakeApi(FakeHttpEdge):
         # With a Messaging Service a message starts "accepted" and Twilio picks the sender.
         msg.status = "accepted" if service and not from_ else "queued"
         self._messages[msg.sid] = msg
+        if self.on_message is not None:
+            self.on_message(msg)
         outcome, error_code = self._sms.get(to, ("delivered", None))
         for status in message_steps(outcome, via_service=msg.status == "accepted"):
             self.callback_sender.submit(partial(self._advance_message, msg.sid, status, error_code))
