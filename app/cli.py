@@ -21,18 +21,18 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.clients.flows import FlowStore, sync_flows
 from app.clients.models import Client, PhoneNumber
 from app.db import make_engine, make_session_factory, transaction, upgrade_database
-from app.dispatch.dispatcher import listen_for_work, make_dispatcher
 from app.dispatch.acks import MessageNotFoundError, acknowledge
+from app.dispatch.dispatcher import listen_for_work, make_dispatcher
 from app.flows.check import most_menus_before_message
 from app.flows.jsonschema import flow_json_schema
 from app.flows.loader import load_flows
 from app.messages.queries import list_messages, message_detail
-from app.oncall.rota import next_handoffs, who_is_on_call
 from app.observability import configure_logging
+from app.oncall.rota import next_handoffs, who_is_on_call
 from app.settings import Settings, get_settings
 from app.telephony.sandbox.caller import Conversation, Press, SimulatedCaller
-from app.telephony.sandbox.fake_twilio import FakeTwilio
 from app.telephony.sandbox.caller import Say as Speak
+from app.telephony.sandbox.fake_twilio import FakeTwilio
 from app.timeutil import utcnow
 
 app = typer.Typer(help="Nightdesk: after-hours call answering.", no_args_is_help=True)
