@@ -25,7 +25,7 @@ from app.dispatch.acks import MessageNotFoundError, acknowledge
 from app.dispatch.dispatcher import listen_for_work, make_dispatcher
 from app.flows.check import most_menus_before_message
 from app.flows.jsonschema import flow_json_schema
-from app.flows.loader import load_flows
+from app.flows.loader import LoadedFlow, load_flows
 from app.messages.queries import list_messages, message_detail
 from app.observability import configure_logging
 from app.oncall.rota import next_handoffs, who_is_on_call
@@ -46,6 +46,17 @@ app.add_typer(messages_app, name="messages")
 
 def _sessions(settings: Settings) -> sessionmaker[Session]:
     return make_session_factory(make_engine(settings.database_url))
+
+
+def _prepare_database(settings: Settings) -> list[LoadedFlow]:
+    """Migrate the database and load the flow files, skipping (and saying) any that are broken."""
+    upgrade_database(settings.database_url)
+    loaded, problems = load_flows([settings.flows_dir])
+    for problem in problems:
+        typer.echo(f"skipped: {problem}", err=True)
+    with transaction(_sessions(settings)) as session:
+        sync_flows(session, loaded)
+    return loaded
 
 
 def _parse_at(value: str | None) -> dt.datetime:
@@ -126,12 +137,7 @@ def demo(
         os.environ["NIGHTDESK_TWILIO_API_BASE"] = sandbox.base_url
     get_settings.cache_clear()
     settings = get_settings()
-    upgrade_database(settings.database_url)
-    loaded, problems = load_flows([settings.flows_dir])
-    for problem in problems:
-        typer.echo(f"skipped: {problem}", err=True)
-    with transaction(_sessions(settings)) as session:
-        sync_flows(session, loaded)
+    loaded = _prepare_database(settings)
     typer.echo(f"Nightdesk is starting on http://{host}:{port} with {settings.database_url}")
     typer.echo("Demo clients:")
     for item in loaded:
@@ -287,12 +293,7 @@ def _call_in_process(
         from fastapi.testclient import TestClient
     from app.main import create_app
 
-    upgrade_database(settings.database_url)
-    loaded, problems = load_flows([settings.flows_dir])
-    for problem in problems:
-        typer.echo(f"skipped: {problem}", err=True)
-    with transaction(_sessions(settings)) as session:
-        sync_flows(session, loaded)
+    _prepare_database(settings)
     start = _parse_at(at)
     began = utcnow()
     quiet = settings.model_copy(update={"log_level": "WARNING"})

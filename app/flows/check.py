@@ -18,6 +18,7 @@ from difflib import get_close_matches
 import phonenumbers
 
 from app.flows.schema import (
+    AnyStep,
     AskStep,
     BranchStep,
     EscalationPolicy,
@@ -32,17 +33,6 @@ from app.flows.schema import (
 )
 
 FieldPath = tuple[str | int, ...]
-StepModel = (
-    SayStep
-    | MenuStep
-    | AskStep
-    | RecordStep
-    | BranchStep
-    | TransferStep
-    | QueueStep
-    | TakeMessageStep
-    | HangupStep
-)
 
 # Steps where the call can stop: a message is taken, a person may answer, or the caller is let go.
 ENDINGS = (HangupStep, TakeMessageStep, TransferStep, QueueStep)
@@ -94,7 +84,7 @@ def most_menus_before_message(flow: Flow) -> int:
 # --- how the steps connect -------------------------------------------------------------------
 
 
-def _edges(step: StepModel) -> list[tuple[FieldPath, str]]:
+def _edges(step: AnyStep) -> list[tuple[FieldPath, str]]:
     """The step ids a step can go to next, each with the field that names it."""
     match step:
         case MenuStep():
@@ -117,7 +107,7 @@ def _edges(step: StepModel) -> list[tuple[FieldPath, str]]:
     return []
 
 
-def _known_targets(flow: Flow, step: StepModel) -> list[str]:
+def _known_targets(flow: Flow, step: AnyStep) -> list[str]:
     return [target for _, target in _edges(step) if target in flow.steps]
 
 

@@ -309,7 +309,7 @@ class HangupStep(StepBase):
     say: str | None = "Goodbye."
 
 
-Step = Annotated[
+AnyStep = (
     SayStep
     | MenuStep
     | AskStep
@@ -318,9 +318,9 @@ Step = Annotated[
     | TransferStep
     | QueueStep
     | TakeMessageStep
-    | HangupStep,
-    Field(discriminator="type"),
-]
+    | HangupStep
+)
+Step = Annotated[AnyStep, Field(discriminator="type")]
 
 
 class Flow(Strict):
