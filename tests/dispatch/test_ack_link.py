@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.dispatch.dispatcher import Links
+from app.dispatch.links import Links
 from app.messages.models import MessageStatus
 from tests.dispatch.conftest import Desk, ref
 

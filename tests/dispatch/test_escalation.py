@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.clients.flows import FlowStore
 from app.db import transaction
 from app.dispatch.acks import acknowledge
-from app.dispatch.dispatcher import Dispatcher, Links
+from app.dispatch.dispatcher import Dispatcher
+from app.dispatch.links import Links
 from app.dispatch.models import Delivery
 from app.dispatch.senders import make_senders
 from app.flows.schema import Urgency
