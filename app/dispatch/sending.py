@@ -9,7 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -46,6 +47,7 @@ log = logging.getLogger("nightdesk.dispatch")
 
 LEASE = dt.timedelta(seconds=60)
 BATCH = 50
+SENDERS = 8  # sends in flight at once
 THROTTLED_CHANNELS = (Channel.sms.value, Channel.voice.value)
 
 
@@ -65,12 +67,15 @@ class SendDeliveries:
     senders: Mapping[Channel, Sender]
     links: Links
     name: str = "deliveries"
+    # Sends wait on Twilio or SMTP, not on the CPU: several at once keep up with a busy night.
+    _pool: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(SENDERS, thread_name_prefix="send"), repr=False
+    )
 
     def run(self, now: dt.datetime) -> int:
         with transaction(self.sessions) as session:
             sends = self._claim(session, now)
-        for send in sends:
-            self._send(send, now)
+        list(self._pool.map(lambda send: self._send(send, now), sends))
         return sum(len(s.deliveries) for s in sends)
 
     def _claim(self, session: Session, now: dt.datetime) -> list[_Send]:
