@@ -75,7 +75,12 @@ class SendDeliveries:
     def run(self, now: dt.datetime) -> int:
         with transaction(self.sessions) as session:
             sends = self._claim(session, now)
-        list(self._pool.map(lambda send: self._send(send, now), sends))
+        if not sends:
+            return 0
+        outcomes = list(self._pool.map(self._send, sends))
+        with transaction(self.sessions) as session:  # one write for the whole batch
+            for send, (sid, error) in zip(sends, outcomes, strict=True):
+                self._record(session, send, sid, error, now)
         return sum(len(s.deliveries) for s in sends)
 
     def _claim(self, session: Session, now: dt.datetime) -> list[_Send]:
@@ -90,10 +95,14 @@ class SendDeliveries:
             .limit(BATCH)
             .with_for_update(skip_locked=True)
         ).all()
+        if not rows:
+            return []
+        _load_messages_and_clients(session, rows)
+        last_sent = self._last_sent(session, rows)
         groups: dict[tuple[str, str, str], list[Delivery]] = {}
         for row in rows:
             if row.kind == DeliveryKind.notify and row.channel in THROTTLED_CHANNELS:
-                held = hold_until(self._last_sent(session, row), now)
+                held = hold_until(last_sent.get((row.address, row.channel)), now)
                 if held is not None:  # sent to this contact moments ago: wait, then bundle
                     row.status, row.due_at = DeliveryStatus.pending, held
                     continue
@@ -112,16 +121,20 @@ class SendDeliveries:
                 sends.append(_Send([r.id for r in group], outgoing, check_first))
         return sends
 
-    def _last_sent(self, session: Session, row: Delivery) -> dt.datetime | None:
-        last = session.scalar(
-            select(func.max(Delivery.sent_at)).where(
-                Delivery.address == row.address,
-                Delivery.channel == row.channel,
+    def _last_sent(
+        self, session: Session, rows: Sequence[Delivery]
+    ) -> dict[tuple[str, str], dt.datetime]:
+        """When each (address, channel) in the batch was last sent a notification."""
+        found = session.execute(
+            select(Delivery.address, Delivery.channel, func.max(Delivery.sent_at))
+            .where(
+                Delivery.address.in_({r.address for r in rows}),
                 Delivery.kind == DeliveryKind.notify,
                 Delivery.sent_at.is_not(None),
             )
+            .group_by(Delivery.address, Delivery.channel)
         )
-        return as_utc(last) if last else None
+        return {(address, channel): as_utc(at) for address, channel, at in found if at}
 
     def _outgoing(self, session: Session, group: Sequence[Delivery]) -> Outgoing | None:
         first = group[0]
@@ -169,35 +182,47 @@ class SendDeliveries:
         assert message is not None  # a delivery's message is never deleted
         return texts.MessageSummary.of(message, client)
 
-    def _send(self, send: _Send, now: dt.datetime) -> None:
+    def _send(self, send: _Send) -> tuple[str | None, SendError | None]:
+        """Send (or find the earlier attempt of) one delivery: the provider's id, or the error."""
         sender = self.senders[send.outgoing.channel]
-        sid: str | None = None
-        error: SendError | None = None
         try:
-            if send.check_first:
-                sid = sender.find_previous(send.outgoing)
-            if sid is None:
-                sid = sender.send(send.outgoing)
+            sid = sender.find_previous(send.outgoing) if send.check_first else None
+            return (sid or sender.send(send.outgoing)), None
         except SendError as exc:
-            error = exc
+            return None, exc
         except Exception as exc:  # an adapter bug must not leave the row leased forever
             log.exception("send_crashed", extra={"delivery_id": send.outgoing.delivery_id})
-            error = TransientSendError(str(exc))
-        with transaction(self.sessions) as session:
-            for delivery_id in send.deliveries:
-                delivery = session.get(Delivery, delivery_id, with_for_update=True)
-                if delivery is None or delivery.status == DeliveryStatus.cancelled:
-                    continue
-                if delivery.status != DeliveryStatus.sending and error is None:
-                    # Twilio's status callback beat us to it; keep its status, add what we know.
+            return None, TransientSendError(str(exc))
+
+    def _record(
+        self,
+        session: Session,
+        send: _Send,
+        sid: str | None,
+        error: SendError | None,
+        now: dt.datetime,
+    ) -> None:
+        for delivery_id in send.deliveries:
+            delivery = session.get(Delivery, delivery_id, with_for_update=True)
+            if delivery is None or delivery.status == DeliveryStatus.cancelled:
+                continue
+            if delivery.status != DeliveryStatus.sending:
+                if error is None:  # Twilio's status callback beat us to it: keep its status
                     _record_sent(session, delivery, sid or "", now, keep_status=True)
-                    continue
-                if delivery.status != DeliveryStatus.sending:
-                    continue
-                if error is None:
-                    _record_sent(session, delivery, sid or "", now)
-                else:
-                    _record_error(session, self.flows, delivery, error, now)
+                continue
+            if error is None:
+                _record_sent(session, delivery, sid or "", now)
+            else:
+                _record_error(session, self.flows, delivery, error, now)
+
+
+def _load_messages_and_clients(session: Session, rows: Sequence[Delivery]) -> None:
+    """Two queries for the whole batch; later `session.get`s find them in the identity map."""
+    messages = session.scalars(
+        select(Message).where(Message.id.in_({r.message_id for r in rows}))
+    ).all()
+    client_ids = {m.client_id for m in messages if m.client_id is not None}
+    session.scalars(select(Client).where(Client.id.in_(client_ids))).all()
 
 
 def _record_sent(
