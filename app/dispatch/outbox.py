@@ -27,6 +27,8 @@ NOTIFY_CHANNEL = "nightdesk_dispatch"
 
 def wake_dispatcher(session: Session) -> None:
     """Ask the dispatcher to look now, once this transaction commits (not before)."""
+    if session.info.get("wake_dispatcher"):
+        return  # once per transaction is enough
     session.info["wake_dispatcher"] = True
     if session.get_bind().dialect.name == "postgresql":
         # NOTIFY is transactional: workers in other processes hear it at commit.
@@ -36,22 +38,13 @@ def wake_dispatcher(session: Session) -> None:
 def start_escalation(session: Session, message: Message, flow: Flow, now: dt.datetime) -> None:
     """A new message: its escalation row, the first step's notifications, the caller's text."""
     urgency = Urgency(message.urgency)
-    policy = flow.policy_for(urgency)
     first = Position(0, 0)
-    inserted = insert_if_absent(
-        session,
-        Escalation,
-        {"message_id": message.id, "urgency": urgency.value, "next_at": now},
-        "message_id",
-    )
-    if not inserted:
-        return
+    # Each notification's dedupe key makes this safe to repeat, so no need to look first.
     queued = queue_step(session, message, flow, urgency, first, now)
-    escalation = session.scalars(
-        select(Escalation).where(Escalation.message_id == message.id)
-    ).one()
     # Nobody reachable at this step: move on straight away rather than wait for nobody.
-    escalation.next_at = now + wait_after(policy, first) if queued else now
+    next_at = now + wait_after(flow.policy_for(urgency), first) if queued else now
+    values = {"message_id": message.id, "urgency": urgency.value, "next_at": next_at}
+    insert_if_absent(session, Escalation, values, "message_id")
     wake_dispatcher(session)
 
 

@@ -55,13 +55,15 @@ def save_message(
         message.acknowledged_by = "the person the caller was connected to"
     session.add(message)
     session.flush()
-    _pick_up_attachments(session, call, message)
-    add_event(session, message, "taken", now, outcome=save.outcome, urgency=save.urgency.value)
-    if flow is not None and save.outcome in NOTIFIED_OUTCOMES:
-        outbox.start_escalation(session, message, flow, now)
-        outbox.queue_caller_update(
-            session, message, flow, texts.caller_taken_sms(flow.name), "taken", now
-        )
+    # The timeline events below go in together at the end, not one INSERT per query in between.
+    with session.no_autoflush:
+        _pick_up_attachments(session, call, message)
+        add_event(session, message, "taken", now, outcome=save.outcome, urgency=save.urgency.value)
+        if flow is not None and save.outcome in NOTIFIED_OUTCOMES:
+            outbox.start_escalation(session, message, flow, now)
+            outbox.queue_caller_update(
+                session, message, flow, texts.caller_taken_sms(flow.name), "taken", now
+            )
     MESSAGES_SAVED.labels(outcome=save.outcome).inc()
     log.info(
         "message_saved",
