@@ -103,8 +103,10 @@ def notification_sms(summary: MessageSummary) -> str:
     label = "" if summary.urgency == "routine" else f"{summary.urgency.upper()} "
     head = f"{label}{summary.client} #{summary.ref}: {_who(summary)}: "
     tail = f" Reply 1 to take it (ACK {summary.ref} if several)."
-    room = 306 - len(head) - len(tail)
+    room = 306 - len(head) - len(tail) - 1
     gist = summary.gist if len(summary.gist) <= room else summary.gist[: max(room - 3, 0)] + "..."
+    if not gist.endswith((".", "!", "?")):
+        gist += "."
     return fit_two_segments(head + gist + tail)
 
 

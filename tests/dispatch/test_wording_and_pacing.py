@@ -1,0 +1,92 @@
+"""What contacts read, how their replies are understood, and how often they are texted. Pure."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+
+import pytest
+
+from app.dispatch.replies import Reply, ReplyKind, parse_reply
+from app.dispatch.texts import (
+    MessageSummary,
+    bundle_sms,
+    call_script,
+    fit_two_segments,
+    notification_sms,
+    sms_length,
+)
+from app.dispatch.throttle import WINDOW, hold_until, retry_delay
+
+SUMMARY = MessageSummary(
+    client="Acme Plumbing",
+    ref="4F",
+    caller="+447911123456",
+    urgency="emergency",
+    answers={"name": "Sam Taylor", "callback": "+447911123456"},
+    transcription="The boiler is leaking into the kitchen ceiling. " * 20,
+)
+
+
+def test_a_notification_names_the_caller_and_fits_two_segments_without_links() -> None:
+    text = notification_sms(SUMMARY)
+    assert text.startswith("EMERGENCY Acme Plumbing #4F: Sam Taylor (+447911123456): The boiler")
+    assert text.endswith("Reply 1 to take it (ACK 4F if several).")
+    used, limit = sms_length(text)
+    assert used <= limit == 306
+    assert "http" not in text
+
+
+def test_a_character_outside_gsm7_halves_the_room() -> None:
+    text = fit_two_segments("Zoë called about the leak. " * 20)
+    assert sms_length(text) == (len(text), 134)
+    assert len(text) <= 134
+
+
+def test_a_bundle_lists_each_message_with_its_reference() -> None:
+    other = MessageSummary("Acme Plumbing", "4G", "+441134960999", "routine", {}, "No heating")
+    text = bundle_sms("Acme Plumbing", [SUMMARY, other])
+    assert text.startswith("2 new messages for Acme Plumbing:")
+    assert "#4F" in text
+    assert "#4G" in text
+
+
+def test_the_call_reads_the_number_back_digit_by_digit() -> None:
+    script = call_script(SUMMARY)
+    assert "an emergency message for Acme Plumbing" in script
+    assert "0 7 9, 1 1 1, 2 3 4, 5 6" in script
+
+
+@pytest.mark.parametrize(
+    ("text", "meant"),
+    [
+        ("1", Reply(ReplyKind.ack)),
+        ("OK", Reply(ReplyKind.ack)),
+        ("  ack  ", Reply(ReplyKind.ack)),
+        ("ACK 4f", Reply(ReplyKind.ack, "4F")),
+        ("ack#4F", Reply(ReplyKind.ack, "4F")),
+        ("STOP", Reply(ReplyKind.stop)),
+        ("start", Reply(ReplyKind.start)),
+        ("Help", Reply(ReplyKind.help)),
+        ("who is this?", Reply(ReplyKind.unknown)),
+    ],
+)
+def test_replies_are_read_forgiving_case_and_spacing(text: str, meant: Reply) -> None:
+    assert parse_reply(text) == meant
+
+
+def test_one_text_per_contact_per_window() -> None:
+    now = dt.datetime(2026, 11, 26, 2, 0, tzinfo=dt.UTC)
+    assert hold_until(None, now) is None
+    assert hold_until(now - dt.timedelta(seconds=20), now) == now + WINDOW - dt.timedelta(
+        seconds=20
+    )
+    assert hold_until(now - WINDOW, now) is None
+
+
+def test_retries_back_off_with_jitter_and_a_ceiling() -> None:
+    rng = random.Random(7)
+    delays = [retry_delay(attempt, rng).total_seconds() for attempt in range(1, 12)]
+    assert 1 <= delays[0] <= 2
+    assert delays[3] > delays[0]
+    assert max(delays) <= 300
