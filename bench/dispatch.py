@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import json
 import signal
 import subprocess
 import sys
@@ -49,10 +48,11 @@ from bench.servers import (
     nightdesk_env,
     nightdesk_server,
     prepare_database,
+    stop_process,
+    write_results,
 )
 from bench.webhooks import database, describe_machine, machine_cpu_seconds
 
-RESULTS = Path(__file__).resolve().parent / "results"
 ACCOUNT_SID = "AC" + "d" * 32
 CALLER = "+441134990000"  # a landline: no caller texts (and caller_updates is off anyway)
 NAN = float("nan")
@@ -374,13 +374,7 @@ def worker_process(
             raise SystemExit(f"bench: nightdesk worker exited:\n{worker.log_tail()}")
         yield worker
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(process, signal.SIGTERM, timeout=15)
 
 
 def _measure(
@@ -806,9 +800,7 @@ def report(results: list[Figures], profile: Profile) -> bool:
 def save(
     results: list[Figures], machine: dict[str, Any], profile: Profile, options: Options
 ) -> None:
-    RESULTS.mkdir(exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = RESULTS / f"dispatch-{stamp}.json"
     data = {
         "when": stamp,
         "machine": machine,
@@ -817,8 +809,7 @@ def save(
         "targets": {"max_p99_ms_at_100": MAX_P99_MS_AT_100, "max_lateness_s": MAX_LATENESS_S},
         "results": [asdict(r) for r in results],
     }
-    path.write_text(json.dumps(data, indent=2) + "\n")
-    print(f"\nwritten: {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
+    write_results("dispatch", stamp, data)
 
 
 if __name__ == "__main__":

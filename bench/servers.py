@@ -3,6 +3,7 @@ requests serves them all): the ceiling app, and `nightdesk serve` on a fresh dat
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -16,8 +17,10 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
 # Bytecode for the servers' Python, kept out of the tree: without it each server process would
 # compile every module it imports at start (the shell may set PYTHONDONTWRITEBYTECODE).
 PYCACHE = Path(tempfile.gettempdir()) / "nightdesk-bench-pycache"
@@ -144,13 +147,7 @@ def _server(
         _wait_until_up(server, port)
         yield server
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(process, signal.SIGINT, timeout=10)
 
 
 def _wait_until_up(server: Server, port: int, timeout: float = 30) -> None:
@@ -178,3 +175,24 @@ def _wait_until_free(port: int, timeout: float = 10) -> None:
             except OSError:
                 time.sleep(0.1)
     raise SystemExit(f"bench: port {port} is still taken")
+
+
+def stop_process(process: subprocess.Popen[bytes], signum: int, timeout: float) -> None:
+    """Ask a server to stop (its shutdown is part of what is tested), then insist."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signum)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def write_results(kind: str, stamp: str, data: dict[str, Any]) -> None:
+    """bench/results/<kind>-<stamp>.json (not committed), and say where it went."""
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{kind}-{stamp}.json"
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    shown = path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
+    print(f"\nwritten: {shown}")

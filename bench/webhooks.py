@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import json
 import platform
 import sys
 import tempfile
@@ -37,9 +36,8 @@ from bench.servers import (
     free_port,
     nightdesk_server,
     prepare_database,
+    write_results,
 )
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 # The targets, for one uvicorn worker.
 MIN_CEILING_RATIO = 0.50
@@ -309,9 +307,7 @@ def report(results: list[Figures], concurrency: int) -> bool:
 
 
 def save(results: list[Figures], machine: dict[str, Any], profile: Profile, c: int) -> None:
-    RESULTS.mkdir(exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = RESULTS / f"webhooks-{stamp}.json"
     data = {
         "when": stamp,
         "machine": machine,
@@ -326,8 +322,7 @@ def save(results: list[Figures], machine: dict[str, Any], profile: Profile, c: i
         },
         "results": [asdict(r) for r in results],
     }
-    path.write_text(json.dumps(data, indent=2) + "\n")
-    print(f"\nwritten: {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
+    write_results("webhooks", stamp, data)
 
 
 if __name__ == "__main__":

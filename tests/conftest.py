@@ -7,7 +7,8 @@ NIGHTDESK_TEST_DATABASE_URL names a server.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import textwrap
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.db import make_engine, make_session_factory
+from app.clients.flows import sync_flows
+from app.db import make_engine, make_session_factory, transaction
+from app.flows.loader import load_flows, parse_flow
 from app.main import create_app
 from app.settings import Settings, get_settings
 from tests.clock import FakeClock
@@ -131,3 +134,27 @@ def client(app: FastAPI) -> Iterator[TestClient]:
     """An HTTP client at the public URL (what Twilio signs), with the app's lifespan running."""
     with TestClient(app, base_url=PUBLIC_URL) as test_client:
         yield test_client
+
+
+# --- clients, loaded as `nightdesk flows sync` loads them ---------------------------------
+
+
+@pytest.fixture
+def demo_clients(session_factory: sessionmaker[Session]) -> None:
+    """The three demo clients from voice_flows/, as `nightdesk demo` loads them."""
+    loaded, problems = load_flows([ROOT / "voice_flows"])
+    assert not problems
+    with transaction(session_factory) as session:
+        sync_flows(session, loaded)
+
+
+@pytest.fixture
+def load_client(session_factory: sessionmaker[Session]) -> Callable[[str], None]:
+    """Load a client from a YAML snippet, as `nightdesk flows sync` would."""
+
+    def load(snippet: str) -> None:
+        loaded = parse_flow(textwrap.dedent(snippet), "test.yaml")
+        with transaction(session_factory) as session:
+            sync_flows(session, [loaded])
+
+    return load

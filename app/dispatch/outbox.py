@@ -84,24 +84,19 @@ def queue_notification(
     due: dt.datetime,
     now: dt.datetime,
 ) -> bool:
-    inserted = insert_if_absent(
+    inserted = _insert_delivery(
         session,
-        Delivery,
-        {
-            "message_id": message.id,
-            "contact_id": contact_id,
-            "kind": DeliveryKind.notify.value,
-            "channel": owed.channel.value,
-            "address": owed.address,
-            "dedupe_key": notify_key(message.id, owed),
-            "round": owed.round,
-            "step": owed.step,
-            "failover": owed.failover,
-            "due_at": due,
-            "created_at": now,
-            "updated_at": now,
-        },
-        "dedupe_key",
+        message,
+        key=notify_key(message.id, owed),
+        due=due,
+        now=now,
+        contact_id=contact_id,
+        kind=DeliveryKind.notify.value,
+        channel=owed.channel.value,
+        address=owed.address,
+        round=owed.round,
+        step=owed.step,
+        failover=owed.failover,
     )
     if inserted:
         detail = {"contact": owed.contact, "channel": owed.channel.value, "step": owed.step}
@@ -124,26 +119,36 @@ def queue_text(
     contact_id: int | None = None,
 ) -> bool:
     """A one-off text (caller updates, 'Sam has it', the fallback's warning), sent once."""
-    inserted = insert_if_absent(
+    inserted = _insert_delivery(
         session,
-        Delivery,
-        {
-            "message_id": message.id,
-            "contact_id": contact_id,
-            "kind": kind.value,
-            "channel": channel.value,
-            "address": address,
-            "dedupe_key": f"m{message.id}:{key}",
-            "body": body,
-            "due_at": now,
-            "created_at": now,
-            "updated_at": now,
-        },
-        "dedupe_key",
+        message,
+        key=f"m{message.id}:{key}",
+        due=now,
+        now=now,
+        contact_id=contact_id,
+        kind=kind.value,
+        channel=channel.value,
+        address=address,
+        body=body,
     )
     if inserted:
         wake_dispatcher(session)
     return inserted
+
+
+def _insert_delivery(
+    session: Session,
+    message: Message,
+    *,
+    key: str,
+    due: dt.datetime,
+    now: dt.datetime,
+    **fields: object,
+) -> bool:
+    """One outbox row, unless a row with its dedupe key is already there."""
+    values = {"message_id": message.id, "dedupe_key": key, "due_at": due, **fields}
+    return insert_if_absent(session, Delivery, {**values, "created_at": now, "updated_at": now},
+                            "dedupe_key")  # fmt: skip
 
 
 def queue_caller_update(

@@ -13,12 +13,12 @@ import contextlib
 import re
 import smtplib
 import ssl
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import requests
@@ -117,19 +117,12 @@ class TwilioSmsSender:
         A different delivery with the same body to the same person in that window would
         be taken for this one.
         """
-        since = outgoing.attempt_started - CLOCK_SLACK
         with _twilio_errors():
             messages = self._client.messages.list(
                 to=outgoing.to, from_=outgoing.from_number, limit=LOOKBACK
             )
-        ours = [
-            message
-            for message in messages
-            if message.date_created is not None
-            and message.date_created >= since
-            and message.body in (outgoing.body, TRIAL_PREFIX + outgoing.body)
-        ]
-        return str(min(ours, key=lambda m: m.date_created).sid) if ours else None
+        bodies = (outgoing.body, TRIAL_PREFIX + outgoing.body)
+        return _earliest_since(outgoing, [m for m in messages if m.body in bodies])
 
 
 class TwilioVoiceSender:
@@ -170,21 +163,20 @@ class TwilioVoiceSender:
         status callback, whose URL names the delivery, is the exact answer when it comes.
         No `StartTime>` filter, for the reason given for SMS: a queued call has none yet.
         """
-        since = outgoing.attempt_started - CLOCK_SLACK
         with _twilio_errors():
             calls = self._client.calls.list(
                 to=outgoing.to, from_=outgoing.from_number, limit=LOOKBACK
             )
         # outbound-api only: a <Dial> to the same on-call person (a patch-through) is
         # "outbound-dial". https://www.twilio.com/docs/voice/api/call-resource#call-direction
-        ours = [
-            call
-            for call in calls
-            if call.direction == "outbound-api"
-            and call.date_created is not None
-            and call.date_created >= since
-        ]
-        return str(min(ours, key=lambda c: c.date_created).sid) if ours else None
+        return _earliest_since(outgoing, [c for c in calls if c.direction == "outbound-api"])
+
+
+def _earliest_since(outgoing: Outgoing, candidates: Sequence[Any]) -> str | None:
+    """The sid of the earliest Twilio resource created since the attempt began (less slack)."""
+    since = outgoing.attempt_started - CLOCK_SLACK
+    ours = [c for c in candidates if c.date_created is not None and c.date_created >= since]
+    return str(min(ours, key=lambda c: c.date_created).sid) if ours else None
 
 
 @contextlib.contextmanager

@@ -102,9 +102,9 @@ def wait_after(policy: EscalationPolicy, position: Position) -> dt.timedelta:
 
 
 def quiet_until(
-    contact: Contact, zone_flow: Flow, urgency: Urgency, at: dt.datetime
+    contact: Contact, flow: Flow, urgency: Urgency, at: dt.datetime
 ) -> dt.datetime | None:
     """When a routine notification may go out, if `at` is in the contact's quiet hours."""
     if urgency is not Urgency.routine or not contact.quiet_hours:
         return None
-    return daily_window_end(contact.quiet_hours, zone_flow.zone, at)
+    return daily_window_end(contact.quiet_hours, flow.zone, at)

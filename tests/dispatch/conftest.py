@@ -30,7 +30,6 @@ from app.messages.models import Message, MessageEvent, message_ref
 from app.messages.service import save_message
 from app.settings import Settings
 from app.telephony.sandbox.signing import signed_post
-from tests.calls.conftest import load_client  # noqa: F401 - a fixture used by `desk`
 from tests.clock import FakeClock
 
 PLUMBERS = """
@@ -156,7 +155,7 @@ def desk(
     settings: Settings,
     session_factory: sessionmaker[Session],
     clock: FakeClock,
-    load_client: Callable[[str], None],  # noqa: F811 - the fixture imported above
+    load_client: Callable[[str], None],
 ) -> Desk:
     load_client(PLUMBERS)
     return Desk(client, settings, session_factory, clock)

@@ -23,7 +23,6 @@ from app.dispatch.senders import make_senders
 from app.flows.schema import Urgency
 from app.settings import Settings
 from app.telephony.sandbox.fake_twilio import FakeTwilio
-from tests.calls.conftest import load_client  # noqa: F401 - fixture
 from tests.clock import FakeClock
 from tests.support.smtp import SmtpInbox
 
@@ -110,7 +109,7 @@ def dispatcher(
     client: TestClient,
     fake_twilio: FakeTwilio,
     callbacks: ToTheApp,
-    load_client: Callable[[str], None],  # noqa: F811
+    load_client: Callable[[str], None],
 ) -> Iterator[Dispatcher]:
     """The dispatcher, run by hand (`run_once`) under the test's clock."""
     load_client(NIGHT_SHIFT)
@@ -441,7 +440,7 @@ def test_two_dispatchers_racing_send_each_notification_once(
 
 def test_inside_the_server_the_dispatcher_is_woken_by_the_commit_not_a_timer(
     settings: Settings, clock: FakeClock, fake_twilio: FakeTwilio,
-    load_client: Callable[[str], None],  # noqa: F811
+    load_client: Callable[[str], None],
 ) -> None:  # fmt: skip
     from app.main import create_app
     from app.telephony.sandbox.caller import SimulatedCaller
