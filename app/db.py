@@ -14,13 +14,16 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, TypeVar
 
 from fastapi import Depends, Request
-from sqlalchemy import JSON, DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import JSON, DateTime, Engine, MetaData, Table, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import QueuePool
+from sqlalchemy.sql import ClauseElement
+
+from app.prepared import Prepared
 
 T = TypeVar("T")
 
@@ -214,19 +217,24 @@ def insert_if_absent(session: Session, model: type[Base], values: dict[str, Any]
     How repeats become no-ops: a Twilio retry, a second worker or a re-run escalation step tries
     to insert the same row again and simply doesn't.
     """
-    dialect = session.get_bind().dialect.name
-    statement = _insert_ignoring(model.__tablename__, key, dialect)
     # Column defaults (status, timestamps) still apply: they belong to the table, not the ORM.
-    return session.execute(statement, values).first() is not None
+    return _insert_ignoring(model.__tablename__, key).first(session, values) is not None
+
+
+def insert_ignoring(
+    table: Table, key: str, returning: str | None = None
+) -> Callable[[str], ClauseElement]:
+    """For `Prepared`: INSERT … ON CONFLICT (key) DO NOTHING RETURNING key (or `returning`)."""
+
+    def build(dialect: str) -> ClauseElement:
+        insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        # RETURNING, because rowcount is not reliable for this on every driver.
+        ignoring = insert(table).on_conflict_do_nothing(index_elements=[key])
+        return ignoring.returning(table.c[returning or key])
+
+    return build
 
 
 @lru_cache(maxsize=64)
-def _insert_ignoring(table_name: str, key: str, dialect: str) -> Any:
-    """Built once per table: a Core statement with bind parameters, so it compiles once too."""
-    table = Base.metadata.tables[table_name]
-    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    return (
-        insert(table)
-        .on_conflict_do_nothing(index_elements=[key])
-        .returning(table.c[key])  # rowcount is not reliable for this on every driver
-    )
+def _insert_ignoring(table_name: str, key: str) -> Prepared:
+    return Prepared(insert_ignoring(Base.metadata.tables[table_name], key))

@@ -30,6 +30,7 @@ from app.flows.engine import CallState, HungUp, SaveMessage, Turn
 from app.flows.schema import Flow, QueueStep, Speech, Urgency
 from app.messages import service as messages
 from app.observability import CALLS_STARTED, mask_number
+from app.prepared import Prepared
 from app.telephony.twiml import TurnUrls, render_hold, render_twiml, render_voicemail
 
 log = logging.getLogger("nightdesk.calls")
@@ -83,15 +84,15 @@ class CallService:
         call = _locked_call(session, hook.call_sid)
         if call is not None:  # Twilio repeated the first request
             return call.last_twiml
-        client = session.connection().execute(_CLIENT_FOR_NUMBER, {"number": hook.called}).first()
-        if client is None or client.active_flow_id is None:
+        client = _CLIENT_FOR_NUMBER.first(session, {"number": hook.called})
+        if client is None or client[2] is None:
             return self._unknown_number(session, hook, urls, now)
-        flow = self.flows.get(session, client.active_flow_id)
-        call = _new_call(session, hook, client.id, client.active_flow_id, now)
-        CALLS_STARTED.labels(client=client.slug).inc()
+        client_id, slug, flow_version_id = client
+        flow = self.flows.get(session, flow_version_id)
+        call = _new_call(session, hook, client_id, flow_version_id, now)
+        CALLS_STARTED.labels(client=slug).inc()
         log.info(
-            "call_started",
-            extra={"call_sid": hook.call_sid, "client": client.slug, "caller": hook.caller},
+            "call_started", extra={"call_sid": hook.call_sid, "client": slug, "caller": hook.caller}
         )
         turn = engine.start_call(flow, hook.caller, now)
         return self._apply(session, call, flow, turn, urls, now)
@@ -143,12 +144,11 @@ class CallService:
         flow = self.flows.get(session, call.flow_version_id) if call.flow_version_id else None
         state = CallState.from_json(call.state) if call.state else CallState(step="")
         turn = engine.advance(flow, state, HungUp(), now) if flow else _hung_up_without_flow(state)
-        db = session.connection()
-        db.execute(_END_CALL, {
+        _END_CALL.execute(session, {
             "call_id": call.id, "new_status": hook.call_status, "ended": now,
             "new_state": turn.state.to_json()})  # fmt: skip
-        db.execute(_ADD_EVENTS, [{"call_id": call.id, "kind": "call_ended", "at": now, "detail": {
-            "status": hook.call_status, "seconds": hook.duration}}])  # fmt: skip
+        _ADD_EVENTS.many(session, [{"call_id": call.id, "kind": "call_ended", "at": now,
+            "detail": {"status": hook.call_status, "seconds": hook.duration}}])  # fmt: skip
         self._save_messages(session, call, flow, turn, now)
         log.info("call_ended", extra={"call_sid": call.sid, "status": hook.call_status})
 
@@ -185,12 +185,11 @@ class CallService:
         """Store the turn (state, timeline, message) and hand out the TwiML for the next one."""
         number = call.turn + 1
         twiml = render_twiml(turn.actions, urls.turn(number), flow.speech)
-        db = session.connection()
-        db.execute(_SAVE_TURN, {
+        _SAVE_TURN.execute(session, {
             "call_id": call.id, "new_turn": number, "new_state": turn.state.to_json(),
             "twiml": twiml})  # fmt: skip
         if turn.notes:
-            db.execute(_ADD_EVENTS, [
+            _ADD_EVENTS.many(session, [
                 {"call_id": call.id, "kind": note.kind, "detail": note.detail, "at": now}
                 for note in turn.notes])  # fmt: skip
         self._save_messages(session, call, flow, turn, now)
@@ -202,11 +201,8 @@ class CallService:
         saves = [action for action in turn.actions if isinstance(action, SaveMessage)]
         if not saves:
             return
-        # The messages service works on the ORM object; read it as this transaction left it.
-        row = session.get(Call, call.id, populate_existing=True)
-        assert row is not None  # we hold its lock
         for save in saves:
-            messages.save_message(session, row, flow, save, now)
+            messages.save_message(session, call, flow, save, now)
 
     def _unknown_number(
         self, session: Session, hook: VoiceWebhook, urls: Urls, now: dt.datetime
@@ -240,33 +236,33 @@ class CallService:
 # --- the call row, without the ORM -----------------------------------------------------------
 
 CALLS = Call.metadata.tables[Call.__tablename__]
-_LOCK_CALL = (
+_LOCK_CALL = Prepared(
     select(
-        CALLS.c.id, CALLS.c.flow_version_id, CALLS.c.turn, CALLS.c.state, CALLS.c.last_twiml,
-        CALLS.c.ended_at,
+        CALLS.c.id, CALLS.c.client_id, CALLS.c.caller, CALLS.c.flow_version_id, CALLS.c.turn,
+        CALLS.c.state, CALLS.c.last_twiml, CALLS.c.ended_at,
     )
     .where(CALLS.c.sid == bindparam("sid"))
     .with_for_update()
 )  # fmt: skip
-_CLIENT_FOR_NUMBER = (
+_CLIENT_FOR_NUMBER = Prepared(
     select(Client.id, Client.slug, Client.active_flow_id)
     .join(PhoneNumber)
     .where(PhoneNumber.number == bindparam("number"))
 )
-_INSERT_CALL = insert(CALLS).returning(CALLS.c.id)
-_SAVE_TURN = (
+_INSERT_CALL = Prepared(insert(CALLS).returning(CALLS.c.id))
+_SAVE_TURN = Prepared(
     update(CALLS)
     .where(CALLS.c.id == bindparam("call_id"))
     .values(turn=bindparam("new_turn"), state=bindparam("new_state"), last_twiml=bindparam("twiml"))
 )
-_END_CALL = (
+_END_CALL = Prepared(
     update(CALLS)
     .where(CALLS.c.id == bindparam("call_id"))
     .values(
         status=bindparam("new_status"), ended_at=bindparam("ended"), state=bindparam("new_state")
     )
 )
-_ADD_EVENTS = insert(CallEvent.metadata.tables[CallEvent.__tablename__])
+_ADD_EVENTS = Prepared(insert(CallEvent.metadata.tables[CallEvent.__tablename__]))
 
 
 @dataclass(frozen=True)
@@ -275,6 +271,8 @@ class CallRow:
 
     id: int
     sid: str
+    client_id: int | None
+    caller: str
     flow_version_id: int | None
     turn: int
     state: dict[str, Any]
@@ -283,25 +281,19 @@ class CallRow:
 
 
 def _locked_call(session: Session, call_sid: str) -> CallRow | None:
-    row = session.connection().execute(_LOCK_CALL, {"sid": call_sid}).first()
+    row = _LOCK_CALL.first(session, {"sid": call_sid})
     if row is None:
         return None
-    return CallRow(
-        row.id, call_sid, row.flow_version_id, row.turn, row.state, row.last_twiml, row.ended_at
-    )
+    return CallRow(row[0], call_sid, *row[1:])
 
 
 def _new_call(
     session: Session, hook: VoiceWebhook, client_id: int, flow_version_id: int, now: dt.datetime
 ) -> CallRow:
-    call_id: int = (
-        session.connection()
-        .execute(_INSERT_CALL, {
-            "sid": hook.call_sid, "client_id": client_id, "flow_version_id": flow_version_id,
-            "caller": hook.caller, "called": hook.called, "state": {}, "started_at": now})
-        .scalar_one()
-    )  # fmt: skip
-    return CallRow(call_id, hook.call_sid, flow_version_id, 0, {}, "", None)
+    call_id: int = _INSERT_CALL.scalar(session, {
+        "sid": hook.call_sid, "client_id": client_id, "flow_version_id": flow_version_id,
+        "caller": hook.caller, "called": hook.called, "state": {}, "started_at": now})  # fmt: skip
+    return CallRow(call_id, hook.call_sid, client_id, hook.caller, flow_version_id, 0, {}, "", None)
 
 
 def _locked_call_object(session: Session, hook: VoiceWebhook, now: dt.datetime) -> Call:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from dataclasses import dataclass
 
-from sqlalchemy import select, text
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.orm import Session
 
 from app.clients.models import Contact
@@ -18,8 +19,10 @@ from app.dispatch.models import Delivery, DeliveryKind, Escalation
 from app.dispatch.texts import may_text_caller
 from app.flows.schema import Channel, Flow, Urgency
 from app.flows.understanding import is_mobile
-from app.messages.models import Message, MessageEvent
+from app.messages.models import MessageFacts
+from app.messages.timeline import add_event
 from app.oncall.escalation import Notification, Position, notifications_at, quiet_until, wait_after
+from app.prepared import Prepared
 
 log = logging.getLogger("nightdesk.dispatch")
 NOTIFY_CHANNEL = "nightdesk_dispatch"
@@ -35,7 +38,7 @@ def wake_dispatcher(session: Session) -> None:
         session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
 
 
-def start_escalation(session: Session, message: Message, flow: Flow, now: dt.datetime) -> None:
+def start_escalation(session: Session, message: MessageFacts, flow: Flow, now: dt.datetime) -> None:
     """A new message: its escalation row, the first step's notifications, the caller's text."""
     urgency = Urgency(message.urgency)
     first = Position(0, 0)
@@ -50,7 +53,7 @@ def start_escalation(session: Session, message: Message, flow: Flow, now: dt.dat
 
 def queue_step(
     session: Session,
-    message: Message,
+    message: MessageFacts,
     flow: Flow,
     urgency: Urgency,
     position: Position,
@@ -78,7 +81,7 @@ def notify_key(message_id: int, owed: Notification) -> str:
 
 def queue_notification(
     session: Session,
-    message: Message,
+    message: MessageFacts,
     owed: Notification,
     contact_id: int,
     due: dt.datetime,
@@ -102,13 +105,13 @@ def queue_notification(
         detail = {"contact": owed.contact, "channel": owed.channel.value, "step": owed.step}
         if due > now:
             detail["quiet_until"] = due.isoformat()
-        session.add(MessageEvent(message_id=message.id, kind="queued", at=now, detail=detail))
+        add_event(session, message, "queued", now, **detail)
     return inserted
 
 
 def queue_text(
     session: Session,
-    message: Message,
+    message: MessageFacts,
     *,
     kind: DeliveryKind,
     address: str,
@@ -138,7 +141,7 @@ def queue_text(
 
 def _insert_delivery(
     session: Session,
-    message: Message,
+    message: MessageFacts,
     *,
     key: str,
     due: dt.datetime,
@@ -152,7 +155,7 @@ def _insert_delivery(
 
 
 def queue_caller_update(
-    session: Session, message: Message, flow: Flow, body: str, key: str, now: dt.datetime
+    session: Session, message: MessageFacts, flow: Flow, body: str, key: str, now: dt.datetime
 ) -> None:
     """Keep the caller informed, if the client wants it and the caller has a mobile."""
     if flow.caller_updates and may_text_caller(message.caller) and is_mobile(message.caller):
@@ -167,10 +170,22 @@ def queue_caller_update(
         )
 
 
-def _contacts(session: Session, client_id: int | None) -> dict[str, Contact]:
+@dataclass(frozen=True)
+class _Reachable:
+    id: int
+    sms_opted_out: bool
+
+
+def _contacts(session: Session, client_id: int | None) -> dict[str, _Reachable]:
+    """The client's active contacts by their key in the flow file."""
     if client_id is None:
         return {}
-    rows = session.scalars(
-        select(Contact).where(Contact.client_id == client_id, Contact.active.is_(True))
+    rows = _ACTIVE_CONTACTS.all(session, {"client_id": client_id})
+    return {key: _Reachable(contact_id, bool(opted_out)) for key, contact_id, opted_out in rows}
+
+
+_ACTIVE_CONTACTS = Prepared(
+    select(Contact.key, Contact.id, Contact.sms_opted_out).where(
+        Contact.client_id == bindparam("client_id"), Contact.active.is_(True)
     )
-    return {row.key: row for row in rows}
+)

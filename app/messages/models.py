@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -43,6 +44,29 @@ class Message(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     acknowledged_at: Mapped[dt.datetime | None]
     acknowledged_by: Mapped[str | None] = mapped_column(String(200))
+
+
+class MessageFacts(Protocol):
+    """What the outbox needs of a message: a `Message` row, or a `SavedMessage` just inserted."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def client_id(self) -> int | None: ...
+    @property
+    def caller(self) -> str: ...
+    @property
+    def urgency(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class SavedMessage:
+    """A message as it was saved, without loading it back as an ORM object."""
+
+    id: int
+    client_id: int | None
+    caller: str
+    urgency: str
 
 
 def message_ref(message_id: int) -> str:

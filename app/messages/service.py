@@ -9,21 +9,37 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from app.calls.models import Call, CallEvent
+from app.db import insert_ignoring
 from app.dispatch import outbox, texts
 from app.flows.engine import SaveMessage
 from app.flows.schema import Flow
-from app.messages.models import Message, MessageEvent, MessageStatus
+from app.messages.models import Message, MessageStatus, SavedMessage
+from app.messages.timeline import add_event
 from app.observability import MESSAGES_SAVED
+from app.prepared import Prepared
 
 log = logging.getLogger("nightdesk.messages")
 
 NOTIFIED_OUTCOMES = {"message", "partial", "voicemail"}
+
+
+class CallFacts(Protocol):
+    """What saving a message needs to know of its call: an ORM Call or the call path's row."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def sid(self) -> str: ...
+    @property
+    def client_id(self) -> int | None: ...
+    @property
+    def caller(self) -> str: ...
 
 
 def message_for_call(session: Session, call: Call) -> Message | None:
@@ -31,67 +47,66 @@ def message_for_call(session: Session, call: Call) -> Message | None:
 
 
 def save_message(
-    session: Session, call: Call, flow: Flow | None, save: SaveMessage, now: dt.datetime
-) -> Message:
-    """The call's one message (a repeat returns the first), with its outbox rows."""
-    existing = message_for_call(session, call)
-    if existing is not None:
-        return existing
-    message = Message(
-        client_id=call.client_id,
-        call_id=call.id,
-        caller=call.caller,
-        answers=save.answers,
-        urgency=save.urgency.value,
-        outcome=save.outcome,
-        recording_url=save.recording_url,
-        recording_seconds=save.recording_seconds,
-        created_at=now,
-        updated_at=now,
-    )
+    session: Session, call: CallFacts, flow: Flow | None, save: SaveMessage, now: dt.datetime
+) -> SavedMessage:
+    """The call's one message (a repeat returns the first), with its outbox rows.
+
+    Prepared statements throughout: this runs on the last turn of nearly every call.
+    """
+    values: dict[str, Any] = {
+        "client_id": call.client_id, "call_id": call.id, "caller": call.caller,
+        "answers": save.answers, "urgency": save.urgency.value, "outcome": save.outcome,
+        "recording_url": save.recording_url, "recording_seconds": save.recording_seconds,
+        "created_at": now, "updated_at": now,
+    }  # fmt: skip
     if save.outcome == "connected":
-        message.status = MessageStatus.acknowledged
-        message.acknowledged_at = now
-        message.acknowledged_by = "the person the caller was connected to"
-    session.add(message)
-    session.flush()
-    # The timeline events below go in together at the end, not one INSERT per query in between.
-    with session.no_autoflush:
-        _pick_up_attachments(session, call, message)
-        add_event(session, message, "taken", now, outcome=save.outcome, urgency=save.urgency.value)
-        if flow is not None and save.outcome in NOTIFIED_OUTCOMES:
-            outbox.start_escalation(session, message, flow, now)
-            outbox.queue_caller_update(
-                session, message, flow, texts.caller_taken_sms(flow.name), "taken", now
-            )
-    MESSAGES_SAVED.labels(outcome=save.outcome).inc()
+        values.update(status=MessageStatus.acknowledged.value, acknowledged_at=now,
+                      acknowledged_by="the person the caller was connected to")  # fmt: skip
+    values.update(_attachments(session, call, save.outcome))
+    message_id = _INSERT_MESSAGE.scalar(session, values)
+    if message_id is None:  # a repeat: the call already has its message
+        row = _MESSAGE_FOR_CALL.first(session, {"call_id": call.id})
+        assert row is not None
+        return SavedMessage(*row)
+    message = SavedMessage(message_id, call.client_id, call.caller, save.urgency.value)
+    add_event(session, message, "taken", now, outcome=values["outcome"], urgency=message.urgency)
+    if flow is not None and save.outcome in NOTIFIED_OUTCOMES:
+        outbox.start_escalation(session, message, flow, now)
+        outbox.queue_caller_update(
+            session, message, flow, texts.caller_taken_sms(flow.name), "taken", now
+        )
+    MESSAGES_SAVED.labels(outcome=values["outcome"]).inc()
     log.info(
         "message_saved",
-        extra={"message_id": message.id, "call_sid": call.sid, "outcome": save.outcome},
+        extra={"message_id": message_id, "call_sid": call.sid, "outcome": values["outcome"]},
     )
     return message
 
 
-def _pick_up_attachments(session: Session, call: Call, message: Message) -> None:
+def _attachments(session: Session, call: CallFacts, outcome: str) -> dict[str, Any]:
     """Recordings and transcriptions that reached the call before its message existed."""
-    events = session.scalars(
-        select(CallEvent)
-        .where(CallEvent.call_id == call.id, CallEvent.kind.in_(("recording", "transcription")))
-        .order_by(CallEvent.id)
-    )
-    for event in events:
-        if event.kind == "recording":
-            _set_recording(message, event.detail)
-        else:
-            message.transcription = event.detail.get("text")
+    found: dict[str, Any] = {}
+    for kind, detail in _CALL_EVENTS.all(session, {"call_id": call.id}):
+        if kind == "recording":
+            found.update(_recording_fields(detail, outcome))
+        elif kind == "transcription":
+            found["transcription"] = detail.get("text")
+    return found
+
+
+def _recording_fields(detail: dict[str, Any], outcome: str) -> dict[str, Any]:
+    """A recording on a message; a hang-up that left one is a voicemail, not a partial."""
+    return {
+        "recording_sid": detail.get("sid"),
+        "recording_url": detail.get("url"),
+        "recording_seconds": detail.get("seconds"),
+        "outcome": "voicemail" if outcome == "partial" else outcome,
+    }
 
 
 def _set_recording(message: Message, detail: dict[str, Any]) -> None:
-    message.recording_sid = detail.get("sid")
-    message.recording_url = detail.get("url")
-    message.recording_seconds = detail.get("seconds")
-    if message.outcome == "partial":
-        message.outcome = "voicemail"
+    for field, value in _recording_fields(detail, message.outcome).items():
+        setattr(message, field, value)
 
 
 def attach_recording(
@@ -113,7 +128,16 @@ def attach_transcription(
         add_event(session, message, "transcription", now, characters=len(text))
 
 
-def add_event(
-    session: Session, message: Message, kind: str, at: dt.datetime, **detail: Any
-) -> None:
-    session.add(MessageEvent(message_id=message.id, kind=kind, at=at, detail=detail))
+MESSAGES = Message.metadata.tables[Message.__tablename__]
+CALL_EVENTS = CallEvent.metadata.tables[CallEvent.__tablename__]
+_INSERT_MESSAGE = Prepared(insert_ignoring(MESSAGES, "call_id", returning="id"))
+_MESSAGE_FOR_CALL = Prepared(
+    select(MESSAGES.c.id, MESSAGES.c.client_id, MESSAGES.c.caller, MESSAGES.c.urgency).where(
+        MESSAGES.c.call_id == bindparam("call_id")
+    )
+)
+_CALL_EVENTS = Prepared(
+    select(CALL_EVENTS.c.kind, CALL_EVENTS.c.detail)
+    .where(CALL_EVENTS.c.call_id == bindparam("call_id"))
+    .order_by(CALL_EVENTS.c.id)
+)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from starlette.responses import Response
 from twilio.twiml import voice_response
@@ -35,6 +36,15 @@ class TurnUrls:
 
 def render_twiml(actions: list[Action], urls: TurnUrls, speech: Speech) -> str:
     """One TwiML document for one turn of the call."""
+    heard = tuple(action for action in actions if not isinstance(action, SaveMessage))
+    return _render(heard, urls, speech.voice, speech.language)
+
+
+@lru_cache(maxsize=4096)
+def _render(actions: tuple[Action, ...], urls: TurnUrls, voice: str, language: str) -> str:
+    """Memoised: callers at the same turn of the same flow hear the same document, and building
+    it with VoiceResponse (ElementTree) costs more than the rest of the turn put together."""
+    speech = Speech(voice=voice, language=language)
     response = VoiceResponse()
     for action in actions:
         match action:

@@ -1,0 +1,146 @@
+"""Prepared statements: Core SQL compiled once per database, run on the driver's own connection.
+
+The voice webhooks and message saving run a handful of small statements each, thousands of
+times a second. `Connection.execute()` spends about 35 µs of Python on every one (execution
+context, events, cache keys, result objects) against 3 µs for the driver itself
+(`python -m bench.webhooks`). A `Prepared` keeps everything SQLAlchemy knows (the models' SQL,
+the dialect's quoting, bind and result types, Python-side column defaults) and skips the rest.
+It runs inside the session's transaction, on the same connection, so it mixes freely with ORM
+work in one unit of work.
+
+Supported: plain INSERT/UPDATE/DELETE/SELECT with named bind parameters (no IN lists).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from sqlalchemy import Dialect
+from sqlalchemy.orm import Session
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
+
+Row = tuple[Any, ...]
+Processor = Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    positional: tuple[str, ...] | None  # bind names in order (qmark), or None for named binds
+    binds: dict[str, Processor]  # Python value -> driver value, where the type needs one
+    defaults: dict[str, Callable[[], Any]]  # Python-side column defaults for absent columns
+    results: tuple[Processor | None, ...]  # driver value -> Python value, per result column
+
+
+class Prepared:
+    """One Core statement; compiled on first use for each database and set of columns.
+
+    `statement` may be a function of the dialect's name, for SQL that differs by database
+    (INSERT ... ON CONFLICT is built by each dialect's own `insert`).
+    """
+
+    def __init__(self, statement: ClauseElement | Callable[[str], ClauseElement]) -> None:
+        self.statement = statement
+        self._compiled: dict[tuple[str, frozenset[str]], _Compiled] = {}
+
+    def all(self, session: Session, params: Mapping[str, Any] | None = None) -> list[Row]:
+        cursor = self._run(session, params or {})
+        rows = cursor.fetchall() if cursor.description else []
+        return [self._convert(session, params or {}, row) for row in rows]
+
+    def first(self, session: Session, params: Mapping[str, Any] | None = None) -> Row | None:
+        cursor = self._run(session, params or {})
+        row = cursor.fetchone()
+        return None if row is None else self._convert(session, params or {}, row)
+
+    def scalar(self, session: Session, params: Mapping[str, Any] | None = None) -> Any:
+        row = self.first(session, params)
+        return None if row is None else row[0]
+
+    def execute(self, session: Session, params: Mapping[str, Any] | None = None) -> int:
+        """A statement without results (UPDATE, DELETE, INSERT): the rows it touched."""
+        rowcount: int = self._run(session, params or {}).rowcount
+        return rowcount
+
+    def many(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+        """The same statement for each row of parameters (no RETURNING)."""
+        if not rows:
+            return
+        if session.autoflush:
+            session.flush()
+        compiled = self._for(session, rows[0])
+        driver = session.connection().connection.driver_connection
+        assert driver is not None
+        cursor = driver.cursor()
+        cursor.executemany(compiled.sql, [_bind(compiled, row) for row in rows])
+
+    def _run(self, session: Session, params: Mapping[str, Any]) -> Any:
+        if session.autoflush:  # as an ORM query would: see what the session has pending
+            session.flush()
+        compiled = self._for(session, params)
+        driver = session.connection().connection.driver_connection
+        assert driver is not None
+        cursor = driver.cursor()
+        cursor.execute(compiled.sql, _bind(compiled, params))
+        return cursor
+
+    def _convert(self, session: Session, params: Mapping[str, Any], row: Row) -> Row:
+        results = self._for(session, params).results
+        return tuple(
+            value if convert is None or value is None else convert(value)
+            for convert, value in zip(results, row, strict=True)
+        )
+
+    def _for(self, session: Session, params: Mapping[str, Any]) -> _Compiled:
+        dialect = session.get_bind().dialect
+        key = (dialect.name, frozenset(params))
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            statement = self.statement
+            if not isinstance(statement, ClauseElement):
+                statement = statement(dialect.name)
+            compiled = self._compiled[key] = _compile(statement, dialect, sorted(params))
+        return compiled
+
+
+def _compile(statement: ClauseElement, dialect: Dialect, keys: list[str]) -> _Compiled:
+    compiled = statement.compile(dialect=dialect, column_keys=keys)
+    assert isinstance(compiled, SQLCompiler)
+    defaults = {
+        column.key: _default_of(column)
+        for column in (*compiled.insert_prefetch, *compiled.update_prefetch)
+        if column.key not in keys
+    }
+    # A SELECT's columns, or what an INSERT/UPDATE ... RETURNING gives back.
+    columns: Any = getattr(statement, "selected_columns", None)
+    if columns is None:
+        columns = getattr(statement, "exported_columns", ())
+    results = tuple(c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns)
+    positional = tuple(compiled.positiontup) if compiled.positiontup is not None else None
+    # The same per-type bind processors SQLAlchemy's own execution applies (JSON, SQLite dates).
+    binds = cast(dict[str, Processor], dict(compiled._bind_processors))
+    return _Compiled(compiled.string, positional, binds, defaults, results)
+
+
+def _default_of(column: Any) -> Callable[[], Any]:
+    default = column.default if column.default is not None else column.onupdate
+    if default.is_callable:
+        return lambda: default.arg(None)
+    value = default.arg
+    return lambda: value
+
+
+def _bind(compiled: _Compiled, params: Mapping[str, Any]) -> Any:
+    values = dict(params)
+    for key, make in compiled.defaults.items():
+        values[key] = make()
+    for key, convert in compiled.binds.items():
+        value = values.get(key)
+        if value is not None:
+            values[key] = convert(value)
+    if compiled.positional is None:
+        return values
+    return tuple(values.get(name) for name in compiled.positional)
