@@ -10,7 +10,6 @@ from fastapi.responses import JSONResponse
 
 from app.calls.routes import router as calls_router
 from app.calls.service import CallService
-from app.calls.webhooks import BadWebhookError
 from app.clients.flows import FlowStore
 from app.db import make_engine, make_transactions
 from app.dispatch.dispatcher import make_dispatcher, start_in_background
@@ -18,7 +17,7 @@ from app.dispatch.routes import router as dispatch_router
 from app.observability import LatencyMiddleware, configure_logging
 from app.ops.routes import router as ops_router
 from app.settings import Settings, get_settings
-from app.telephony.signature import TwilioSignatures
+from app.telephony.signature import BadWebhookError, TwilioSignatures
 from app.timeutil import Clock, utcnow
 
 

@@ -17,11 +17,11 @@ from sqlalchemy.orm import Session
 from app.calls.service import TROUBLE_PROMPT, CallService, Urls
 from app.calls.webhooks import VoiceWebhook
 from app.db import in_transaction
-from app.telephony.signature import TwilioForm, public_base
+from app.telephony.signature import public_base, query_int, twilio_webhook
 from app.telephony.twiml import render_goodbye, twiml
 
 log = logging.getLogger("nightdesk.calls")
-router = APIRouter(prefix="/twilio", tags=["twilio"])
+router = APIRouter(prefix="/twilio")
 
 
 def urls_for(request: Request) -> Urls:
@@ -44,8 +44,8 @@ def calls(request: Request) -> CallService:
     return service
 
 
-@router.post("/voice")
-async def incoming_call(request: Request, form: TwilioForm) -> Response:
+@twilio_webhook(router, "/voice")
+async def incoming_call(request: Request, form: dict[str, str]) -> Response:
     """The number's "A call comes in" webhook."""
     hook = VoiceWebhook.parse(form)
     urls = urls_for(request)
@@ -54,10 +54,11 @@ async def incoming_call(request: Request, form: TwilioForm) -> Response:
     )
 
 
-@router.post("/voice/step")
-async def call_step(request: Request, form: TwilioForm, turn: int, silence: int = 0) -> Response:
+@twilio_webhook(router, "/voice/step")
+async def call_step(request: Request, form: dict[str, str]) -> Response:
     """Gather, Record, Dial and Enqueue actions, and the Redirect after a silent Gather."""
     hook = VoiceWebhook.parse(form)
+    turn, silence = query_int(request, "turn"), query_int(request, "silence", 0)
     urls = urls_for(request)
     return await answer_or_voicemail(
         request,
@@ -66,8 +67,8 @@ async def call_step(request: Request, form: TwilioForm, turn: int, silence: int 
     )
 
 
-@router.post("/voice/hold")
-async def hold_music(request: Request, form: TwilioForm) -> Response:
+@twilio_webhook(router, "/voice/hold")
+async def hold_music(request: Request, form: dict[str, str]) -> Response:
     """Enqueue's waitUrl, requested again each time its document finishes playing."""
     hook = VoiceWebhook.parse(form)
     document = await in_transaction(
@@ -76,15 +77,16 @@ async def hold_music(request: Request, form: TwilioForm) -> Response:
     return twiml(document)
 
 
-@router.post("/voice/status", status_code=204)
-async def call_status(request: Request, form: TwilioForm) -> None:
+@twilio_webhook(router, "/voice/status")
+async def call_status(request: Request, form: dict[str, str]) -> Response:
     """The number's call status callback."""
     hook = VoiceWebhook.parse(form)
     await in_transaction(request, lambda session, now: calls(request).status(session, hook, now))
+    return Response(status_code=204)
 
 
-@router.post("/voice/recording", status_code=204)
-async def recording_ready(request: Request, form: TwilioForm) -> None:
+@twilio_webhook(router, "/voice/recording")
+async def recording_ready(request: Request, form: dict[str, str]) -> Response:
     """recordingStatusCallback: a recording is complete (the fallback adds who called whom)."""
     hook = VoiceWebhook.parse(form, request.query_params)
     fallback = "called" in request.query_params
@@ -92,26 +94,28 @@ async def recording_ready(request: Request, form: TwilioForm) -> None:
         request,
         lambda session, now: calls(request).recording(session, hook, now, fallback=fallback),
     )
+    return Response(status_code=204)
 
 
-@router.post("/voice/transcription", status_code=204)
-async def transcription_ready(request: Request, form: TwilioForm) -> None:
+@twilio_webhook(router, "/voice/transcription")
+async def transcription_ready(request: Request, form: dict[str, str]) -> Response:
     """transcribeCallback: the text of a recording."""
     hook = VoiceWebhook.parse(form, request.query_params)
     await in_transaction(
         request, lambda session, now: calls(request).transcription(session, hook, now)
     )
+    return Response(status_code=204)
 
 
-@router.post("/fallback")
-async def fallback(request: Request, form: TwilioForm) -> Response:
+@twilio_webhook(router, "/fallback")
+async def fallback(request: Request, form: dict[str, str]) -> Response:
     """The number's fallback URL: a voicemail with no database at all, so nothing is lost."""
     hook = VoiceWebhook.parse(form)
     log.error("fallback_used", extra={"call_sid": hook.call_sid})
     return twiml(urls_for(request).voicemail(TROUBLE_PROMPT, hook.caller, hook.called))
 
 
-@router.post("/fallback/done")
-async def fallback_done(form: TwilioForm) -> Response:
+@twilio_webhook(router, "/fallback/done")
+async def fallback_done(_request: Request, _form: dict[str, str]) -> Response:
     """After the fallback's recording: thank the caller. The recording callback saves it."""
     return twiml(render_goodbye("Thank you. Your message will be passed on. Goodbye."))

@@ -16,10 +16,7 @@ from app.flows.engine import (
     Recorded,
     Silence,
 )
-
-
-class BadWebhookError(ValueError):
-    """A signed request that still doesn't say what we need: answered 400 with this reason."""
+from app.telephony.signature import BadWebhookError
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from app.dispatch import inbound, notify_call, pages, texts
 from app.dispatch.acks import MessageNotFoundError
 from app.dispatch.inbound import DeliveryNotFoundError, Verdict
 from app.dispatch.webhooks import NotifyCallTurn, SmsReceived, StatusReport
-from app.telephony.signature import TwilioForm, public_base
+from app.telephony.signature import public_base, query_int, twilio_webhook
 from app.telephony.twiml import render_goodbye, twiml
 
 log = logging.getLogger("nightdesk.dispatch")
@@ -37,8 +37,8 @@ def call_urls(request: Request) -> notify_call.NotifyCallUrls:
     return notify_call.NotifyCallUrls(public_base(request))
 
 
-@router.post("/twilio/sms")
-async def sms_received(request: Request, form: TwilioForm) -> Response:
+@twilio_webhook(router, "/twilio/sms")
+async def sms_received(request: Request, form: dict[str, str]) -> Response:
     """The number's "A message comes in" webhook: a contact acknowledging, STOP, HELP..."""
     sms = SmsReceived.parse(form)
     text = await in_transaction(
@@ -50,34 +50,33 @@ async def sms_received(request: Request, form: TwilioForm) -> Response:
     return twiml(str(response))
 
 
-@router.post("/twilio/sms/status", status_code=204)
-async def sms_status(request: Request, form: TwilioForm, d: int) -> Response:
+@twilio_webhook(router, "/twilio/sms/status")
+async def sms_status(request: Request, form: dict[str, str]) -> Response:
     """The status callback of a notification SMS."""
-    return await _apply_status(request, d, StatusReport.for_sms(form))
+    return await _apply_status(request, query_int(request, "d"), StatusReport.for_sms(form))
 
 
-@router.post("/twilio/notify/voice/status", status_code=204)
-async def call_status(request: Request, form: TwilioForm, d: int) -> Response:
+@twilio_webhook(router, "/twilio/notify/voice/status")
+async def call_status(request: Request, form: dict[str, str]) -> Response:
     """The status callback of a notification call."""
-    return await _apply_status(request, d, StatusReport.for_call(form))
+    return await _apply_status(request, query_int(request, "d"), StatusReport.for_call(form))
 
 
-@router.post("/twilio/notify/voice")
-async def call_answered(request: Request, form: TwilioForm, d: int) -> Response:
+@twilio_webhook(router, "/twilio/notify/voice")
+async def call_answered(request: Request, form: dict[str, str]) -> Response:
     """The notification call was answered: the TwiML Twilio fetches for it."""
-    turn, urls = NotifyCallTurn.parse(form), call_urls(request)
+    turn, urls, d = NotifyCallTurn.parse(form), call_urls(request), query_int(request, "d")
     return await _call_twiml(
         request,
         lambda session, now: notify_call.answered(session, flows(request), d, turn, urls, now),
     )
 
 
-@router.post("/twilio/notify/voice/key")
-async def call_key(
-    request: Request, form: TwilioForm, d: int, silence: int = 0, tries: int = 1
-) -> Response:
+@twilio_webhook(router, "/twilio/notify/voice/key")
+async def call_key(request: Request, form: dict[str, str]) -> Response:
     """A key pressed on the notification call, or the Redirect after its Gather heard none."""
-    turn, urls = NotifyCallTurn.parse(form), call_urls(request)
+    turn, urls, d = NotifyCallTurn.parse(form), call_urls(request), query_int(request, "d")
+    silence, tries = query_int(request, "silence", 0), query_int(request, "tries", 1)
     return await _call_twiml(
         request,
         lambda session, now: notify_call.key_pressed(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from app.calls.webhooks import BadWebhookError
+from app.telephony.signature import BadWebhookError
 
 
 def _required(form: Mapping[str, str], name: str) -> str:
