@@ -72,8 +72,7 @@ class Prepared:
         if session.autoflush:
             session.flush()
         compiled = self._for(session, rows[0])
-        driver = session.connection().connection.driver_connection
-        assert driver is not None
+        driver = _driver(session)
         cursor = driver.cursor()
         cursor.executemany(compiled.sql, [_bind(compiled, row) for row in rows])
 
@@ -81,8 +80,7 @@ class Prepared:
         if session.autoflush:  # as an ORM query would: see what the session has pending
             session.flush()
         compiled = self._for(session, params)
-        driver = session.connection().connection.driver_connection
-        assert driver is not None
+        driver = _driver(session)
         cursor = driver.cursor()
         cursor.execute(compiled.sql, _bind(compiled, params))
         return cursor
@@ -104,6 +102,12 @@ class Prepared:
                 statement = statement(dialect.name)
             compiled = self._compiled[key] = _compile(statement, dialect, sorted(params))
         return compiled
+
+
+def _driver(session: Session) -> Any:
+    """The DB-API connection of the session's transaction (on PostgreSQL under AsyncTransactions,
+    SQLAlchemy's adapter over psycopg's async connection, which waits through the greenlet)."""
+    return session.connection().connection.dbapi_connection
 
 
 def _compile(statement: ClauseElement, dialect: Dialect, keys: list[str]) -> _Compiled:
