@@ -14,7 +14,16 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, TypeVar
 
 from fastapi import Depends, Request
-from sqlalchemy import JSON, DateTime, Engine, MetaData, Table, create_engine, event
+from sqlalchemy import (
+    JSON,
+    Connection,
+    DateTime,
+    Engine,
+    MetaData,
+    Table,
+    create_engine,
+    event,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -86,12 +95,17 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None
 
 
-def _sqlite_begin_immediate(connection: Any) -> None:
+def _sqlite_begin_immediate(connection: Connection) -> None:
     # Take the write lock when the transaction starts, not at its first write: two webhooks for
     # one call then run one after the other instead of both reading the same state. This is
     # SQLite's stand-in for PostgreSQL's SELECT ... FOR UPDATE on the call row.
     # https://docs.sqlalchemy.org/en/20/dialects/sqlite.html#serializable-isolation-savepoints-transactional-ddl
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # Straight to the driver (exec_driver_sql costs more than the BEGIN), wrapping its error
+    # as SQLAlchemy would.
+    try:
+        connection.connection.dbapi_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
+    except sqlite3.Error as exc:
+        raise OperationalError("BEGIN IMMEDIATE", None, exc) from exc
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -158,19 +172,36 @@ class SqliteTransactions(Transactions):
         super().__init__(engine)
         url = engine.url.render_as_string(hide_password=False)
         # A connection of its own that never waits: BEGIN IMMEDIATE fails at once when busy.
-        # Its sessions still come from self.sessions, and so have the same session events.
+        # It stays checked out, used only on the event loop, so a webhook costs no pool
+        # checkout. Its sessions still come from self.sessions, with the same session events.
         self._at_once_engine = make_engine(url, lock_timeout=0)
+        self._at_once: Connection | None = None
 
     async def run(self, work: Callable[[Session], T]) -> T:
         try:
-            with transaction(lambda: self.sessions(bind=self._at_once_engine)) as session:
-                _begin_at_once(session)
-                return work(session)
+            return self._run_at_once(work)
         except _WriteLockBusyError:
             return await super().run(work)
 
+    def _run_at_once(self, work: Callable[[Session], T]) -> T:
+        if self._at_once is None:
+            self._at_once = self._at_once_engine.connect()
+        connection = self._at_once
+        try:
+            with transaction(lambda: self.sessions(bind=connection)) as session:
+                _begin_at_once(session)
+                return work(session)
+        except _WriteLockBusyError:
+            # A failed BEGIN can leave SQLAlchemy's view of the connection half-begun: start
+            # afresh with a new one rather than trust it.
+            self._at_once = None
+            connection.close()
+            raise
+
     def close(self) -> None:
         super().close()
+        if self._at_once is not None:
+            self._at_once.close()
         self._at_once_engine.dispose()
 
 

@@ -93,7 +93,7 @@ class Prepared:
         )
 
     def _for(self, session: Session, params: Mapping[str, Any]) -> _Compiled:
-        dialect = session.get_bind().dialect
+        dialect = _dialect(session)
         key = (dialect.name, frozenset(params))
         compiled = self._compiled.get(key)
         if compiled is None:
@@ -106,8 +106,30 @@ class Prepared:
 
 def _driver(session: Session) -> Any:
     """The DB-API connection of the session's transaction (on PostgreSQL under AsyncTransactions,
-    SQLAlchemy's adapter over psycopg's async connection, which waits through the greenlet)."""
-    return session.connection().connection.dbapi_connection
+    SQLAlchemy's adapter over psycopg's async connection, which waits through the greenlet).
+
+    Remembered for the rest of the transaction: looking it up costs more than a statement.
+    """
+    remembered = session.info.get(_DRIVER)
+    transaction = session.get_transaction()
+    if remembered is not None and transaction is not None and remembered[0] is transaction:
+        return remembered[1]
+    driver = session.connection().connection.dbapi_connection
+    session.info[_DRIVER] = (session.get_transaction(), driver)
+    return driver
+
+
+_DRIVER = "prepared_driver"
+
+
+def _dialect(session: Session) -> Dialect:
+    dialect = session.info.get(_DIALECT)
+    if dialect is None:
+        dialect = session.info[_DIALECT] = session.get_bind().dialect
+    return cast(Dialect, dialect)
+
+
+_DIALECT = "prepared_dialect"
 
 
 def _compile(statement: ClauseElement, dialect: Dialect, keys: list[str]) -> _Compiled:
