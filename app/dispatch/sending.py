@@ -79,6 +79,7 @@ class SendDeliveries:
             return 0
         outcomes = list(self._pool.map(self._send, sends))
         with transaction(self.sessions) as session:  # one write for the whole batch
+            _lock_batch(session, [i for send in sends for i in send.deliveries])
             for send, (sid, error) in zip(sends, outcomes, strict=True):
                 self._record(session, send, sid, error, now)
         return sum(len(s.deliveries) for s in sends)
@@ -203,7 +204,7 @@ class SendDeliveries:
         now: dt.datetime,
     ) -> None:
         for delivery_id in send.deliveries:
-            delivery = session.get(Delivery, delivery_id, with_for_update=True)
+            delivery = session.get(Delivery, delivery_id)  # loaded, locked, by _lock_batch
             if delivery is None or delivery.status == DeliveryStatus.cancelled:
                 continue
             if delivery.status != DeliveryStatus.sending:
@@ -222,7 +223,23 @@ def _load_messages_and_clients(session: Session, rows: Sequence[Delivery]) -> No
         select(Message).where(Message.id.in_({r.message_id for r in rows}))
     ).all()
     client_ids = {m.client_id for m in messages if m.client_id is not None}
-    session.scalars(select(Client).where(Client.id.in_(client_ids))).all()
+    clients = session.scalars(select(Client).where(Client.id.in_(client_ids))).all()
+    _pin(session, [*messages, *clients])
+
+
+def _lock_batch(session: Session, delivery_ids: Sequence[int]) -> None:
+    """The sent batch's deliveries, locked, with their messages and clients: three queries."""
+    deliveries = session.scalars(
+        select(Delivery).where(Delivery.id.in_(delivery_ids)).with_for_update()
+    ).all()
+    _pin(session, deliveries)
+    _load_messages_and_clients(session, deliveries)
+
+
+def _pin(session: Session, objects: Sequence[object]) -> None:
+    """Keep loaded objects for the session's life: its identity map holds them only weakly, and
+    one collected in between would be fetched again by `session.get`, a query each."""
+    session.info.setdefault("pinned", []).extend(objects)
 
 
 def _record_sent(
