@@ -27,12 +27,40 @@ Processor = Callable[[Any], Any]
 
 
 @dataclass(frozen=True)
+class _Bind:
+    name: str
+    default: Callable[[], Any] | None  # a Python-side column default, for a column not given
+    convert: Processor | None  # Python value -> driver value, where the type needs it
+
+
+@dataclass(frozen=True)
 class _Compiled:
     sql: str
-    positional: tuple[str, ...] | None  # bind names in order (qmark), or None for named binds
-    binds: dict[str, Processor]  # Python value -> driver value, where the type needs one
-    defaults: dict[str, Callable[[], Any]]  # Python-side column defaults for absent columns
-    results: tuple[Processor | None, ...]  # driver value -> Python value, per result column
+    binds: tuple[_Bind, ...]  # in the SQL's order
+    named: bool  # the driver takes a dict (psycopg), not a sequence (sqlite3)
+    results: tuple[tuple[int, Processor], ...]  # driver value -> Python value, by column
+
+
+def _bind(compiled: _Compiled, params: Mapping[str, Any]) -> Any:
+    values = []
+    for bind in compiled.binds:
+        value = params.get(bind.name) if bind.default is None else bind.default()
+        if bind.convert is not None and value is not None:
+            value = bind.convert(value)
+        values.append(value)
+    if compiled.named:
+        return {bind.name: value for bind, value in zip(compiled.binds, values, strict=True)}
+    return values
+
+
+def _convert(compiled: _Compiled, row: Row) -> Row:
+    if not compiled.results:
+        return row
+    values = list(row)
+    for index, convert in compiled.results:
+        if values[index] is not None:
+            values[index] = convert(values[index])
+    return tuple(values)
 
 
 class Prepared:
@@ -47,14 +75,13 @@ class Prepared:
         self._compiled: dict[tuple[str, frozenset[str]], _Compiled] = {}
 
     def all(self, session: Session, params: Mapping[str, Any] | None = None) -> list[Row]:
-        cursor = self._run(session, params or {})
-        rows = cursor.fetchall() if cursor.description else []
-        return [self._convert(session, params or {}, row) for row in rows]
+        compiled, cursor = self._run(session, params or {})
+        return [_convert(compiled, row) for row in cursor.fetchall()]
 
     def first(self, session: Session, params: Mapping[str, Any] | None = None) -> Row | None:
-        cursor = self._run(session, params or {})
+        compiled, cursor = self._run(session, params or {})
         row = cursor.fetchone()
-        return None if row is None else self._convert(session, params or {}, row)
+        return None if row is None else _convert(compiled, row)
 
     def scalar(self, session: Session, params: Mapping[str, Any] | None = None) -> Any:
         row = self.first(session, params)
@@ -62,7 +89,7 @@ class Prepared:
 
     def execute(self, session: Session, params: Mapping[str, Any] | None = None) -> int:
         """A statement without results (UPDATE, DELETE, INSERT): the rows it touched."""
-        rowcount: int = self._run(session, params or {}).rowcount
+        rowcount: int = self._run(session, params or {})[1].rowcount
         return rowcount
 
     def many(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -72,25 +99,16 @@ class Prepared:
         if session.autoflush:
             session.flush()
         compiled = self._for(session, rows[0])
-        driver = _driver(session)
-        cursor = driver.cursor()
+        cursor = _driver(session).cursor()
         cursor.executemany(compiled.sql, [_bind(compiled, row) for row in rows])
 
-    def _run(self, session: Session, params: Mapping[str, Any]) -> Any:
+    def _run(self, session: Session, params: Mapping[str, Any]) -> tuple[_Compiled, Any]:
         if session.autoflush:  # as an ORM query would: see what the session has pending
             session.flush()
         compiled = self._for(session, params)
-        driver = _driver(session)
-        cursor = driver.cursor()
+        cursor = _driver(session).cursor()
         cursor.execute(compiled.sql, _bind(compiled, params))
-        return cursor
-
-    def _convert(self, session: Session, params: Mapping[str, Any], row: Row) -> Row:
-        results = self._for(session, params).results
-        return tuple(
-            value if convert is None or value is None else convert(value)
-            for convert, value in zip(results, row, strict=True)
-        )
+        return compiled, cursor
 
     def _for(self, session: Session, params: Mapping[str, Any]) -> _Compiled:
         dialect = _dialect(session)
@@ -140,15 +158,20 @@ def _compile(statement: ClauseElement, dialect: Dialect, keys: list[str]) -> _Co
         for column in (*compiled.insert_prefetch, *compiled.update_prefetch)
         if column.key not in keys
     }
+    # The same per-type bind processors SQLAlchemy's own execution applies (JSON, SQLite dates).
+    converters = cast(dict[str, Processor], compiled._bind_processors)
+    names = compiled.positiontup if compiled.positiontup is not None else list(compiled.binds)
     # A SELECT's columns, or what an INSERT/UPDATE ... RETURNING gives back.
     columns: Any = getattr(statement, "selected_columns", None)
     if columns is None:
         columns = getattr(statement, "exported_columns", ())
-    results = tuple(c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns)
-    positional = tuple(compiled.positiontup) if compiled.positiontup is not None else None
-    # The same per-type bind processors SQLAlchemy's own execution applies (JSON, SQLite dates).
-    binds = cast(dict[str, Processor], dict(compiled._bind_processors))
-    return _Compiled(compiled.string, positional, binds, defaults, results)
+    processors = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns]
+    return _Compiled(
+        sql=compiled.string,
+        binds=tuple(_Bind(name, defaults.get(name), converters.get(name)) for name in names),
+        named=compiled.positiontup is None,
+        results=tuple((i, p) for i, p in enumerate(processors) if p is not None),
+    )
 
 
 def _default_of(column: Any) -> Callable[[], Any]:
@@ -157,16 +180,3 @@ def _default_of(column: Any) -> Callable[[], Any]:
         return lambda: default.arg(None)
     value = default.arg
     return lambda: value
-
-
-def _bind(compiled: _Compiled, params: Mapping[str, Any]) -> Any:
-    values = dict(params)
-    for key, make in compiled.defaults.items():
-        values[key] = make()
-    for key, convert in compiled.binds.items():
-        value = values.get(key)
-        if value is not None:
-            values[key] = convert(value)
-    if compiled.positional is None:
-        return values
-    return tuple(values.get(name) for name in compiled.positional)

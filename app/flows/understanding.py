@@ -7,6 +7,7 @@ speak numbers in words ("oh seven seven double oh"), so this is forgiving on pur
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 import phonenumbers
 
@@ -53,6 +54,7 @@ def yes_or_no(digits: str | None, speech: str | None) -> bool | None:
     return None
 
 
+@lru_cache(maxsize=4096)  # pure, and phonenumbers is slow
 def phone_number(heard: str, region: str | None) -> str | None:
     """A valid phone number in E.164 from the digits heard, read in the client's region."""
     digits = spoken_digits(heard)
@@ -69,6 +71,7 @@ def phone_number(heard: str, region: str | None) -> str | None:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+@lru_cache(maxsize=4096)  # pure, and phonenumbers is slow
 def national_digits(e164: str) -> str:
     """The number as a caller would say it at home, digits only: +447700900123 -> 07700900123."""
     number = phonenumbers.parse(e164, None)
@@ -83,11 +86,13 @@ def read_back(e164: str) -> str:
     return ", ".join(" ".join(group) for group in groups)
 
 
+@lru_cache(maxsize=4096)  # pure, and phonenumbers is slow
 def region_of(e164: str) -> str | None:
     """The ISO region of a number (GB for +44…), used to read callers' local numbers."""
     return phonenumbers.region_code_for_number(phonenumbers.parse(e164, None))
 
 
+@lru_cache(maxsize=4096)  # pure, and phonenumbers is slow
 def is_mobile(e164: str) -> bool:
     """True for numbers that can receive a text message."""
     try:
