@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
+import time
 from collections.abc import Callable
 
 import httpx
@@ -269,3 +272,29 @@ def test_metrics_count_calls_and_messages(phone: Phone, client: TestClient) -> N
     assert "nightdesk_webhook_seconds_bucket" in metrics
     assert client.get("/healthz").json() == {"status": "ok"}
     assert client.get("/readyz").json()["database"] == "ok"
+
+
+def test_a_webhook_waits_its_turn_while_another_process_writes_to_sqlite(
+    client: TestClient, settings: Settings, session_factory: sessionmaker[Session]
+) -> None:
+    """A `nightdesk` command or a worker holds SQLite's one write lock for a moment: the webhook
+    doesn't fail, it waits (off the event loop) and answers once the lock is free."""
+    if not settings.is_sqlite:
+        pytest.skip("PostgreSQL has no database-wide write lock")
+    path = settings.database_url.split("///", 1)[1]
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(0.3, other.commit)
+    release.start()
+    try:
+        started = time.monotonic()
+        response = post(client, settings, "/twilio/voice", voice_params())
+        waited = time.monotonic() - started
+    finally:
+        release.join()
+        other.close()
+    assert response.status_code == 200
+    assert "turn=1" in response.text  # the flow's greeting, not the voicemail fallback
+    assert waited >= 0.25
+    post(client, settings, "/twilio/voice/status", voice_params(CallStatus="completed"))
+    assert [m.outcome for m in all_messages(session_factory)] == ["partial"]
