@@ -158,9 +158,13 @@ def _compile(statement: ClauseElement, dialect: Dialect, keys: list[str]) -> _Co
         for column in (*compiled.insert_prefetch, *compiled.update_prefetch)
         if column.key not in keys
     }
+    rendered = {name: bind for bind, name in compiled.bind_names.items()}
+    for name, bind in rendered.items():  # literals in the statement: `kind == "notify"`
+        if name not in keys and name not in defaults and bind.value is not None:
+            defaults[name] = _constant(bind.effective_value)
     # The same per-type bind processors SQLAlchemy's own execution applies (JSON, SQLite dates).
     converters = cast(dict[str, Processor], compiled._bind_processors)
-    names = compiled.positiontup if compiled.positiontup is not None else list(compiled.binds)
+    names = compiled.positiontup if compiled.positiontup is not None else list(rendered)
     # A SELECT's columns, or what an INSERT/UPDATE ... RETURNING gives back.
     columns: Any = getattr(statement, "selected_columns", None)
     if columns is None:
@@ -178,5 +182,8 @@ def _default_of(column: Any) -> Callable[[], Any]:
     default = column.default if column.default is not None else column.onupdate
     if default.is_callable:
         return lambda: default.arg(None)
-    value = default.arg
+    return _constant(default.arg)
+
+
+def _constant(value: Any) -> Callable[[], Any]:
     return lambda: value

@@ -56,3 +56,15 @@ def test_a_prepared_query_sees_what_the_session_has_pending(
     with transaction(session_factory) as session:
         session.add(Client(slug="acme", name="Acme", timezone="Europe/London"))
         assert clients.all(session, {"name": "Acme"}) == [("acme",)]
+
+
+def test_values_written_into_the_statement_are_bound_as_written(
+    session_factory: sessionmaker[Session],
+) -> None:
+    acme = Prepared(
+        select(Client.slug).where(Client.name == "Acme", Client.slug != bindparam("not"))
+    )
+    with transaction(session_factory) as session:
+        session.add(Client(slug="acme", name="Acme", timezone="Europe/London"))
+        assert acme.all(session, {"not": "other"}) == [("acme",)]
+        assert acme.all(session, {"not": "acme"}) == []

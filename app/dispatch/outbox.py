@@ -10,7 +10,7 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from app.clients.models import Contact
@@ -35,7 +35,7 @@ def wake_dispatcher(session: Session) -> None:
     session.info["wake_dispatcher"] = True
     if session.get_bind().dialect.name == "postgresql":
         # NOTIFY is transactional: workers in other processes hear it at commit.
-        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+        _NOTIFY.first(session, {"channel": NOTIFY_CHANNEL})
 
 
 def start_escalation(session: Session, message: MessageFacts, flow: Flow, now: dt.datetime) -> None:
@@ -184,6 +184,7 @@ def _contacts(session: Session, client_id: int | None) -> dict[str, _Reachable]:
     return {key: _Reachable(contact_id, bool(opted_out)) for key, contact_id, opted_out in rows}
 
 
+_NOTIFY = Prepared(select(func.pg_notify(bindparam("channel"), "")))
 _ACTIVE_CONTACTS = Prepared(
     select(Contact.key, Contact.id, Contact.sms_opted_out).where(
         Contact.client_id == bindparam("client_id"), Contact.active.is_(True)
