@@ -1,7 +1,7 @@
 """The ceiling: the least a FastAPI webhook can do (read the form, answer TwiML), for comparison.
 
 It reads the form with `await request.form()` when python-multipart is installed; Nightdesk does
-not depend on it, so otherwise as the service itself does, with `parse_qsl` over the body
+not depend on it, so otherwise with the standard library's `parse_qsl` over the body
 (cheaper: a higher ceiling). The JSON results say which (`ceiling_form_parser`).
 
 It runs on the same uvicorn (uvloop, httptools, one worker) and takes the same requests as the real
