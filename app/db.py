@@ -28,14 +28,13 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
-from sqlalchemy.pool import QueuePool
 from sqlalchemy.sql import ClauseElement
 
 from app.prepared import Prepared
 
 T = TypeVar("T")
+POSTGRESQL_UNIT_THREADS = 4
 
 # Stable constraint names, so Alembic can drop and alter them on every backend.
 NAMING_CONVENTION = {
@@ -79,7 +78,9 @@ def make_engine(url: str, *, lock_timeout: float = 30) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin_immediate)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    # A fixed set of connections, enough for the unit threads, the dispatcher and the API: an
+    # overflow connection costs PostgreSQL a new process, and is closed again once returned.
+    return create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=4)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -139,13 +140,17 @@ async def in_transaction(request: Request, work: Callable[[Session, dt.datetime]
 
 class Transactions:
     """Runs the requests' units of work, each in its own transaction, committed when it returns,
-    on database threads: one per pooled connection, since a thread more could only wait for one.
+    on a few database threads, so a unit can wait for PostgreSQL without holding up the loop.
+
+    Few, because every round trip hands the GIL back and forth between a database thread and the
+    event loop: with ten threads a busy server spent more CPU on that than on its SQL. Four
+    measured best (`python -m bench.webhooks`: busy-night p99 8 ms, against 13-20 ms for
+    psycopg's async driver through SQLAlchemy's asyncio bridge, at the same throughput).
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, threads: int = 1) -> None:
         self.sessions = make_session_factory(engine)
-        size = engine.pool.size() if isinstance(engine.pool, QueuePool) else 1
-        self._threads = ThreadPoolExecutor(max_workers=size, thread_name_prefix="database")
+        self._threads = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="database")
 
     async def run(self, work: Callable[[Session], T]) -> T:
         context = contextvars.copy_context()
@@ -219,51 +224,11 @@ def _begin_at_once(session: Session) -> None:
         raise
 
 
-class AsyncTransactions(Transactions):
-    """PostgreSQL: units of work run on the event loop itself, over psycopg's async connections.
-
-    The units are the same synchronous code; SQLAlchemy's greenlet bridge (AsyncSession.run_sync)
-    lets each statement wait for PostgreSQL without blocking the loop. No database threads: with
-    a thread per connection, handing the GIL back and forth after every round trip cost more
-    than the statements themselves (`python -m bench.webhooks`).
-    """
-
-    def __init__(self, engine: Engine) -> None:
-        super().__init__(engine)
-        url = engine.url.render_as_string(hide_password=False)
-        self._async_engine = create_async_engine(
-            url,
-            # A fixed set of connections: PostgreSQL forks a process for each new one, and an
-            # overflow connection is closed again as soon as it is returned.
-            pool_size=8,
-            max_overflow=0,
-            # run() always ends its transaction itself; the pool's own ROLLBACK would only cost
-            # another round trip per webhook.
-            pool_reset_on_return=None,
-        )
-        self._async_sessions = async_sessionmaker(
-            self._async_engine,
-            # The sync sessionmaker's own class, so its events (wake_on_commit) apply here too.
-            sync_session_class=self.sessions.class_,
-            expire_on_commit=False,
-        )
-
-    async def run(self, work: Callable[[Session], T]) -> T:
-        async with self._async_sessions() as session, session.begin():
-            return await session.run_sync(work)
-
-    def close(self) -> None:
-        super().close()
-        self._async_engine.sync_engine.dispose()
-
-
 def make_transactions(engine: Engine) -> Transactions:
-    """SQLite on a file gets SqliteTransactions; PostgreSQL async; SQLite in memory threads."""
-    if engine.dialect.name == "postgresql":
-        return AsyncTransactions(engine)
-    if engine.url.database not in (None, "", ":memory:"):
+    """SQLite on a file gets SqliteTransactions; PostgreSQL (and SQLite in memory) threads."""
+    if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
         return SqliteTransactions(engine)
-    return Transactions(engine)
+    return Transactions(engine, threads=POSTGRESQL_UNIT_THREADS)
 
 
 # scope="function" commits when the route returns, before the response is sent.

@@ -123,8 +123,7 @@ class Prepared:
 
 
 def _driver(session: Session) -> Any:
-    """The DB-API connection of the session's transaction (on PostgreSQL under AsyncTransactions,
-    SQLAlchemy's adapter over psycopg's async connection, which waits through the greenlet).
+    """The DB-API connection of the session's transaction.
 
     Remembered for the rest of the transaction: looking it up costs more than a statement.
     """
