@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -32,6 +33,11 @@ def create_app(settings: Settings | None = None, clock: Clock = utcnow) -> FastA
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Everything loaded so far (modules, models, flows' schema) lives as long as the
+        # process: keep it out of the collector's full passes, which otherwise pause the
+        # server for tens of milliseconds now and then (a busy night's p99).
+        gc.collect()
+        gc.freeze()
         stop_dispatcher = (
             start_in_background(dispatcher, settings.database_url)
             if settings.run_dispatcher
