@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import datetime as dt
+import os
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, TypeVar
@@ -76,7 +78,8 @@ def make_engine(url: str, *, lock_timeout: float = 30) -> Engine:
             url, connect_args={"check_same_thread": False, "timeout": lock_timeout}, **pool
         )
         event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "begin", _sqlite_begin_immediate)
+        if path and path != ":memory:":
+            _SqliteWriter(_process_write_lock(path), lock_timeout).listen(engine)
         return engine
     # A fixed set of connections, enough for the unit threads, the dispatcher and the API: an
     # overflow connection costs PostgreSQL a new process, and is closed again once returned.
@@ -96,17 +99,96 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None
 
 
-def _sqlite_begin_immediate(connection: Connection) -> None:
-    # Take the write lock when the transaction starts, not at its first write: two webhooks for
-    # one call then run one after the other instead of both reading the same state. This is
-    # SQLite's stand-in for PostgreSQL's SELECT ... FOR UPDATE on the call row.
-    # https://docs.sqlalchemy.org/en/20/dialects/sqlite.html#serializable-isolation-savepoints-transactional-ddl
-    # Straight to the driver (exec_driver_sql costs more than the BEGIN), wrapping its error
-    # as SQLAlchemy would.
+class _SqliteWriter:
+    """Transactions on a SQLite file: BEGIN IMMEDIATE, under a lock shared by this process.
+
+    BEGIN IMMEDIATE takes SQLite's one write lock as the transaction starts, not at its first
+    write: two webhooks for one call then run one after the other instead of both reading the
+    same state. This is SQLite's stand-in for PostgreSQL's SELECT ... FOR UPDATE on the call row.
+    https://docs.sqlalchemy.org/en/20/dialects/sqlite.html#serializable-isolation-savepoints-transactional-ddl
+
+    The process lock in front of it is for the connections of this process (the event loop's,
+    the database thread's, the dispatcher's): a connection that found SQLite's lock taken would
+    wait in SQLite's busy handler, which sleeps in steps of up to 100 ms however soon the lock
+    is free (under load the dispatcher waited 730 ms at worst, `python -m bench.dispatch`); a
+    thread waiting on a `threading.Lock` wakes the moment it is released. Other processes (a
+    `nightdesk` command, a worker) still meet at SQLite's own lock.
+
+    These listeners own the whole transaction: BEGIN IMMEDIATE, then COMMIT or ROLLBACK, straight
+    to the driver (its own commit() then has nothing left to do), releasing the lock after.
+    """
+
+    def __init__(self, lock: threading.Lock, wait: float) -> None:
+        self.lock, self.wait = lock, wait
+
+    def listen(self, engine: Engine) -> None:
+        event.listen(engine, "begin", self.begin)
+        event.listen(engine, "commit", lambda connection: self.end(connection, "COMMIT"))
+        event.listen(engine, "rollback", lambda connection: self.end(connection, "ROLLBACK"))
+        # A connection returned or dropped mid-transaction must not keep the lock.
+        event.listen(engine, "checkin", lambda driver, record: self.abandon(driver, record.info))
+        event.listen(
+            engine, "invalidate", lambda driver, record, _exc: self.abandon(driver, record.info)
+        )
+
+    def begin(self, connection: Connection) -> None:
+        taken = self.lock.acquire(timeout=self.wait) if self.wait > 0 else self.lock.acquire(False)
+        if not taken:
+            raise OperationalError("BEGIN IMMEDIATE", None, _busy("held by this process"))
+        connection.info[_HOLDS_WRITE_LOCK] = True
+        try:
+            _driver_execute(connection.connection.dbapi_connection, "BEGIN IMMEDIATE")
+        except BaseException:
+            self._release(connection.info)
+            raise
+
+    def end(self, connection: Connection, sql: str) -> None:
+        driver = connection.connection.dbapi_connection
+        try:
+            if driver is not None and driver.in_transaction:
+                _driver_execute(driver, sql)
+        except BaseException:
+            if sql == "ROLLBACK":
+                self._release(connection.info)
+            raise  # a failed COMMIT keeps the lock until its ROLLBACK
+        self._release(connection.info)
+
+    def abandon(self, driver: Any, info: dict[Any, Any]) -> None:
+        if info.get(_HOLDS_WRITE_LOCK):
+            with suppress(sqlite3.Error):
+                if driver is not None and driver.in_transaction:
+                    driver.execute("ROLLBACK")
+            self._release(info)
+
+    def _release(self, info: dict[Any, Any]) -> None:
+        if info.pop(_HOLDS_WRITE_LOCK, False):
+            self.lock.release()
+
+
+_HOLDS_WRITE_LOCK = "holds_write_lock"
+_WRITE_LOCKS: dict[str, threading.Lock] = {}
+_WRITE_LOCKS_GUARD = threading.Lock()
+
+
+def _process_write_lock(path: str) -> threading.Lock:
+    """One lock per database file, whichever engines of this process open it."""
+    with _WRITE_LOCKS_GUARD:
+        return _WRITE_LOCKS.setdefault(os.path.realpath(path), threading.Lock())
+
+
+def _driver_execute(driver: Any, sql: str) -> None:
+    """A statement straight to sqlite3 (exec_driver_sql costs more than the statement), its
+    error wrapped as SQLAlchemy would."""
     try:
-        connection.connection.dbapi_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
+        driver.execute(sql)
     except sqlite3.Error as exc:
-        raise OperationalError("BEGIN IMMEDIATE", None, exc) from exc
+        raise OperationalError(sql, None, exc) from exc
+
+
+def _busy(why: str) -> sqlite3.OperationalError:
+    error = sqlite3.OperationalError(f"database is locked ({why})")
+    error.sqlite_errorcode = sqlite3.SQLITE_BUSY  # what _begin_at_once looks for
+    return error
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
