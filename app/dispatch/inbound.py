@@ -28,6 +28,7 @@ from app.dispatch.sending import move_on_after_failure
 from app.dispatch.webhooks import SmsReceived, StatusReport, is_machine
 from app.flows.schema import Channel
 from app.messages.models import Message, MessageEvent, MessageStatus, message_ref, ref_to_id
+from app.messages.timeline import add_event
 from app.observability import mask_number
 
 log = logging.getLogger("nightdesk.dispatch")
@@ -308,7 +309,15 @@ def apply_status(
     session: Session, flows: FlowStore, delivery_id: int, report: StatusReport, now: dt.datetime
 ) -> None:
     """Record what became of a notification; a failure tries the next channel or step."""
-    delivery = session.get(Delivery, delivery_id, with_for_update=True)
+    # The delivery, and any bundled with it (one SMS carries several; its callback names only
+    # the first), locked in one query: four callbacks a message make this the busiest route.
+    same = Delivery.id == delivery_id
+    if report.sid:  # never match the deliveries that have no provider id yet
+        same = or_(same, Delivery.provider_sid == report.sid)
+    rows = session.scalars(
+        select(Delivery).where(same).order_by(Delivery.id).with_for_update()
+    ).all()
+    delivery = next((row for row in rows if row.id == delivery_id), None)
     if delivery is None:
         raise DeliveryNotFoundError(f"no delivery {delivery_id}")
     if not first_time(session, f"{report.sid}:{report.status}"):
@@ -316,14 +325,7 @@ def apply_status(
     if is_machine(report.answered_by):
         note_voicemail_pickup(session, delivery, report.sid, report.answered_by, now)
     outcome = OUTCOMES.get(delivery.channel, {}).get(report.status)
-    # One bundled SMS carries several deliveries; its callback names only the first.
-    sharing = session.scalars(
-        select(Delivery)
-        .where(or_(Delivery.id == delivery.id, Delivery.provider_sid == report.sid))
-        .order_by(Delivery.id)
-        .with_for_update()
-    )
-    for row in sharing:
+    for row in rows:
         _settle(session, flows, row, report, outcome, now)
 
 
@@ -344,19 +346,10 @@ def _settle(
     delivery.status = outcome
     detail = {"delivery": delivery.id, "channel": delivery.channel, "status": report.status}
     if outcome is DeliveryStatus.delivered:
-        session.add(
-            MessageEvent(message_id=delivery.message_id, kind="delivered", at=now, detail=detail)
-        )
+        add_event(session, delivery.message_id, "delivered", now, **detail)
         return
     delivery.error = f"{report.status} (Twilio error {report.error_code or 'none'})"
-    session.add(
-        MessageEvent(
-            message_id=delivery.message_id,
-            kind="failed",
-            at=now,
-            detail={**detail, "code": report.error_code},
-        )
-    )
+    add_event(session, delivery.message_id, "failed", now, **detail, code=report.error_code)
     log.info(
         "delivery_failed",
         extra={"delivery_id": delivery.id, "status": report.status, "code": report.error_code},

@@ -105,7 +105,7 @@ def queue_notification(
         detail = {"contact": owed.contact, "channel": owed.channel.value, "step": owed.step}
         if due > now:
             detail["quiet_until"] = due.isoformat()
-        add_event(session, message, "queued", now, **detail)
+        add_event(session, message.id, "queued", now, **detail)
     return inserted
 
 

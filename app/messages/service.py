@@ -69,7 +69,7 @@ def save_message(
         assert row is not None
         return SavedMessage(*row)
     message = SavedMessage(message_id, call.client_id, call.caller, save.urgency.value)
-    add_event(session, message, "taken", now, outcome=values["outcome"], urgency=message.urgency)
+    add_event(session, message.id, "taken", now, outcome=values["outcome"], urgency=message.urgency)
     if flow is not None and save.outcome in NOTIFIED_OUTCOMES:
         outbox.start_escalation(session, message, flow, now)
         outbox.queue_caller_update(
@@ -116,7 +116,7 @@ def attach_recording(
     session.add(CallEvent(call_id=call.id, kind="recording", detail=detail, at=now))
     if message is not None and message.recording_sid != detail.get("sid"):
         _set_recording(message, detail)
-        add_event(session, message, "recording", now, seconds=detail.get("seconds"))
+        add_event(session, message.id, "recording", now, seconds=detail.get("seconds"))
 
 
 def attach_transcription(
@@ -125,7 +125,7 @@ def attach_transcription(
     session.add(CallEvent(call_id=call.id, kind="transcription", detail={"text": text}, at=now))
     if message is not None:
         message.transcription = text
-        add_event(session, message, "transcription", now, characters=len(text))
+        add_event(session, message.id, "transcription", now, characters=len(text))
 
 
 MESSAGES = Message.metadata.tables[Message.__tablename__]

@@ -8,16 +8,13 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from app.messages.models import MessageEvent, MessageFacts
+from app.messages.models import MessageEvent
 from app.prepared import Prepared
 
 _ADD_EVENT = Prepared(insert(MessageEvent.metadata.tables[MessageEvent.__tablename__]))
 
 
-def add_event(
-    session: Session, message: MessageFacts, kind: str, at: dt.datetime, **detail: Any
-) -> None:
+def add_event(session: Session, message_id: int, kind: str, at: dt.datetime, **detail: Any) -> None:
     """Written at once (after anything the session has pending), so the timeline keeps order."""
-    _ADD_EVENT.execute(
-        session, {"message_id": message.id, "kind": kind, "at": at, "detail": detail}
-    )
+    values = {"message_id": message_id, "kind": kind, "at": at, "detail": detail}
+    _ADD_EVENT.execute(session, values)
