@@ -307,10 +307,13 @@ def _begin_at_once(session: Session) -> None:
 
 
 def make_transactions(engine: Engine) -> Transactions:
-    """SQLite on a file gets SqliteTransactions; PostgreSQL (and SQLite in memory) threads."""
-    if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+    """SQLite on a file gets SqliteTransactions, PostgreSQL a few threads; SQLite in memory one
+    thread (each thread would see a database of its own)."""
+    if engine.dialect.name == "postgresql":
+        return Transactions(engine, threads=POSTGRESQL_UNIT_THREADS)
+    if engine.url.database not in (None, "", ":memory:"):
         return SqliteTransactions(engine)
-    return Transactions(engine, threads=POSTGRESQL_UNIT_THREADS)
+    return Transactions(engine)
 
 
 # scope="function" commits when the route returns, before the response is sent.

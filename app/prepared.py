@@ -158,6 +158,8 @@ def _compile(statement: ClauseElement, dialect: Dialect, keys: list[str]) -> _Co
         if column.key not in keys
     }
     rendered = {name: bind for bind, name in compiled.bind_names.items()}
+    if any(bind.expanding for bind in rendered.values()):
+        raise ValueError("a prepared statement cannot take an IN list: use the ORM for that one")
     for name, bind in rendered.items():  # literals in the statement: `kind == "notify"`
         if name not in keys and name not in defaults and bind.value is not None:
             defaults[name] = _constant(bind.effective_value)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -68,3 +69,11 @@ def test_values_written_into_the_statement_are_bound_as_written(
         session.add(Client(slug="acme", name="Acme", timezone="Europe/London"))
         assert acme.all(session, {"not": "other"}) == [("acme",)]
         assert acme.all(session, {"not": "acme"}) == []
+
+
+def test_an_in_list_is_refused_rather_than_bound_wrongly(
+    session_factory: sessionmaker[Session],
+) -> None:
+    by_slug = Prepared(select(Client.id).where(Client.slug.in_(["acme", "riverside"])))
+    with transaction(session_factory) as session, pytest.raises(ValueError, match="IN list"):
+        by_slug.all(session)
