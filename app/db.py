@@ -278,11 +278,13 @@ class SqliteTransactions(Transactions):
             with transaction(lambda: self.sessions(bind=connection)) as session:
                 _begin_at_once(session)
                 return work(session)
-        except _WriteLockBusyError:
-            # A failed BEGIN can leave SQLAlchemy's view of the connection half-begun: start
-            # afresh with a new one rather than trust it.
-            self._at_once = None
-            connection.close()
+        except BaseException as exc:
+            # A failed BEGIN (or COMMIT) can leave the connection half-begun, or still holding
+            # the write lock: start afresh with a new one rather than trust it. Closing it
+            # rolls back and lets the lock go (_SqliteWriter.abandon).
+            if isinstance(exc, _WriteLockBusyError) or not _is_clean(connection):
+                self._at_once = None
+                connection.close()
             raise
 
     def close(self) -> None:
@@ -290,6 +292,11 @@ class SqliteTransactions(Transactions):
         if self._at_once is not None:
             self._at_once.close()
         self._at_once_engine.dispose()
+
+
+def _is_clean(connection: Connection) -> bool:
+    """Out of any transaction, and not holding this process's SQLite write lock."""
+    return not connection.in_transaction() and not connection.info.get(_HOLDS_WRITE_LOCK)
 
 
 class _WriteLockBusyError(Exception):

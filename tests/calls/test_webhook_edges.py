@@ -298,3 +298,18 @@ def test_a_webhook_waits_its_turn_while_another_process_writes_to_sqlite(
     assert waited >= 0.25
     post(client, settings, "/twilio/voice/status", voice_params(CallStatus="completed"))
     assert [m.outcome for m in all_messages(session_factory)] == ["partial"]
+
+
+def test_a_webhook_whose_work_fails_leaves_the_database_free_for_the_next(
+    client: TestClient, settings: Settings
+) -> None:
+    """A status callback for a delivery we never had fails inside its transaction; the calls
+    after it must not find the write lock still taken (they would wait, then hear the
+    fallback voicemail)."""
+    for _ in range(3):
+        unknown = {"MessageSid": "SM" + "9" * 32, "MessageStatus": "delivered"}
+        assert post(client, settings, "/twilio/sms/status?d=999", unknown).status_code == 204
+    started = time.monotonic()
+    response = post(client, settings, "/twilio/voice", voice_params())
+    assert "turn=1" in response.text
+    assert time.monotonic() - started < 5
