@@ -4,10 +4,11 @@ Every function here runs inside one transaction that its caller commits, holds t
 lock (PostgreSQL: SELECT ... FOR UPDATE; SQLite: BEGIN IMMEDIATE), and is safe to repeat:
 Twilio may send the same request twice, and the second gets the first one's answer.
 
-The turns of a call (answer, step, status) read and write the call row with prepared Core
-statements rather than ORM objects: they are most of the service's traffic, and the ORM's unit of
-work cost three times the statements themselves. Saving a message still goes through the ORM
-(`app.messages.service`), once a call.
+The turns of a call (answer, step, status) read and write the call row with prepared statements
+(`app.prepared`) rather than ORM objects: they are most of the service's traffic, and the ORM's
+unit of work cost three times the statements themselves. Saving a message does the same
+(`app.messages.service`); the rarer callbacks (recordings, transcriptions, calls we never saw
+begin) use the ORM.
 """
 
 from __future__ import annotations
