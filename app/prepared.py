@@ -94,6 +94,9 @@ class Prepared:
 
     def many(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
         """The same statement for each row of parameters (no RETURNING)."""
+        if len(rows) == 1:  # psycopg's executemany sets up a pipeline: not worth it for one
+            self._run(session, rows[0])
+            return
         if not rows:
             return
         if session.autoflush:
