@@ -67,8 +67,9 @@ def make_engine(url: str, *, lock_timeout: float = 30) -> Engine:
     """
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
+        on_disk = bool(path) and path != ":memory:"
         pool: dict[str, Any] = {}
-        if path and path != ":memory:":
+        if on_disk:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             # Every transaction takes SQLite's one write lock as it begins (below), so a second
             # connection could only wait in SQLite's busy handler, which sleeps in steps of up
@@ -78,7 +79,7 @@ def make_engine(url: str, *, lock_timeout: float = 30) -> Engine:
             url, connect_args={"check_same_thread": False, "timeout": lock_timeout}, **pool
         )
         event.listen(engine, "connect", _sqlite_pragmas)
-        if path and path != ":memory:":
+        if on_disk:
             _SqliteWriter(_process_write_lock(path), lock_timeout).listen(engine)
         return engine
     # A fixed set of connections, enough for the unit threads, the dispatcher and the API: an

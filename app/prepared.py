@@ -96,22 +96,19 @@ class Prepared:
         """The same statement for each row of parameters (no RETURNING)."""
         if len(rows) == 1:  # psycopg's executemany sets up a pipeline: not worth it for one
             self._run(session, rows[0])
-            return
-        if not rows:
-            return
-        if session.autoflush:
-            session.flush()
-        compiled = self._for(session, rows[0])
-        cursor = _driver(session).cursor()
-        cursor.executemany(compiled.sql, [_bind(compiled, row) for row in rows])
+        elif rows:
+            compiled, cursor = self._cursor(session, rows[0])
+            cursor.executemany(compiled.sql, [_bind(compiled, row) for row in rows])
 
     def _run(self, session: Session, params: Mapping[str, Any]) -> tuple[_Compiled, Any]:
-        if session.autoflush:  # as an ORM query would: see what the session has pending
-            session.flush()
-        compiled = self._for(session, params)
-        cursor = _driver(session).cursor()
+        compiled, cursor = self._cursor(session, params)
         cursor.execute(compiled.sql, _bind(compiled, params))
         return compiled, cursor
+
+    def _cursor(self, session: Session, params: Mapping[str, Any]) -> tuple[_Compiled, Any]:
+        if session.autoflush:  # as an ORM query would: see what the session has pending
+            session.flush()
+        return self._for(session, params), _driver(session).cursor()
 
     def _for(self, session: Session, params: Mapping[str, Any]) -> _Compiled:
         dialect = _dialect(session)
@@ -134,7 +131,7 @@ def _driver(session: Session) -> Any:
     transaction = session.get_transaction()
     if remembered is not None and transaction is not None and remembered[0] is transaction:
         return remembered[1]
-    driver = session.connection().connection.dbapi_connection
+    driver = session.connection().connection.dbapi_connection  # begins, if need be
     session.info[_DRIVER] = (session.get_transaction(), driver)
     return driver
 

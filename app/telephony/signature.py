@@ -47,7 +47,7 @@ def twilio_webhook(router: APIRouter, path: str) -> Callable[[TwilioHandler], Tw
 
 def query_int(request: Request, name: str, default: int | None = None) -> int:
     """A whole number from the webhook URL's query (we wrote it there), or BadWebhookError."""
-    value = parse_form(request.scope["query_string"].decode("latin-1")).get(name)
+    value = request.query_params.get(name)  # parsed once per request, then kept
     if value is None and default is not None:
         return default
     try:

@@ -36,6 +36,7 @@ class TurnUrls:
 
 def render_twiml(actions: list[Action], urls: TurnUrls, speech: Speech) -> str:
     """One TwiML document for one turn of the call."""
+    # SaveMessage is a side effect for the service: nothing the caller hears.
     heard = tuple(action for action in actions if not isinstance(action, SaveMessage))
     return _render(heard, urls, speech.voice, speech.language)
 
@@ -105,8 +106,6 @@ def _render(actions: tuple[Action, ...], urls: TurnUrls, voice: str, language: s
                 )
             case Hangup():
                 response.hangup()
-            case SaveMessage():
-                pass  # a side effect for the service, nothing the caller hears
     return str(response)
 
 
