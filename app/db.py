@@ -22,6 +22,7 @@ from sqlalchemy import (
     DateTime,
     Engine,
     MetaData,
+    RootTransaction,
     Table,
     create_engine,
     event,
@@ -29,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.sql import ClauseElement
 
@@ -183,12 +184,12 @@ def _driver_execute(driver: Any, sql: str) -> None:
     try:
         driver.execute(sql)
     except sqlite3.Error as exc:
-        raise OperationalError(sql, None, exc) from exc
+        raise DBAPIError.instance(sql, None, exc, sqlite3.Error) from exc
 
 
 def _busy(why: str) -> sqlite3.OperationalError:
     error = sqlite3.OperationalError(f"database is locked ({why})")
-    error.sqlite_errorcode = sqlite3.SQLITE_BUSY  # what _begin_at_once looks for
+    error.sqlite_errorcode = sqlite3.SQLITE_BUSY  # what _open_batch looks for
     return error
 
 
@@ -249,11 +250,21 @@ class Transactions:
 
 
 class SqliteTransactions(Transactions):
-    """SQLite does its work inside this process, holding the GIL: a database thread adds no
-    parallelism, only thread switches, which cost about 0.4 ms of CPU a webhook at full load
-    (`python -m bench.webhooks`). So a unit of work runs right on the event loop when the write
-    lock is free at once, and on the database thread, which waits for it, when another connection
-    holds it: a `nightdesk` command, a worker, or a thread of this process. Same transaction.
+    """Group commit on a SQLite file: the units of work that reach the event loop together share
+    one transaction, each in a savepoint of its own, and one COMMIT makes them all durable before
+    any of their answers goes out.
+
+    SQLite does its work inside this process, holding the GIL: a database thread adds no
+    parallelism, only thread switches (about 0.4 ms of CPU a webhook at full load), so units run
+    right on the event loop. What a busy server paid for then was the transaction, not the SQL:
+    BEGIN IMMEDIATE, the WAL COMMIT and the session's own begin and commit cost as much as the
+    turn itself. A batch opens when a unit finds none (BEGIN IMMEDIATE) and commits on the loop's
+    next pass, so whatever arrived in between joins it (`python -m bench.webhooks`). A unit that
+    raises is rolled back to its savepoint alone. If the COMMIT fails, every unit in the batch is
+    told (its webhook falls back to voicemail): nobody is answered before their write is durable.
+
+    When the write lock is taken (a `nightdesk` command, a worker, the dispatcher's thread) a
+    unit runs on the database thread instead, which waits for it, in a transaction of its own.
     """
 
     def __init__(self, engine: Engine) -> None:
@@ -264,54 +275,115 @@ class SqliteTransactions(Transactions):
         # checkout. Its sessions still come from self.sessions, with the same session events.
         self._at_once_engine = make_engine(url, lock_timeout=0)
         self._at_once: Connection | None = None
+        self._batch: _Batch | None = None
 
     async def run(self, work: Callable[[Session], T]) -> T:
-        try:
-            return self._run_at_once(work)
-        except _WriteLockBusyError:
-            return await super().run(work)
+        batch = self._batch
+        if batch is None:
+            try:
+                batch = self._open_batch()
+            except _WriteLockBusyError:
+                return await super().run(work)
+        result = self._run_unit(batch, work)
+        await batch.committed()
+        return result
 
-    def _run_at_once(self, work: Callable[[Session], T]) -> T:
+    def _open_batch(self) -> _Batch:
         if self._at_once is None:
             self._at_once = self._at_once_engine.connect()
         connection = self._at_once
         try:
-            with transaction(lambda: self.sessions(bind=connection)) as session:
-                _begin_at_once(session)
-                return work(session)
-        except BaseException as exc:
-            # A failed BEGIN (or COMMIT) can leave the connection half-begun, or still holding
-            # the write lock: start afresh with a new one rather than trust it. Closing it
-            # rolls back and lets the lock go (_SqliteWriter.abandon).
-            if isinstance(exc, _WriteLockBusyError) or not _is_clean(connection):
-                self._at_once = None
-                connection.close()
+            transaction = connection.begin()  # BEGIN IMMEDIATE (_SqliteWriter)
+        except OperationalError as exc:
+            # A failed BEGIN can leave the connection half-begun: start afresh with a new one.
+            self._discard()
+            if getattr(exc.orig, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY:
+                raise _WriteLockBusyError from exc
             raise
+        batch = self._batch = _Batch(connection, transaction)
+        asyncio.get_running_loop().call_soon(self._commit, batch)
+        return batch
+
+    def _run_unit(self, batch: _Batch, work: Callable[[Session], T]) -> T:
+        """`work` in a savepoint of the batch. Its session "commits" into the batch, which runs
+        the after-commit hooks early; whoever they wake waits for the write lock, so for this
+        batch's COMMIT (or ROLLBACK) before reading anything."""
+        batch.execute("SAVEPOINT unit")
+        try:
+            with self.sessions(bind=batch.connection, join_transaction_mode="rollback_only") as s:
+                result = work(s)
+                s.commit()
+        except BaseException:
+            batch.undo_unit()
+            raise
+        batch.execute("RELEASE unit")
+        return result
+
+    def _commit(self, batch: _Batch) -> None:
+        self._batch = None
+        try:
+            batch.transaction.commit()  # COMMIT, then the write lock goes (_SqliteWriter)
+        except BaseException as exc:
+            # Whatever state a failed COMMIT left behind, a new connection starts clean; closing
+            # this one rolls back and lets the lock go (_SqliteWriter.abandon).
+            self._discard()
+            batch.tell(exc)
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            batch.tell(None)
+
+    def _discard(self) -> None:
+        if self._at_once is not None:
+            connection, self._at_once = self._at_once, None
+            connection.close()
 
     def close(self) -> None:
         super().close()
-        if self._at_once is not None:
-            self._at_once.close()
+        self._discard()
         self._at_once_engine.dispose()
 
 
-def _is_clean(connection: Connection) -> bool:
-    """Out of any transaction, and not holding this process's SQLite write lock."""
-    return not connection.in_transaction() and not connection.info.get(_HOLDS_WRITE_LOCK)
+class _Batch:
+    """One SQLite transaction shared by the units of work of one pass of the event loop."""
+
+    def __init__(self, connection: Connection, transaction: RootTransaction) -> None:
+        self.connection, self.transaction = connection, transaction
+        self._waiting: list[asyncio.Future[None]] = []
+
+    def execute(self, sql: str) -> None:
+        _driver_execute(self.connection.connection.dbapi_connection, sql)
+
+    def undo_unit(self) -> None:
+        """Roll the failed unit back to its savepoint; if even that fails, roll back the batch
+        (its COMMIT then fails, and every unit in it is told)."""
+        if not self.transaction.is_active:
+            return  # the session already rolled the whole transaction back
+        try:
+            self.execute("ROLLBACK TO unit")
+            self.execute("RELEASE unit")
+        except DBAPIError:
+            self.transaction.rollback()
+
+    async def committed(self) -> None:
+        """Wait for the batch's COMMIT; raises what it raised. Each unit waits on a future of
+        its own, so a webhook whose caller went away cancels only its own wait."""
+        waiting = asyncio.get_running_loop().create_future()
+        self._waiting.append(waiting)
+        await waiting
+
+    def tell(self, failure: BaseException | None) -> None:
+        for waiting in self._waiting:
+            if waiting.done():
+                continue
+            if failure is None:
+                waiting.set_result(None)
+            else:
+                waiting.set_exception(failure)
 
 
 class _WriteLockBusyError(Exception):
     pass
-
-
-def _begin_at_once(session: Session) -> None:
-    """Begin the transaction (BEGIN IMMEDIATE, see make_engine) or raise _WriteLockBusyError."""
-    try:
-        session.connection()
-    except OperationalError as exc:
-        if getattr(exc.orig, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY:
-            raise _WriteLockBusyError from exc
-        raise
 
 
 def make_transactions(engine: Engine) -> Transactions:

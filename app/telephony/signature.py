@@ -12,6 +12,9 @@ from collections.abc import Awaitable, Callable
 from urllib.parse import unquote_plus
 
 from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 from twilio.request_validator import RequestValidator, compare
 
 log = logging.getLogger("nightdesk.telephony")
@@ -32,17 +35,36 @@ def twilio_webhook(router: APIRouter, path: str) -> Callable[[TwilioHandler], Tw
     """
 
     def register(handler: TwilioHandler) -> TwilioHandler:
-        async def endpoint(request: Request) -> Response:
-            return await handler(request, await verified_form(request))
-
-        # The router's prefix, as its own path operations get it (add_route doesn't add it).
-        full_path = router.prefix + path
-        router.add_route(
-            full_path, endpoint, methods=["POST"], name=handler.__name__, include_in_schema=False
+        # The router's prefix, as its own path operations get it.
+        endpoint = TwilioWebhook(handler)
+        router.routes.append(
+            Route(router.prefix + path, endpoint, methods=["POST"], name=handler.__name__)
         )
         return handler
 
     return register
+
+
+class TwilioWebhook:
+    """A webhook's endpoint, as an ASGI app that answers everything itself: refusals as 403 or
+    400, a failure as 500 (logged). So the app can hand it a request with no middleware or route
+    matching before it (`app.main.Nightdesk`), and it answers just as it would behind them."""
+
+    def __init__(self, handler: TwilioHandler) -> None:
+        self.handler = handler
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        try:
+            response = await self.handler(request, await verified_form(request))
+        except HTTPException as exc:
+            response = JSONResponse({"detail": exc.detail}, exc.status_code, exc.headers)
+        except BadWebhookError as exc:
+            response = JSONResponse({"detail": str(exc)}, status_code=400)
+        except Exception:
+            log.exception("webhook_failed", extra={"path": scope["path"]})
+            response = PlainTextResponse("Internal Server Error", status_code=500)
+        await response(scope, receive, send)
 
 
 def query_int(request: Request, name: str, default: int | None = None) -> int:

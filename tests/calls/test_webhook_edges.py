@@ -6,15 +6,19 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.calls.service import CallService
 from app.main import create_app
 from app.messages.models import Message
+from app.observability import REGISTRY
 from app.settings import Settings
 from app.telephony.sandbox.caller import HangUp, Press, Say
 from app.telephony.sandbox.signing import signed_post
@@ -73,6 +77,46 @@ def test_a_signature_for_another_url_is_refused(client: TestClient, settings: Se
         headers={"X-Twilio-Signature": good.request.headers["X-Twilio-Signature"]},
     )
     assert replay.status_code == 403
+
+
+def test_a_webhook_asked_for_with_get_gets_405(client: TestClient) -> None:
+    assert client.get("/twilio/voice").status_code == 405
+
+
+def test_a_fault_in_a_webhook_answers_500_is_logged_and_the_next_call_is_answered(
+    app: FastAPI, client: TestClient, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    class FaultyOnce(CallService):
+        faults = 1
+
+        def answer(self, *args: Any, **kwargs: Any) -> str:
+            if self.faults:
+                self.faults -= 1
+                raise RuntimeError("a bug")
+            return super().answer(*args, **kwargs)
+
+    app.state.calls = FaultyOnce(app.state.flows)
+    assert post(client, settings, "/twilio/voice", voice_params()).status_code == 500
+    assert any(r.getMessage() == "webhook_failed" and r.exc_info for r in caplog.records)
+    assert "turn=1" in post(client, settings, "/twilio/voice", voice_params()).text
+
+
+def test_webhooks_are_timed_by_route_and_refusals_counted(
+    client: TestClient, settings: Settings
+) -> None:
+    def counts() -> tuple[float, float]:
+        """The metrics as /metrics shows them (the registry lives as long as the process)."""
+        timed = REGISTRY.get_sample_value(
+            "nightdesk_webhook_seconds_count", {"route": "/twilio/voice"}
+        )
+        refused = REGISTRY.get_sample_value("nightdesk_webhooks_rejected_total", {"status": "403"})
+        return timed or 0, refused or 0
+
+    timed, refused = counts()
+    post(client, settings, "/twilio/voice", voice_params())
+    post(client, settings, "/twilio/voice", voice_params(), token="not-the-token")
+    assert counts() == (timed + 2, refused + 1)
+    assert 'nightdesk_webhook_seconds_count{route="/twilio/voice"}' in client.get("/metrics").text
 
 
 def test_a_request_without_a_callsid_gets_400_with_the_reason(
