@@ -300,29 +300,37 @@ class SqliteTransactions(Transactions):
             if getattr(exc.orig, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY:
                 raise _WriteLockBusyError from exc
             raise
-        batch = self._batch = _Batch(connection, transaction)
+        # One session for the batch: its session commits into the connection's transaction
+        # ("rollback_only"), which the batch commits itself.
+        session = self.sessions(bind=connection, join_transaction_mode="rollback_only")
+        batch = self._batch = _Batch(connection, transaction, session)
         asyncio.get_running_loop().call_soon(self._commit, batch)
         return batch
 
     def _run_unit(self, batch: _Batch, work: Callable[[Session], T]) -> T:
-        """`work` in a savepoint of the batch. Its session "commits" into the batch, which runs
-        the after-commit hooks early; whoever they wake waits for the write lock, so for this
-        batch's COMMIT (or ROLLBACK) before reading anything."""
+        """`work` in a savepoint of the batch, flushed there, leaving no objects behind in the
+        batch's session for the next unit (a unit sees the database, not another's objects)."""
+        session = batch.session
         batch.execute("SAVEPOINT unit")
         try:
-            with self.sessions(bind=batch.connection, join_transaction_mode="rollback_only") as s:
-                result = work(s)
-                s.commit()
+            result = work(session)
+            session.flush()
         except BaseException:
-            batch.undo_unit()
+            if not batch.undo_unit() and self._batch is batch:
+                self._batch = None  # it is lost: the units after this one start another
             raise
+        finally:
+            session.expunge_all()
         batch.execute("RELEASE unit")
         return result
 
     def _commit(self, batch: _Batch) -> None:
-        self._batch = None
+        if self._batch is batch:
+            self._batch = None
         try:
-            batch.transaction.commit()  # COMMIT, then the write lock goes (_SqliteWriter)
+            batch.commit()
+        except _BatchLostError as exc:
+            batch.tell(exc)  # rolled back already, and the connection may carry the next batch
         except BaseException as exc:
             # Whatever state a failed COMMIT left behind, a new connection starts clean; closing
             # this one rolls back and lets the lock go (_SqliteWriter.abandon).
@@ -332,6 +340,8 @@ class SqliteTransactions(Transactions):
                 raise
         else:
             batch.tell(None)
+        finally:
+            batch.session.close()
 
     def _discard(self) -> None:
         if self._at_once is not None:
@@ -345,25 +355,38 @@ class SqliteTransactions(Transactions):
 
 
 class _Batch:
-    """One SQLite transaction shared by the units of work of one pass of the event loop."""
+    """One SQLite transaction and session shared by the units of work of one pass of the event
+    loop."""
 
-    def __init__(self, connection: Connection, transaction: RootTransaction) -> None:
-        self.connection, self.transaction = connection, transaction
+    def __init__(self, connection: Connection, transaction: RootTransaction, session: Session):
+        self.connection, self.transaction, self.session = connection, transaction, session
         self._waiting: list[asyncio.Future[None]] = []
 
     def execute(self, sql: str) -> None:
         _driver_execute(self.connection.connection.dbapi_connection, sql)
 
-    def undo_unit(self) -> None:
-        """Roll the failed unit back to its savepoint; if even that fails, roll back the batch
-        (its COMMIT then fails, and every unit in it is told)."""
+    def undo_unit(self) -> bool:
+        """Roll the failed unit back to its savepoint; False when the whole batch is rolled back
+        instead. The session does that itself when a flush fails (a broken constraint: our own
+        races use ON CONFLICT), and this does it if the savepoint can't be undone."""
         if not self.transaction.is_active:
-            return  # the session already rolled the whole transaction back
+            return False
         try:
             self.execute("ROLLBACK TO unit")
             self.execute("RELEASE unit")
         except DBAPIError:
             self.transaction.rollback()
+            return False
+        return True
+
+    def commit(self) -> None:
+        """The session's after-commit hooks (a wake for the dispatcher, which then waits for the
+        write lock), then COMMIT; the write lock goes (_SqliteWriter). Raises for a batch that
+        a failed unit has already rolled back."""
+        if not self.transaction.is_active:
+            raise _BatchLostError("COMMIT", None, sqlite3.OperationalError("rolled back"))
+        self.session.commit()
+        self.transaction.commit()
 
     async def committed(self) -> None:
         """Wait for the batch's COMMIT; raises what it raised. Each unit waits on a future of
@@ -380,6 +403,10 @@ class _Batch:
                 waiting.set_result(None)
             else:
                 waiting.set_exception(failure)
+
+
+class _BatchLostError(OperationalError):
+    """Another unit of work in the same transaction broke it: this one's write is gone too."""
 
 
 class _WriteLockBusyError(Exception):
