@@ -320,7 +320,8 @@ class SqliteTransactions(Transactions):
                 self._batch = None  # it is lost: the units after this one start another
             raise
         finally:
-            session.expunge_all()
+            if session.identity_map or session.new:
+                session.expunge_all()
         batch.execute("RELEASE unit")
         return result
 
@@ -360,10 +361,11 @@ class _Batch:
 
     def __init__(self, connection: Connection, transaction: RootTransaction, session: Session):
         self.connection, self.transaction, self.session = connection, transaction, session
+        self._driver = connection.connection.dbapi_connection
         self._waiting: list[asyncio.Future[None]] = []
 
     def execute(self, sql: str) -> None:
-        _driver_execute(self.connection.connection.dbapi_connection, sql)
+        _driver_execute(self._driver, sql)
 
     def undo_unit(self) -> bool:
         """Roll the failed unit back to its savepoint; False when the whole batch is rolled back

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import gc
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from app.calls.routes import router as calls_router
 from app.calls.service import CallService
@@ -17,7 +18,7 @@ from app.clients.flows import FlowStore
 from app.db import make_engine, make_transactions
 from app.dispatch.dispatcher import make_dispatcher, start_in_background
 from app.dispatch.routes import router as dispatch_router
-from app.observability import LatencyMiddleware, configure_logging
+from app.observability import LatencyMiddleware, configure_logging, note_request
 from app.ops.routes import router as ops_router
 from app.settings import Settings, get_settings
 from app.telephony.signature import TwilioSignatures, TwilioWebhook
@@ -72,7 +73,7 @@ def create_app(settings: Settings | None = None, clock: Clock = utcnow) -> FastA
 
 
 class Nightdesk(FastAPI):
-    """FastAPI, with each POST to a Twilio webhook handed straight to its endpoint, timed as
+    """FastAPI, with each POST to a Twilio webhook handed straight to its endpoint, and timed as
     LatencyMiddleware times every other request.
 
     Webhooks are nearly all of the traffic, and the middleware stack and route matching took
@@ -82,20 +83,22 @@ class Nightdesk(FastAPI):
 
     def __init__(self, **settings: Any) -> None:
         super().__init__(**settings)
-        self._webhooks: dict[str, tuple[Route, ASGIApp]] = {}
+        self._webhooks: dict[str, TwilioWebhook] = {}
 
     def include_router_and_webhooks(self, router: APIRouter) -> None:
         """Include `router`, and answer its Twilio webhooks directly."""
         self.include_router(router)
         for route in router.routes:
             if isinstance(route, Route) and isinstance(route.app, TwilioWebhook):
-                self._webhooks[route.path] = (route, LatencyMiddleware(route.app))
+                self._webhooks[route.path] = route.app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
-            webhook = self._webhooks.get(scope["path"])
-            if webhook is not None:
-                scope["app"], scope["route"] = self, webhook[0]
-                await webhook[1](scope, receive, send)
-                return
-        await super().__call__(scope, receive, send)
+        webhook = self._webhooks.get(scope["path"]) if scope["type"] == "http" else None
+        if webhook is None or scope["method"] != "POST":
+            await super().__call__(scope, receive, send)
+            return
+        started = time.perf_counter()
+        scope["app"] = self
+        response = await webhook.respond(Request(scope, receive))
+        await response(scope, receive, send)
+        note_request(scope["path"], response.status_code, time.perf_counter() - started)

@@ -11,7 +11,7 @@ import datetime as dt
 import logging
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from app.calls.models import Call, CallEvent
@@ -138,6 +138,10 @@ _MESSAGE_FOR_CALL = Prepared(
 )
 _CALL_EVENTS = Prepared(
     select(CALL_EVENTS.c.kind, CALL_EVENTS.c.detail)
-    .where(CALL_EVENTS.c.call_id == bindparam("call_id"))
+    .where(
+        CALL_EVENTS.c.call_id == bindparam("call_id"),
+        # Not the rest of the timeline: a call has a dozen events, each with JSON to decode.
+        or_(CALL_EVENTS.c.kind == "recording", CALL_EVENTS.c.kind == "transcription"),
+    )
     .order_by(CALL_EVENTS.c.id)
 )

@@ -7,6 +7,7 @@ NIGHTDESK_PUBLIC_URL + path + query. https://www.twilio.com/docs/usage/webhooks/
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import Awaitable, Callable
 from functools import lru_cache
@@ -16,7 +17,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
-from twilio.request_validator import RequestValidator, compare
+from twilio.request_validator import RequestValidator
 
 log = logging.getLogger("nightdesk.telephony")
 
@@ -47,25 +48,27 @@ def twilio_webhook(router: APIRouter, path: str) -> Callable[[TwilioHandler], Tw
 
 
 class TwilioWebhook:
-    """A webhook's endpoint, as an ASGI app that answers everything itself: refusals as 403 or
-    400, a failure as 500 (logged). So the app can hand it a request with no middleware or route
-    matching before it (`app.main.Nightdesk`), and it answers just as it would behind them."""
+    """A webhook's endpoint (an ASGI app) that answers everything itself: refusals as 403 or
+    400, a failure as 500 (logged). So the app can also hand it a request with no middleware or
+    route matching before it (`app.main.Nightdesk`), and get the same answer."""
 
     def __init__(self, handler: TwilioHandler) -> None:
         self.handler = handler
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive)
-        try:
-            response = await self.handler(request, await verified_form(request))
-        except HTTPException as exc:
-            response = JSONResponse({"detail": exc.detail}, exc.status_code, exc.headers)
-        except BadWebhookError as exc:
-            response = JSONResponse({"detail": str(exc)}, status_code=400)
-        except Exception:
-            log.exception("webhook_failed", extra={"path": scope["path"]})
-            response = PlainTextResponse("Internal Server Error", status_code=500)
+        response = await self.respond(Request(scope, receive))
         await response(scope, receive, send)
+
+    async def respond(self, request: Request) -> Response:
+        try:
+            return await self.handler(request, await verified_form(request))
+        except HTTPException as exc:
+            return JSONResponse({"detail": exc.detail}, exc.status_code, exc.headers)
+        except BadWebhookError as exc:
+            return JSONResponse({"detail": str(exc)}, status_code=400)
+        except Exception:
+            log.exception("webhook_failed", extra={"path": request.scope["path"]})
+            return PlainTextResponse("Internal Server Error", status_code=500)
 
 
 def query_int(request: Request, name: str, default: int | None = None) -> int:
@@ -89,7 +92,8 @@ class TwilioSignatures:
         # Nearly every request is signed over exactly the URL we expect: check that first, once.
         # validate() also tries the URL with and without its port, computing the HMAC twice.
         for validator in self._validators:
-            if compare(validator.compute_signature(url, params), signature):
+            expected = validator.compute_signature(url, params).encode()
+            if hmac.compare_digest(expected, signature.encode()):
                 return True
         return any(v.validate(url, params, signature) for v in self._validators)
 
