@@ -87,6 +87,10 @@ def serve(
         http="httptools",
         access_log=False,
         log_config=None,
+        # Behind a proxy, X-Forwarded-* give the URL Twilio called; with NIGHTDESK_PUBLIC_URL
+        # set (as outside development it must be) nothing reads them, and uvicorn's middleware
+        # for them cost about 2% of a webhook's CPU (`python -m bench.webhooks`).
+        proxy_headers=not get_settings().public_url,
     )
 
 

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from app.calls.service import TROUBLE_PROMPT, CallService, Urls
 from app.calls.webhooks import VoiceWebhook
 from app.db import in_transaction
-from app.telephony.signature import public_base, query_int, twilio_webhook
+from app.telephony.signature import public_base, query, query_int, twilio_webhook
 from app.telephony.twiml import render_goodbye, twiml
 
 log = logging.getLogger("nightdesk.calls")
@@ -88,8 +88,8 @@ async def call_status(request: Request, form: dict[str, str]) -> Response:
 @twilio_webhook(router, "/voice/recording")
 async def recording_ready(request: Request, form: dict[str, str]) -> Response:
     """recordingStatusCallback: a recording is complete (the fallback adds who called whom)."""
-    hook = VoiceWebhook.parse(form, request.query_params)
-    fallback = "called" in request.query_params
+    hook = VoiceWebhook.parse(form, query(request))
+    fallback = "called" in query(request)
     await in_transaction(
         request,
         lambda session, now: calls(request).recording(session, hook, now, fallback=fallback),
@@ -100,7 +100,7 @@ async def recording_ready(request: Request, form: dict[str, str]) -> Response:
 @twilio_webhook(router, "/voice/transcription")
 async def transcription_ready(request: Request, form: dict[str, str]) -> Response:
     """transcribeCallback: the text of a recording."""
-    hook = VoiceWebhook.parse(form, request.query_params)
+    hook = VoiceWebhook.parse(form, query(request))
     await in_transaction(
         request, lambda session, now: calls(request).transcription(session, hook, now)
     )
