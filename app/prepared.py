@@ -108,7 +108,7 @@ class Prepared:
     def _cursor(self, session: Session, params: Mapping[str, Any]) -> tuple[_Compiled, Any]:
         if session.autoflush:  # as an ORM query would: see what the session has pending
             session.flush()
-        return self._for(session, params), _driver(session).cursor()
+        return self._for(session, params), _cursor(session)
 
     def _for(self, session: Session, params: Mapping[str, Any]) -> _Compiled:
         dialect = _dialect(session)
@@ -122,21 +122,24 @@ class Prepared:
         return compiled
 
 
-def _driver(session: Session) -> Any:
-    """The DB-API connection of the session's transaction.
+def _cursor(session: Session) -> Any:
+    """A DB-API cursor on the connection of the session's transaction.
 
-    Remembered for the rest of the transaction: looking it up costs more than a statement.
+    One for the rest of the transaction, used by one statement after another (each reads its
+    results before the next runs): looking the connection up costs more than a statement, and
+    a new psycopg cursor copies the connection's adapters.
     """
-    remembered = session.info.get(_DRIVER)
+    remembered = session.info.get(_CURSOR)
     transaction = session.get_transaction()
     if remembered is not None and transaction is not None and remembered[0] is transaction:
         return remembered[1]
-    driver = session.connection().connection.dbapi_connection  # begins, if need be
-    session.info[_DRIVER] = (session.get_transaction(), driver)
-    return driver
+    driver: Any = session.connection().connection.dbapi_connection  # begins, if need be
+    cursor = driver.cursor()
+    session.info[_CURSOR] = (session.get_transaction(), cursor)
+    return cursor
 
 
-_DRIVER = "prepared_driver"
+_CURSOR = "prepared_cursor"
 
 
 def _dialect(session: Session) -> Dialect:
