@@ -80,6 +80,10 @@ class CallBook:
         self.signed_on_the_spot += 1
         return self._script(index)
 
+    def again(self, port: int) -> Replay:
+        """The calls signed so far, over and over, sent to another port (see Replay)."""
+        return Replay(self, port)
+
     def _script(self, index: int) -> ScriptedCall:
         sid = f"CA{self._run:08x}{index:024x}"
         caller = f"+447911{index % 1_000_000:06d}"
@@ -200,10 +204,30 @@ class Tally:
             self.examples.append(example[:300])
 
 
+class Replay:
+    """A CallBook's calls again, in a loop, aimed at `port`: for the ceiling, which checks no
+    signature and keeps no state, measured again between the real servers' runs without using
+    up (or signing more of) the calls they need."""
+
+    def __init__(self, book: CallBook, port: int) -> None:
+        self.host, self.port = book.host, port
+        self._calls = book._calls
+        self._next = 0
+        self.signed_on_the_spot = 0  # never: it only replays
+
+    def take(self) -> ScriptedCall:
+        call = self._calls[self._next % len(self._calls)]
+        self._next += 1
+        return call
+
+
+Book = CallBook | Replay
+
+
 class Caller:
     """A virtual caller on its own connection, making one scripted call after another."""
 
-    def __init__(self, book: CallBook, tally: Tally, check_bodies: bool) -> None:
+    def __init__(self, book: Book, tally: Tally, check_bodies: bool) -> None:
         self.book, self.tally, self.check_bodies = book, tally, check_bodies
         self.connection: Connection | None = None
 
@@ -249,7 +273,7 @@ class Caller:
 
 
 async def saturate(
-    book: CallBook, callers: int, warmup: float, duration: float, check_bodies: bool
+    book: Book, callers: int, warmup: float, duration: float, check_bodies: bool
 ) -> Tally:
     """Closed loop: `callers` callers with no think time. Counts what completes in the window."""
     tally = Tally()
@@ -272,7 +296,7 @@ async def saturate(
 
 
 async def busy_night(
-    book: CallBook, callers: int, every: float, duration: float, check_bodies: bool
+    book: Book, callers: int, every: float, duration: float, check_bodies: bool
 ) -> Tally:
     """Open loop: each caller takes one step every `every` seconds, at a random phase."""
     tally = Tally()
@@ -300,7 +324,7 @@ async def busy_night(
 
 
 async def _all(
-    book: CallBook,
+    book: Book,
     tally: Tally,
     callers: int,
     check_bodies: bool,
