@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlencode
 
@@ -54,14 +55,7 @@ class Urls:
     base: str
 
     def turn(self, number: int) -> TurnUrls:
-        step = f"{self.base}/twilio/voice/step?turn={number}"
-        return TurnUrls(
-            step=step,
-            silence=f"{step}&silence=1",
-            hold=f"{self.base}/twilio/voice/hold",
-            recording=f"{self.base}/twilio/voice/recording",
-            transcription=f"{self.base}/twilio/voice/transcription",
-        )
+        return _turn_urls(self.base, number)
 
     def voicemail(self, prompt: str, caller: str, called: str) -> str:
         """A voicemail that needs no flow and no database; its callbacks carry who called whom."""
@@ -72,6 +66,18 @@ class Urls:
             recording_url=f"{self.base}/twilio/voice/recording?{who}",
             transcription_url=f"{self.base}/twilio/voice/transcription?{who}",
         )
+
+
+@lru_cache(maxsize=256)  # a handful of bases, and turns numbered 1, 2, 3...
+def _turn_urls(base: str, number: int) -> TurnUrls:
+    step = f"{base}/twilio/voice/step?turn={number}"
+    return TurnUrls(
+        step=step,
+        silence=f"{step}&silence=1",
+        hold=f"{base}/twilio/voice/hold",
+        recording=f"{base}/twilio/voice/recording",
+        transcription=f"{base}/twilio/voice/transcription",
+    )
 
 
 class CallService:

@@ -99,9 +99,18 @@ class TwilioSignatures:
 
 
 def public_base(request: Request) -> str:
-    """The base URL Twilio reaches us at: NIGHTDESK_PUBLIC_URL, else the one this request used."""
-    base: str = request.app.state.settings.public_url.rstrip("/")
-    return base or str(request.base_url).rstrip("/")
+    """The base URL Twilio reaches us at: NIGHTDESK_PUBLIC_URL, else the one this request used.
+
+    Worked out once per request (the signature check and the TwiML's URLs both need it)."""
+    base: str | None = request.scope.get(_BASE)
+    if base is None:
+        configured: str = request.app.state.settings.public_url
+        base = configured.rstrip("/") or str(request.base_url).rstrip("/")
+        request.scope[_BASE] = base
+    return base
+
+
+_BASE = "nightdesk.public_base"
 
 
 def public_url(request: Request) -> str:
