@@ -43,6 +43,7 @@ from bench.servers import (
     BENCH_TOKEN,
     ROOT,
     Server,
+    code_version,
     free_port,
     nightdesk_command,
     nightdesk_env,
@@ -227,17 +228,6 @@ def main(argv: list[str] | None = None) -> int:
     machine["seconds"] = round(time.monotonic() - started, 1)
     save(results, machine, profile, options)
     return 0 if passed else 1
-
-
-def code_version() -> str:
-    """The commit measured, and whether app/ differs from it (the figures are for that code)."""
-
-    def git(*args: str) -> str:
-        result = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
-        return result.stdout.strip() if result.returncode == 0 else ""
-
-    commit = git("rev-parse", "--short", "HEAD") or "unknown"
-    return commit + (" + uncommitted app/ changes" if git("status", "--porcelain", "app") else "")
 
 
 # --- the plan: one client per message ----------------------------------------------------------

@@ -33,6 +33,7 @@ from bench.servers import (
     CLOCK_TICKS,
     Server,
     ceiling_server,
+    code_version,
     free_port,
     nightdesk_server,
     prepare_database,
@@ -105,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     backend = args.backend or ("sqlite" if args.quick else "both")
     backends = ["sqlite", "postgresql"] if backend == "both" else [backend]
     machine = describe_machine()
+    machine["commit"] = code_version()
     print(f"machine: {machine['cpu']}, {machine['cores']} cores, Python {machine['python']}")
     started = time.monotonic()
     port = free_port()
