@@ -31,14 +31,15 @@ class BadWebhookError(ValueError):
 def twilio_webhook(router: APIRouter, path: str) -> Callable[[TwilioHandler], TwilioHandler]:
     """Register `handler(request, form)` for POSTs to `path`, signature checked (403 if not).
 
-    A plain Starlette route rather than a FastAPI path operation: FastAPI's dependency solving
-    and validation took about a fifth of a voice turn's CPU (`python -m bench.webhooks`), and a
-    Twilio form needs none of it. Odd query values are BadWebhookError (400), see query_int.
+    A plain Starlette route to a TwilioWebhook rather than a FastAPI path operation: FastAPI's
+    dependency solving and validation took about a fifth of a voice turn's CPU (`python -m
+    bench.webhooks`), and a Twilio form needs none of it. Odd query values are BadWebhookError
+    (400), see query_int.
     """
 
     def register(handler: TwilioHandler) -> TwilioHandler:
-        # The router's prefix, as its own path operations get it.
         endpoint = TwilioWebhook(handler)
+        # The router's prefix, as its own path operations get it.
         router.routes.append(
             Route(router.prefix + path, endpoint, methods=["POST"], name=handler.__name__)
         )
