@@ -3,7 +3,8 @@
 Measures, in one run and with one load generator, a bare FastAPI app (the ceiling, bench/ceiling.py)
 and `nightdesk serve` on SQLite and on PostgreSQL, with whole scripted calls (bench/load.py):
   1. busy night: 32 callers, each taking a step a second (open loop) -> p50/p99/max latency;
-  2. saturation: C callers with no think time -> requests/s (and its ratio to the ceiling's);
+  2. saturation: C callers with no think time -> requests/s, and its ratio to the ceiling's,
+     measured again just before and just after each Nightdesk server's;
   3. the server's peak RSS (VmHWM) at the end.
 Prints a table with pass/fail against the targets and writes bench/results/webhooks-<time>.json.
 See bench/README.md.
@@ -93,7 +94,7 @@ class Figures:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="a ~20 s smoke run (SQLite only)")
+    parser.add_argument("--quick", action="store_true", help="a ~25 s smoke run (SQLite only)")
     parser.add_argument(
         "--backend", choices=("sqlite", "postgresql", "both"), default=None,
         help="database(s) to measure (default: both; sqlite with --quick)",
