@@ -8,10 +8,11 @@ import datetime as dt
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, TypeVar
 
@@ -20,6 +21,7 @@ from sqlalchemy import (
     JSON,
     Connection,
     DateTime,
+    Dialect,
     Engine,
     MetaData,
     RootTransaction,
@@ -30,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.sql import ClauseElement
 
@@ -61,10 +63,12 @@ class Base(DeclarativeBase):
     }
 
 
-def make_engine(url: str, *, lock_timeout: float = 30) -> Engine:
-    """An engine tuned for the backend: WAL and a busy timeout on SQLite, pre-ping on PostgreSQL.
+def make_engine(url: str, *, lock_timeout: float = 30, ping_after: float = 1.0) -> Engine:
+    """An engine tuned for the backend: WAL and a busy timeout on SQLite; on PostgreSQL a fixed
+    pool whose connections are pinged before use when they have sat idle (`_ping_if_idle`).
 
     `lock_timeout`: how long a SQLite transaction waits for the write lock before it fails.
+    `ping_after`: seconds a PostgreSQL connection may sit in the pool and be used unpinged.
     """
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
@@ -85,7 +89,38 @@ def make_engine(url: str, *, lock_timeout: float = 30) -> Engine:
         return engine
     # A fixed set of connections, enough for the unit threads, the dispatcher and the API: an
     # overflow connection costs PostgreSQL a new process, and is closed again once returned.
-    return create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=4)
+    engine = create_engine(url, pool_size=8, max_overflow=4)
+    for when in ("connect", "checkin"):
+        event.listen(engine, when, _note_idle_since)
+    event.listen(engine, "checkout", partial(_ping_if_idle, engine.dialect, ping_after))
+    return engine
+
+
+def _note_idle_since(_dbapi_connection: Any, record: Any) -> None:
+    record.info[_IDLE_SINCE] = time.monotonic()
+
+
+def _ping_if_idle(
+    dialect: Dialect, ping_after: float, dbapi_connection: Any, record: Any, _proxy: Any
+) -> None:
+    """SQLAlchemy's pre-ping, for connections that sat in the pool a while.
+
+    A connection goes stale while it sits unused (PostgreSQL restarted, a firewall timed it out);
+    one that was returned a moment ago is as good as it was then. Pinging every checkout, as
+    `pool_pre_ping` does, cost each webhook a round trip: about a seventh of its time on
+    PostgreSQL (`python -m bench.webhooks`). A dead one is replaced before use: raising
+    DisconnectionError makes the pool connect afresh.
+    https://docs.sqlalchemy.org/en/20/core/pooling.html#disconnect-handling-pessimistic
+    """
+    if time.monotonic() - record.info[_IDLE_SINCE] < ping_after:
+        return
+    try:
+        dialect.do_ping(dbapi_connection)  # what pool_pre_ping runs
+    except Exception as exc:
+        raise DisconnectionError(str(exc)) from exc
+
+
+_IDLE_SINCE = "idle_since"
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
