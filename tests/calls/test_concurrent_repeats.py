@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
@@ -13,6 +15,8 @@ from app.calls.models import Call, CallEvent
 from app.calls.service import Urls
 from app.calls.webhooks import VoiceWebhook
 from app.db import transaction
+from app.settings import Settings
+from app.telephony.sandbox.signing import SIGNATURE_HEADER, sign
 from tests.calls.conftest import ACME, CALLER
 from tests.clock import FakeClock
 
@@ -45,3 +49,32 @@ def test_two_copies_of_one_step_arriving_together_advance_the_call_once(
         )
     assert call.turn == 2
     assert heard == 1
+
+
+def test_thirty_callers_ringing_at_once_each_hear_their_greeting_and_their_calls_are_kept(
+    app: FastAPI, settings: Settings, session_factory: sessionmaker[Session]
+) -> None:
+    """Webhooks that reach the server together (on SQLite they share one transaction, see
+    SqliteTransactions) are each answered for their own call, and each call is stored once,
+    whatever Twilio repeats."""
+    sids = [f"CA{n:032d}" for n in range(30)]
+
+    async def ring_together() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=settings.public_url) as http:
+
+            async def ring(sid: str) -> httpx.Response:
+                form = {"CallSid": sid, "From": CALLER, "To": ACME, "CallStatus": "ringing"}
+                url = settings.public_url + "/twilio/voice"
+                signature = sign(url, form, settings.twilio_auth_token)
+                return await http.post(url, data=form, headers={SIGNATURE_HEADER: signature})
+
+            return await asyncio.gather(*(ring(sid) for sid in [*sids, *sids[:5]]))
+
+    answers = asyncio.run(ring_together())
+
+    assert all(a.status_code == 200 and "turn=1" in a.text for a in answers)
+    assert [a.text for a in answers[30:]] == [a.text for a in answers[:5]]  # repeats: same answer
+    with session_factory() as session:
+        stored = session.scalars(select(Call.sid).order_by(Call.sid)).all()
+    assert stored == sids
