@@ -155,7 +155,7 @@ class _SqliteWriter:
     to the driver (its own commit() then has nothing left to do), releasing the lock after.
     """
 
-    def __init__(self, lock: threading.Lock, wait: float) -> None:
+    def __init__(self, lock: _WriteLock, wait: float) -> None:
         self.lock, self.wait = lock, wait
 
     def listen(self, engine: Engine) -> None:
@@ -169,8 +169,7 @@ class _SqliteWriter:
         )
 
     def begin(self, connection: Connection) -> None:
-        taken = self.lock.acquire(timeout=self.wait) if self.wait > 0 else self.lock.acquire(False)
-        if not taken:
+        if not self.lock.acquire(self.wait):
             raise OperationalError("BEGIN IMMEDIATE", None, _busy("held by this process"))
         connection.info[_HOLDS_WRITE_LOCK] = True
         try:
@@ -203,14 +202,44 @@ class _SqliteWriter:
 
 
 _HOLDS_WRITE_LOCK = "holds_write_lock"
-_WRITE_LOCKS: dict[str, threading.Lock] = {}
+
+
+class _WriteLock:
+    """This process's lock on one SQLite file, knowing which thread holds it.
+
+    The event loop holds it across awaits while its webhooks' shared transaction is open
+    (SqliteTransactions): synchronous database work on the loop in that moment would wait for
+    the loop itself. It fails at once instead, saying so.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._holder: int | None = None
+
+    def acquire(self, wait: float) -> bool:
+        if self._holder == threading.get_ident():
+            raise RuntimeError(
+                "this thread already holds the SQLite write lock: on the event loop, run database"
+                " work through app.db.in_transaction (or in a thread), not directly"
+            )
+        taken = self._lock.acquire(timeout=wait) if wait > 0 else self._lock.acquire(False)
+        if taken:
+            self._holder = threading.get_ident()
+        return taken
+
+    def release(self) -> None:
+        self._holder = None
+        self._lock.release()
+
+
+_WRITE_LOCKS: dict[str, _WriteLock] = {}
 _WRITE_LOCKS_GUARD = threading.Lock()
 
 
-def _process_write_lock(path: str) -> threading.Lock:
+def _process_write_lock(path: str) -> _WriteLock:
     """One lock per database file, whichever engines of this process open it."""
     with _WRITE_LOCKS_GUARD:
-        return _WRITE_LOCKS.setdefault(os.path.realpath(path), threading.Lock())
+        return _WRITE_LOCKS.setdefault(os.path.realpath(path), _WriteLock())
 
 
 def _driver_execute(driver: Any, sql: str) -> None:

@@ -58,7 +58,8 @@ def test_units_arriving_together_are_all_committed_when_they_return(
     async def each_sees_its_own_row_committed() -> list[str]:
         async def one(name: str) -> str:
             await transactions.run(add_client(name))
-            assert name in slugs(session_factory)  # a separate connection sees it already
+            # Another connection, on another thread (as the dispatcher's), sees it already.
+            assert name in await asyncio.to_thread(slugs, session_factory)
             return name
 
         return await asyncio.gather(*(one(name) for name in names))
@@ -121,3 +122,22 @@ def test_a_unit_that_breaks_a_constraint_takes_its_shared_transaction_down_and_a
     assert isinstance(results[1], IntegrityError)
     assert results[2] == "third"
     assert slugs(session_factory) == {"third"}
+
+
+def test_blocking_database_work_on_the_event_loop_during_a_shared_transaction_fails_at_once(
+    transactions: Transactions, session_factory: sessionmaker[Session], database_url: str
+) -> None:
+    """It would wait for the write lock that the loop itself holds until the batch commits, on
+    the loop's next pass: that is, forever. A clear error instead of a hung server."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("only SQLite's units share a transaction")
+
+    async def read_while_a_batch_is_open() -> None:
+        pending = asyncio.ensure_future(transactions.run(add_client("waiting")))
+        await asyncio.sleep(0)  # its unit has run; the batch commits on the loop's next pass
+        with pytest.raises(RuntimeError, match="already holds the SQLite write lock"):
+            slugs(session_factory)
+        assert await pending == "waiting"
+
+    asyncio.run(read_while_a_batch_is_open())
+    assert slugs(session_factory) == {"waiting"}
