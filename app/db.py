@@ -14,9 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from functools import lru_cache, partial
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
-from fastapi import Depends, Request
+from fastapi import Request
 from sqlalchemy import (
     JSON,
     Connection,
@@ -273,12 +273,6 @@ def transaction(factory: Callable[[], Session]) -> Iterator[Session]:
             raise
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """The request owns the transaction: routes and services only add and flush."""
-    with transaction(request.app.state.session_factory) as session:
-        yield session
-
-
 async def in_transaction(request: Request, work: Callable[[Session, dt.datetime], T]) -> T:
     """Run `work` in one committed transaction (see Transactions), with the app's clock."""
     state = request.app.state
@@ -487,10 +481,6 @@ def make_transactions(engine: Engine) -> Transactions:
     if engine.url.database not in (None, "", ":memory:"):
         return SqliteTransactions(engine)
     return Transactions(engine)
-
-
-# scope="function" commits when the route returns, before the response is sent.
-SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def upgrade_database(url: str) -> None:

@@ -150,8 +150,8 @@ def _insert_delivery(
 ) -> bool:
     """One outbox row, unless a row with its dedupe key is already there."""
     values = {"message_id": message.id, "dedupe_key": key, "due_at": due, **fields}
-    return insert_if_absent(session, Delivery, {**values, "created_at": now, "updated_at": now},
-                            "dedupe_key")  # fmt: skip
+    values.update(created_at=now, updated_at=now)
+    return insert_if_absent(session, Delivery, values, "dedupe_key")
 
 
 def queue_caller_update(
