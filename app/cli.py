@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.clients.flows import FlowStore, sync_flows
 from app.clients.models import Client, PhoneNumber
-from app.db import make_engine, make_session_factory, transaction, upgrade_database
+from app.db import make_database, make_engine, make_session_factory, transaction, upgrade_database
 from app.dispatch.acks import MessageNotFoundError, acknowledge
 from app.dispatch.dispatcher import listen_for_work, make_dispatcher
 from app.flows.check import most_menus_before_message
@@ -99,8 +99,9 @@ def worker() -> None:
     """Run the dispatcher on its own: beside `serve` processes started with RUN_DISPATCHER=false."""
     settings = get_settings()
     configure_logging(settings.log_level)
-    sessions = _sessions(settings)
-    dispatcher = make_dispatcher(settings, sessions, FlowStore(), utcnow)
+    dispatcher = make_dispatcher(
+        settings, make_database(settings.database_url), FlowStore(), utcnow
+    )
     stop = threading.Event()
 
     def stop_on_signal(_signum: int, _frame: object) -> None:

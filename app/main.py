@@ -3,25 +3,22 @@
 from __future__ import annotations
 
 import gc
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
-from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 from app.calls.routes import router as calls_router
 from app.calls.service import CallService
 from app.clients.flows import FlowStore
-from app.db import make_engine, make_transactions
+from app.db import make_database
 from app.dispatch.dispatcher import make_dispatcher, start_in_background
 from app.dispatch.routes import router as dispatch_router
-from app.observability import LatencyMiddleware, configure_logging, note_request
+from app.observability import LatencyMiddleware, configure_logging
 from app.ops.routes import router as ops_router
 from app.settings import Settings, get_settings
-from app.telephony.signature import TwilioSignatures, TwilioWebhook
+from app.telephony.signature import BadWebhookError, TwilioSignatures
 from app.timeutil import Clock, utcnow
 
 
@@ -29,10 +26,9 @@ def create_app(settings: Settings | None = None, clock: Clock = utcnow) -> FastA
     """Build the app; tests pass their own settings and a clock they can move."""
     settings = settings or get_settings()
     configure_logging(settings.log_level)
-    engine = make_engine(settings.database_url)
-    transactions = make_transactions(engine)
+    database = make_database(settings.database_url)
     flows = FlowStore()
-    dispatcher = make_dispatcher(settings, transactions.sessions, flows, clock)
+    dispatcher = make_dispatcher(settings, database, flows, clock)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -49,14 +45,13 @@ def create_app(settings: Settings | None = None, clock: Clock = utcnow) -> FastA
         yield
         if stop_dispatcher is not None:
             stop_dispatcher()
-        transactions.close()
-        engine.dispose()
+        database.close()
 
-    app = Nightdesk(title="Nightdesk", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(title="Nightdesk", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
-    app.state.engine = engine
-    app.state.session_factory = transactions.sessions
-    app.state.transactions = transactions
+    app.state.database = database
+    app.state.engine = database.engine
+    app.state.session_factory = database.sessions
     app.state.clock = clock
     app.state.signatures = TwilioSignatures(
         settings.twilio_auth_token, settings.twilio_previous_auth_token
@@ -66,39 +61,13 @@ def create_app(settings: Settings | None = None, clock: Clock = utcnow) -> FastA
     app.state.dispatcher = dispatcher
     app.state.calls = CallService(flows)
     app.add_middleware(LatencyMiddleware)
+    app.add_exception_handler(BadWebhookError, _bad_webhook)
     app.include_router(ops_router)
-    app.include_router_and_webhooks(calls_router)
-    app.include_router_and_webhooks(dispatch_router)
+    app.include_router(calls_router)
+    app.include_router(dispatch_router)
     return app
 
 
-class Nightdesk(FastAPI):
-    """FastAPI, with each POST to a Twilio webhook handed straight to its endpoint, and timed as
-    LatencyMiddleware times every other request.
-
-    Webhooks are nearly all of the traffic, and the middleware stack and route matching took
-    about a sixth of a voice turn's CPU (`python -m bench.webhooks`). A webhook's endpoint
-    (TwilioWebhook) answers its own refusals and failures, so it needs none of them.
-    """
-
-    def __init__(self, **settings: Any) -> None:
-        super().__init__(**settings)
-        self._webhooks: dict[str, TwilioWebhook] = {}
-
-    def include_router_and_webhooks(self, router: APIRouter) -> None:
-        """Include `router`, and answer its Twilio webhooks directly."""
-        self.include_router(router)
-        for route in router.routes:
-            if isinstance(route, Route) and isinstance(route.app, TwilioWebhook):
-                self._webhooks[route.path] = route.app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        webhook = self._webhooks.get(scope["path"]) if scope["type"] == "http" else None
-        if webhook is None or scope["method"] != "POST":
-            await super().__call__(scope, receive, send)
-            return
-        started = time.perf_counter()
-        scope["app"] = self
-        response = await webhook.respond(Request(scope, receive))
-        await response(scope, receive, send)
-        note_request(scope["path"], response.status_code, time.perf_counter() - started)
+async def _bad_webhook(_request: Request, exc: Exception) -> JSONResponse:
+    """A signed webhook that doesn't say what we need: 400, with the reason."""
+    return JSONResponse({"detail": str(exc)}, status_code=400)

@@ -1,33 +1,27 @@
-"""Units of work that arrive together: each is committed before it returns, and one failing
-takes nothing of the others with it (on SQLite they share a transaction, see SqliteTransactions).
-"""
+"""Units of work: each is committed before it returns, sees the database rather than another
+unit's objects, and one failing takes nothing of the others with it (on SQLite the units that
+arrive together share a transaction, see SqliteWriter)."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable, Iterator
 
 import pytest
-from sqlalchemy import Engine, select, text
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy import select, text, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.clients.models import Client, PhoneNumber
-from app.db import Transactions, make_engine, make_transactions
+from app.db import Database, SqliteWriter, make_database
 
 
 @pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def transactions(engine: Engine) -> Iterator[Transactions]:
-    transactions = make_transactions(engine)
-    yield transactions
-    transactions.close()
+def database(database_url: str) -> Iterator[Database]:
+    database = make_database(database_url)
+    yield database
+    database.close()
 
 
 def add_client(slug: str) -> Callable[[Session], str]:
@@ -45,20 +39,20 @@ def slugs(session_factory: sessionmaker[Session]) -> set[str]:
 
 
 async def run_together(
-    transactions: Transactions, works: list[Callable[[Session], str]]
+    database: Database, works: list[Callable[[Session], str]]
 ) -> list[str | BaseException]:
-    return await asyncio.gather(*(transactions.run(w) for w in works), return_exceptions=True)
+    return await asyncio.gather(*(database.run(w) for w in works), return_exceptions=True)
 
 
 def test_units_arriving_together_are_all_committed_when_they_return(
-    transactions: Transactions, session_factory: sessionmaker[Session]
+    database: Database, session_factory: sessionmaker[Session]
 ) -> None:
     names = [f"client-{n}" for n in range(20)]
 
     async def each_sees_its_own_row_committed() -> list[str]:
         async def one(name: str) -> str:
-            await transactions.run(add_client(name))
-            # Another connection, on another thread (as the dispatcher's), sees it already.
+            await database.run(add_client(name))
+            # Another connection, on another thread (as a command's), sees it already.
             assert name in await asyncio.to_thread(slugs, session_factory)
             return name
 
@@ -69,14 +63,14 @@ def test_units_arriving_together_are_all_committed_when_they_return(
 
 
 def test_a_failing_unit_is_rolled_back_alone(
-    transactions: Transactions, session_factory: sessionmaker[Session]
+    database: Database, session_factory: sessionmaker[Session]
 ) -> None:
     def add_then_fail(session: Session) -> str:
         add_client("half-done")(session)
         raise LookupError("no such flow")
 
     works = [add_client("before"), add_then_fail, add_client("after")]
-    results = asyncio.run(run_together(transactions, works))
+    results = asyncio.run(run_together(database, works))
 
     assert results[0] == "before"
     assert isinstance(results[1], LookupError)
@@ -84,12 +78,44 @@ def test_a_failing_unit_is_rolled_back_alone(
     assert slugs(session_factory) == {"before", "after"}
 
 
+def test_a_unit_that_breaks_a_constraint_is_rolled_back_alone(
+    database: Database, session_factory: sessionmaker[Session]
+) -> None:
+    works = [add_client("first"), add_client("first"), add_client("third")]
+
+    results = asyncio.run(run_together(database, works))
+
+    assert results[0] == "first"
+    assert isinstance(results[1], IntegrityError)
+    assert results[2] == "third"
+    assert slugs(session_factory) == {"first", "third"}
+
+
+def test_a_unit_sees_the_database_not_the_objects_another_unit_loaded(
+    database: Database, session_factory: sessionmaker[Session]
+) -> None:
+    """Hot paths write with Core statements, which don't touch a session's objects: a unit
+    that found another's stale copy in a shared session would act on what is no longer so."""
+    asyncio.run(database.run(add_client("acme")))
+
+    def load(session: Session) -> str:
+        return session.scalars(select(Client).where(Client.slug == "acme")).one().name
+
+    def rename(session: Session) -> str:
+        session.execute(update(Client).where(Client.slug == "acme").values(name="Acme Ltd"))
+        return "renamed"
+
+    results = asyncio.run(run_together(database, [load, rename, load]))
+
+    assert results == ["Acme", "renamed", "Acme Ltd"]
+
+
 def test_when_a_shared_commit_fails_every_unit_in_it_is_told_and_the_next_one_works(
-    transactions: Transactions, session_factory: sessionmaker[Session], database_url: str
+    database: Database, session_factory: sessionmaker[Session]
 ) -> None:
     """SQLite checks a deferred foreign key only at COMMIT: the batch's COMMIT fails, and no
     unit in it may believe its write was kept."""
-    if not database_url.startswith("sqlite"):
+    if not isinstance(database, SqliteWriter):
         pytest.skip("only SQLite's units share a transaction")
 
     def number_for_no_client(session: Session) -> str:
@@ -98,46 +124,39 @@ def test_when_a_shared_commit_fails_every_unit_in_it_is_told_and_the_next_one_wo
         session.flush()
         return "number"
 
-    results = asyncio.run(run_together(transactions, [add_client("lost"), number_for_no_client]))
+    results = asyncio.run(run_together(database, [add_client("lost"), number_for_no_client]))
 
     assert all(isinstance(result, IntegrityError) for result in results)
     assert slugs(session_factory) == set()
-    assert asyncio.run(transactions.run(add_client("next"))) == "next"
+    assert asyncio.run(database.run(add_client("next"))) == "next"
     assert slugs(session_factory) == {"next"}
 
 
-def test_a_unit_that_breaks_a_constraint_takes_its_shared_transaction_down_and_all_are_told(
-    transactions: Transactions, session_factory: sessionmaker[Session], database_url: str
+def test_the_dispatchers_thread_and_the_event_loop_write_through_the_same_database(
+    database: Database, session_factory: sessionmaker[Session]
 ) -> None:
-    """Our own races insert with ON CONFLICT, so this is a bug's doing: the session rolls the
-    whole shared transaction back. Every unit in it hears so (a caller gets the voicemail that
-    needs no database); the units after it start a transaction of their own."""
-    if not database_url.startswith("sqlite"):
-        pytest.skip("only SQLite's units share a transaction")
-    works = [add_client("first"), add_client("first"), add_client("third")]
+    async def webhooks_while_a_thread_writes() -> None:
+        thread = threading.Thread(
+            target=lambda: [database.run_blocking(add_client(f"thread-{n}")) for n in range(10)]
+        )
+        thread.start()
+        await asyncio.gather(*(database.run(add_client(f"loop-{n}")) for n in range(10)))
+        await asyncio.to_thread(thread.join)
 
-    results = asyncio.run(run_together(transactions, works))
+    asyncio.run(webhooks_while_a_thread_writes())
 
-    assert isinstance(results[0], SQLAlchemyError)
-    assert isinstance(results[1], IntegrityError)
-    assert results[2] == "third"
-    assert slugs(session_factory) == {"third"}
+    assert len(slugs(session_factory)) == 20
 
 
-def test_blocking_database_work_on_the_event_loop_during_a_shared_transaction_fails_at_once(
-    transactions: Transactions, session_factory: sessionmaker[Session], database_url: str
+def test_a_unit_that_waits_for_another_unit_fails_at_once_instead_of_hanging(
+    database: Database,
 ) -> None:
-    """It would wait for the write lock that the loop itself holds until the batch commits, on
-    the loop's next pass: that is, forever. A clear error instead of a hung server."""
-    if not database_url.startswith("sqlite"):
-        pytest.skip("only SQLite's units share a transaction")
+    """On SQLite it would wait for the writer, which is busy running it: forever."""
+    if not isinstance(database, SqliteWriter):
+        pytest.skip("PostgreSQL's units each have a transaction of their own")
 
-    async def read_while_a_batch_is_open() -> None:
-        pending = asyncio.ensure_future(transactions.run(add_client("waiting")))
-        await asyncio.sleep(0)  # its unit has run; the batch commits on the loop's next pass
-        with pytest.raises(RuntimeError, match="already holds the SQLite write lock"):
-            slugs(session_factory)
-        assert await pending == "waiting"
+    def nested(session: Session) -> str:
+        return database.run_blocking(add_client("inner"))
 
-    asyncio.run(read_while_a_batch_is_open())
-    assert slugs(session_factory) == {"waiting"}
+    with pytest.raises(RuntimeError, match="cannot wait for another"):
+        database.run_blocking(nested)

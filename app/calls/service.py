@@ -4,11 +4,10 @@ Every function here runs inside one transaction that its caller commits, holds t
 lock (PostgreSQL: SELECT ... FOR UPDATE; SQLite: BEGIN IMMEDIATE), and is safe to repeat:
 Twilio may send the same request twice, and the second gets the first one's answer.
 
-The turns of a call (answer, step, status) read and write the call row with prepared statements
-(`app.prepared`) rather than ORM objects: they are most of the service's traffic, and the ORM's
-unit of work cost three times the statements themselves. Saving a message does the same
-(`app.messages.service`); the rarer callbacks (recordings, transcriptions, calls we never saw
-begin) use the ORM.
+The turns of a call (answer, step, status) read and write the call row with Core statements
+(`app.calls.queries`) rather than ORM objects: they are most of the service's traffic, and the
+ORM's unit of work cost three times the statements themselves. The rarer callbacks (recordings,
+transcriptions, calls we never saw begin) use the ORM.
 """
 
 from __future__ import annotations
@@ -20,19 +19,21 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.calls import queries
 from app.calls.models import Call, CallEvent
 from app.calls.webhooks import VoiceWebhook, heard_from
 from app.clients.flows import FlowStore
 from app.clients.models import Client, PhoneNumber
+from app.dispatch import outbox
 from app.flows import engine
 from app.flows.engine import CallState, HungUp, SaveMessage, Turn
 from app.flows.schema import Flow, QueueStep, Speech, Urgency
 from app.messages import service as messages
+from app.messages.service import CallFacts
 from app.observability import CALLS_STARTED, mask_number
-from app.prepared import Prepared
 from app.telephony.twiml import TurnUrls, render_hold, render_twiml, render_voicemail
 
 log = logging.getLogger("nightdesk.calls")
@@ -88,21 +89,21 @@ class CallService:
 
     def answer(self, session: Session, hook: VoiceWebhook, urls: Urls, now: dt.datetime) -> str:
         """A new call: find the client by the number dialled and run its flow's first turn."""
-        call = _locked_call(session, hook.call_sid)
-        if call is not None:  # Twilio repeated the first request
-            return call.last_twiml
-        client = _CLIENT_FOR_NUMBER.first(session, {"number": hook.called})
-        if client is None or client[2] is None:
+        call = queries.insert_call_for_number(session, hook.call_sid, hook.caller, hook.called, now)
+        if call is None:  # a repeat of the first request, or a number no client owns
+            known = queries.lock_call(session, hook.call_sid)
+            if known is not None:
+                return str(known.last_twiml)
             return self._unknown_number(session, hook, urls, now)
-        client_id, slug, flow_version_id = client
-        flow = self.flows.get(session, flow_version_id)
-        call = _new_call(session, hook, client_id, flow_version_id, now)
-        CALLS_STARTED.labels(client=slug).inc()
+        flow = self.flows.get(session, call.flow_version_id)
+        CALLS_STARTED.labels(client=flow.client).inc()
         log.info(
-            "call_started", extra={"call_sid": hook.call_sid, "client": slug, "caller": hook.caller}
+            "call_started",
+            extra={"call_sid": hook.call_sid, "client": flow.client, "caller": hook.caller},
         )
         turn = engine.start_call(flow, hook.caller, now)
-        return self._apply(session, call, flow, turn, urls, now)
+        return self._apply(session, _Call(call.id, hook.call_sid, call.client_id, hook.caller,
+                                          call.turn), flow, turn, urls, now)  # fmt: skip
 
     def step(
         self,
@@ -114,7 +115,7 @@ class CallService:
         now: dt.datetime,
     ) -> str:
         """The caller answered (or didn't): advance the flow from where this call stands."""
-        call = _locked_call(session, hook.call_sid)
+        call = queries.lock_call(session, hook.call_sid)
         if call is None or call.flow_version_id is None:
             log.warning("step_for_unknown_call", extra={"call_sid": hook.call_sid})
             return urls.voicemail(TROUBLE_PROMPT, hook.caller, hook.called)
@@ -123,11 +124,11 @@ class CallService:
                 "repeated_request",
                 extra={"call_sid": call.sid, "turn": turn_number, "current": call.turn},
             )
-            return call.last_twiml
+            return str(call.last_twiml)
         flow = self.flows.get(session, call.flow_version_id)
         heard = heard_from(hook, silence)
         turn = engine.advance(flow, CallState.from_json(call.state), heard, now)
-        return self._apply(session, call, flow, turn, urls, now)
+        return self._apply(session, _Call.of(call), flow, turn, urls, now)
 
     def hold(self, session: Session, hook: VoiceWebhook, queue_seconds: int) -> str:
         """The Enqueue wait music: hold message until the step's timeout, then <Leave>."""
@@ -145,18 +146,20 @@ class CallService:
         """Twilio's call status callback: when the call is over, nothing gathered is lost."""
         if hook.call_status not in FINAL_STATUSES:
             return
-        call = _locked_call(session, hook.call_sid) or _call_we_never_saw(session, hook, now)
+        call = queries.lock_call(session, hook.call_sid)
+        if call is None:
+            _call_we_never_saw(session, hook, now)
+            call = queries.lock_call(session, hook.call_sid)
+            assert call is not None
         if call.ended_at is not None:
             return  # a repeat
         flow = self.flows.get(session, call.flow_version_id) if call.flow_version_id else None
         state = CallState.from_json(call.state) if call.state else CallState(step="")
         turn = engine.advance(flow, state, HungUp(), now) if flow else _hung_up_without_flow(state)
-        _END_CALL.execute(session, {
-            "call_id": call.id, "new_status": hook.call_status, "ended": now,
-            "new_state": turn.state.to_json()})  # fmt: skip
-        _ADD_EVENTS.many(session, [{"call_id": call.id, "kind": "call_ended", "at": now,
-            "detail": {"status": hook.call_status, "seconds": hook.duration}}])  # fmt: skip
-        self._save_messages(session, call, flow, turn, now)
+        queries.end_call(
+            session, call.id, hook.call_status, turn.state.to_json(), hook.duration, now
+        )
+        self._save_messages(session, _Call.of(call), flow, turn, now)
         log.info("call_ended", extra={"call_sid": call.sid, "status": hook.call_status})
 
     def recording(
@@ -166,14 +169,16 @@ class CallService:
         if hook.recording_sid is None or hook.recording_url is None:
             return
         call = _locked_call_object(session, hook, now)
-        message = messages.message_for_call(session, call)
         detail = {
             "sid": hook.recording_sid,
             "url": hook.recording_url,
             "seconds": hook.recording_seconds,
         }
-        messages.attach_recording(session, call, message, detail, now)
-        if message is None and (fallback or call.ended_at is not None):
+        session.add(CallEvent(call_id=call.id, kind="recording", detail=detail, at=now))
+        message = messages.message_for_call(session, call.id)
+        if message is not None:
+            messages.attach_recording(session, message, detail, now)
+        elif fallback or call.ended_at is not None:
             # A voicemail from the fallback or a call that has already ended: it is the message.
             self._voicemail_message(session, call, now)
 
@@ -181,35 +186,42 @@ class CallService:
         if hook.transcription_text is None:
             return
         call = _locked_call_object(session, hook, now)
-        message = messages.message_for_call(session, call)
-        messages.attach_transcription(session, call, message, hook.transcription_text, now)
+        text = hook.transcription_text
+        session.add(CallEvent(call_id=call.id, kind="transcription", detail={"text": text}, at=now))
+        message = messages.message_for_call(session, call.id)
+        if message is not None:
+            messages.attach_transcription(session, message, text, now)
 
     # --- shared pieces ------------------------------------------------------------------------
 
     def _apply(
-        self, session: Session, call: CallRow, flow: Flow, turn: Turn, urls: Urls, now: dt.datetime
+        self, session: Session, call: _Call, flow: Flow, turn: Turn, urls: Urls, now: dt.datetime
     ) -> str:
         """Store the turn (state, timeline, message) and hand out the TwiML for the next one."""
         number = call.turn + 1
         twiml = render_twiml(turn.actions, urls.turn(number), flow.speech)
-        _SAVE_TURN.execute(session, {
-            "call_id": call.id, "new_turn": number, "new_state": turn.state.to_json(),
-            "twiml": twiml})  # fmt: skip
-        if turn.notes:
-            _ADD_EVENTS.many(session, [
-                {"call_id": call.id, "kind": note.kind, "detail": note.detail, "at": now}
-                for note in turn.notes])  # fmt: skip
+        events = [{"kind": note.kind, "detail": note.detail, "at": now} for note in turn.notes]
+        queries.save_turn(session, call.id, number, turn.state.to_json(), twiml, events)
         self._save_messages(session, call, flow, turn, now)
         return twiml
 
     def _save_messages(
-        self, session: Session, call: CallRow, flow: Flow | None, turn: Turn, now: dt.datetime
+        self, session: Session, call: _Call, flow: Flow | None, turn: Turn, now: dt.datetime
     ) -> None:
-        saves = [action for action in turn.actions if isinstance(action, SaveMessage)]
-        if not saves:
-            return
-        for save in saves:
-            messages.save_message(session, call, flow, save, now)
+        for save in turn.actions:
+            if isinstance(save, SaveMessage):
+                self._save_message(session, call, flow, save, now)
+
+    def _save_message(
+        self,
+        session: Session,
+        call: CallFacts,
+        flow: Flow | None,
+        save: SaveMessage,
+        now: dt.datetime,
+    ) -> None:
+        """The call's message, with what reached the call before it, and its notifications."""
+        outbox.take_message(session, call, flow, save, queries.attachments(session, call.id), now)
 
     def _unknown_number(
         self, session: Session, hook: VoiceWebhook, urls: Urls, now: dt.datetime
@@ -237,86 +249,31 @@ class CallService:
         flow = self.flows.get(session, call.flow_version_id) if call.flow_version_id else None
         state = CallState.from_json(call.state) if call.state else CallState(step="")
         save = SaveMessage(urgency=state.urgency, answers=dict(state.answers), outcome="voicemail")
-        messages.save_message(session, call, flow, save, now)
-
-
-# --- the call row, without the ORM -----------------------------------------------------------
-
-CALLS = Call.metadata.tables[Call.__tablename__]
-_LOCK_CALL = Prepared(
-    select(
-        CALLS.c.id, CALLS.c.client_id, CALLS.c.caller, CALLS.c.flow_version_id, CALLS.c.turn,
-        CALLS.c.state, CALLS.c.last_twiml, CALLS.c.ended_at,
-    )
-    .where(CALLS.c.sid == bindparam("sid"))
-    .with_for_update()
-)  # fmt: skip
-_CLIENT_FOR_NUMBER = Prepared(
-    select(Client.id, Client.slug, Client.active_flow_id)
-    .join(PhoneNumber)
-    .where(PhoneNumber.number == bindparam("number"))
-)
-_INSERT_CALL = Prepared(insert(CALLS).returning(CALLS.c.id))
-_SAVE_TURN = Prepared(
-    update(CALLS)
-    .where(CALLS.c.id == bindparam("call_id"))
-    .values(turn=bindparam("new_turn"), state=bindparam("new_state"), last_twiml=bindparam("twiml"))
-)
-_END_CALL = Prepared(
-    update(CALLS)
-    .where(CALLS.c.id == bindparam("call_id"))
-    .values(
-        status=bindparam("new_status"), ended_at=bindparam("ended"), state=bindparam("new_state")
-    )
-)
-_ADD_EVENTS = Prepared(insert(CallEvent.metadata.tables[CallEvent.__tablename__]))
+        self._save_message(session, call, flow, save, now)
 
 
 @dataclass(frozen=True)
-class CallRow:
-    """What a turn needs of the call row, read under its lock."""
+class _Call:
+    """What a turn needs to know of its call, whichever statement read it."""
 
     id: int
     sid: str
     client_id: int | None
     caller: str
-    flow_version_id: int | None
     turn: int
-    state: dict[str, Any]
-    last_twiml: str
-    ended_at: dt.datetime | None
 
-
-def _locked_call(session: Session, call_sid: str) -> CallRow | None:
-    row = _LOCK_CALL.first(session, {"sid": call_sid})
-    if row is None:
-        return None
-    return CallRow(row[0], call_sid, *row[1:])
-
-
-def _new_call(
-    session: Session, hook: VoiceWebhook, client_id: int, flow_version_id: int, now: dt.datetime
-) -> CallRow:
-    call_id: int = _INSERT_CALL.scalar(session, {
-        "sid": hook.call_sid, "client_id": client_id, "flow_version_id": flow_version_id,
-        "caller": hook.caller, "called": hook.called, "state": {}, "started_at": now})  # fmt: skip
-    return CallRow(call_id, hook.call_sid, client_id, hook.caller, flow_version_id, 0, {}, "", None)
+    @classmethod
+    def of(cls, row: Any) -> _Call:
+        return cls(row.id, row.sid, row.client_id, row.caller, row.turn)
 
 
 def _locked_call_object(session: Session, hook: VoiceWebhook, now: dt.datetime) -> Call:
     """The call as an ORM object, for callbacks that hand it to the messages service."""
     call = session.scalars(select(Call).where(Call.sid == hook.call_sid).with_for_update()).first()
-    return call or _call_object_we_never_saw(session, hook, now)
+    return call or _call_we_never_saw(session, hook, now)
 
 
-def _call_we_never_saw(session: Session, hook: VoiceWebhook, now: dt.datetime) -> CallRow:
-    _call_object_we_never_saw(session, hook, now)
-    row = _locked_call(session, hook.call_sid)
-    assert row is not None
-    return row
-
-
-def _call_object_we_never_saw(session: Session, hook: VoiceWebhook, now: dt.datetime) -> Call:
+def _call_we_never_saw(session: Session, hook: VoiceWebhook, now: dt.datetime) -> Call:
     """A callback for a call that began while we could not store it (the fallback took it)."""
     client = session.scalars(
         select(Client).join(PhoneNumber).where(PhoneNumber.number == hook.called)

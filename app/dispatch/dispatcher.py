@@ -26,6 +26,7 @@ from sqlalchemy import event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.clients.flows import FlowStore
+from app.db import Database
 from app.dispatch import outbox
 from app.dispatch.escalations import FireEscalations
 from app.dispatch.links import Links
@@ -72,7 +73,7 @@ class Module(Protocol):
 class Dispatcher:
     """Runs its modules under one clock; `run_once` is what tests call, `run_forever` the loop."""
 
-    sessions: sessionmaker[Session]
+    database: Database
     flows: FlowStore
     senders: Mapping[Channel, Sender]
     links: Links
@@ -83,8 +84,8 @@ class Dispatcher:
 
     def __post_init__(self) -> None:
         self.modules = [
-            FireEscalations(self.sessions, self.flows),
-            SendDeliveries(self.sessions, self.flows, self.senders, self.links),
+            FireEscalations(self.database, self.flows),
+            SendDeliveries(self.database, self.flows, self.senders, self.links),
         ]
 
     def run_once(self) -> int:
@@ -95,7 +96,7 @@ class Dispatcher:
             try:
                 done += module.run(self.clock())
             except Exception:  # one module's failure must not stop the others
-                log.exception("dispatch_module_failed", extra={"module": module.name})
+                log.exception("dispatch_module_failed", extra={"dispatch_module": module.name})
             finally:
                 MODULE_SECONDS.labels(module=module.name).observe(time.perf_counter() - started)
         return done
@@ -122,13 +123,13 @@ def wake_on_commit(sessions: sessionmaker[Session], waker: Waker) -> None:
 
 
 def make_dispatcher(
-    settings: Settings, sessions: sessionmaker[Session], flows: FlowStore, clock: Clock
+    settings: Settings, database: Database, flows: FlowStore, clock: Clock
 ) -> Dispatcher:
     """The dispatcher as `nightdesk serve` and `nightdesk worker` run it."""
     base = settings.public_url.rstrip("/") or DEV_PUBLIC_URL
     links = Links(base, settings.secret_key)
-    dispatcher = Dispatcher(sessions, flows, make_senders(settings), links, clock)
-    wake_on_commit(sessions, dispatcher.waker)
+    dispatcher = Dispatcher(database, flows, make_senders(settings), links, clock)
+    wake_on_commit(database.sessions, dispatcher.waker)
     return dispatcher
 
 

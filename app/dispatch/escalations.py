@@ -8,11 +8,11 @@ from dataclasses import dataclass
 
 from prometheus_client import Histogram
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from app.clients.flows import FlowStore
 from app.clients.models import Contact
-from app.db import transaction
+from app.db import Database
 from app.dispatch import outbox, texts
 from app.dispatch.models import (
     DeliveryKind,
@@ -40,24 +40,26 @@ ESCALATION_LATENESS = Histogram(
 
 @dataclass
 class FireEscalations:
-    sessions: sessionmaker[Session]
+    database: Database
     flows: FlowStore
     name: str = "escalations"
 
     def run(self, now: dt.datetime) -> int:
-        with transaction(self.sessions) as session:
-            due = session.scalars(
-                select(Escalation)
-                .where(Escalation.state == EscalationState.active, Escalation.next_at <= now)
-                .order_by(Escalation.next_at)
-                .limit(BATCH)
-                .with_for_update(skip_locked=True)
-            ).all()
-            for escalation in due:
-                if escalation.next_at is not None:
-                    ESCALATION_LATENESS.observe((now - as_utc(escalation.next_at)).total_seconds())
-                self._advance(session, escalation, now)
-            return len(due)
+        return self.database.run_blocking(lambda session: self._fire_due(session, now))
+
+    def _fire_due(self, session: Session, now: dt.datetime) -> int:
+        due = session.scalars(
+            select(Escalation)
+            .where(Escalation.state == EscalationState.active, Escalation.next_at <= now)
+            .order_by(Escalation.next_at)
+            .limit(BATCH)
+            .with_for_update(skip_locked=True)
+        ).all()
+        for escalation in due:
+            if escalation.next_at is not None:
+                ESCALATION_LATENESS.observe((now - as_utc(escalation.next_at)).total_seconds())
+            self._advance(session, escalation, now)
+        return len(due)
 
     def _advance(self, session: Session, escalation: Escalation, now: dt.datetime) -> None:
         message = session.get(Message, escalation.message_id)

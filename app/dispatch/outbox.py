@@ -9,20 +9,22 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.clients.models import Contact
 from app.db import insert_if_absent
 from app.dispatch.models import Delivery, DeliveryKind, Escalation
-from app.dispatch.texts import may_text_caller
+from app.dispatch.texts import caller_taken_sms, may_text_caller
+from app.flows.engine import SaveMessage
 from app.flows.schema import Channel, Flow, Urgency
 from app.flows.understanding import is_mobile
-from app.messages.models import MessageFacts
+from app.messages.models import MessageFacts, SavedMessage
+from app.messages.service import CallFacts, save_message
 from app.messages.timeline import add_event
 from app.oncall.escalation import Notification, Position, notifications_at, quiet_until, wait_after
-from app.prepared import Prepared
 
 log = logging.getLogger("nightdesk.dispatch")
 NOTIFY_CHANNEL = "nightdesk_dispatch"
@@ -35,7 +37,28 @@ def wake_dispatcher(session: Session) -> None:
     session.info["wake_dispatcher"] = True
     if session.get_bind().dialect.name == "postgresql":
         # NOTIFY is transactional: workers in other processes hear it at commit.
-        _NOTIFY.first(session, {"channel": NOTIFY_CHANNEL})
+        session.execute(select(func.pg_notify(NOTIFY_CHANNEL, "")))
+
+
+NOTIFIED_OUTCOMES = {"message", "partial", "voicemail"}  # not "connected": a person took it
+
+
+def take_message(
+    session: Session,
+    call: CallFacts,
+    flow: Flow | None,
+    save: SaveMessage,
+    attachments: dict[str, Any],
+    now: dt.datetime,
+) -> SavedMessage | None:
+    """Save the call's message and, in the same transaction, owe its notifications and tell the
+    caller it was taken. None when the call has its message already (a repeat does nothing)."""
+    message = save_message(session, call, save, attachments, now)
+    if message is None or flow is None or message.outcome not in NOTIFIED_OUTCOMES:
+        return message
+    start_escalation(session, message, flow, now)
+    queue_caller_update(session, message, flow, caller_taken_sms(flow.name), "taken", now)
+    return message
 
 
 def start_escalation(session: Session, message: MessageFacts, flow: Flow, now: dt.datetime) -> None:
@@ -180,13 +203,9 @@ def _contacts(session: Session, client_id: int | None) -> dict[str, _Reachable]:
     """The client's active contacts by their key in the flow file."""
     if client_id is None:
         return {}
-    rows = _ACTIVE_CONTACTS.all(session, {"client_id": client_id})
-    return {key: _Reachable(contact_id, bool(opted_out)) for key, contact_id, opted_out in rows}
-
-
-_NOTIFY = Prepared(select(func.pg_notify(bindparam("channel"), "")))
-_ACTIVE_CONTACTS = Prepared(
-    select(Contact.key, Contact.id, Contact.sms_opted_out).where(
-        Contact.client_id == bindparam("client_id"), Contact.active.is_(True)
+    rows = session.execute(
+        select(Contact.key, Contact.id, Contact.sms_opted_out).where(
+            Contact.client_id == client_id, Contact.active.is_(True)
+        )
     )
-)
+    return {key: _Reachable(contact_id, bool(opted_out)) for key, contact_id, opted_out in rows}

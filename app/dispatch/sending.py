@@ -13,11 +13,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 from sqlalchemy import and_, func, or_, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from app.clients.flows import FlowStore
 from app.clients.models import Client, Contact
-from app.db import transaction
+from app.db import Database
 from app.dispatch import outbox, texts
 from app.dispatch.links import Links
 from app.dispatch.models import (
@@ -62,7 +62,7 @@ class _Send:
 
 @dataclass
 class SendDeliveries:
-    sessions: sessionmaker[Session]
+    database: Database
     flows: FlowStore
     senders: Mapping[Channel, Sender]
     links: Links
@@ -73,15 +73,17 @@ class SendDeliveries:
     )
 
     def run(self, now: dt.datetime) -> int:
-        with transaction(self.sessions) as session:
-            sends = self._claim(session, now)
+        sends = self.database.run_blocking(lambda session: self._claim(session, now))
         if not sends:
             return 0
         outcomes = list(self._pool.map(self._send, sends))
-        with transaction(self.sessions) as session:  # one write for the whole batch
+
+        def record(session: Session) -> None:  # one write for the whole batch
             _lock_batch(session, [i for send in sends for i in send.deliveries])
             for send, (sid, error) in zip(sends, outcomes, strict=True):
                 self._record(session, send, sid, error, now)
+
+        self.database.run_blocking(record)
         return sum(len(s.deliveries) for s in sends)
 
     def _claim(self, session: Session, now: dt.datetime) -> list[_Send]:

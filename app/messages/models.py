@@ -67,6 +67,7 @@ class SavedMessage:
     client_id: int | None
     caller: str
     urgency: str
+    outcome: str
 
 
 def message_ref(message_id: int) -> str:

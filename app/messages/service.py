@@ -1,8 +1,8 @@
 """Saving messages and attaching what arrives later (recordings, transcriptions).
 
-Saving a message starts its escalation in the same transaction (the outbox), so a message can
-never exist without someone being owed a notification about it, nor the reverse.
-Services only add and flush; the caller's transaction commits.
+The call path saves a message and starts its notifications in the same transaction (the outbox),
+so a message can never exist without someone being owed a notification about it, nor the
+reverse. Services only add and flush; the caller's transaction commits.
 """
 
 from __future__ import annotations
@@ -11,26 +11,20 @@ import datetime as dt
 import logging
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.calls.models import Call, CallEvent
-from app.db import insert_ignoring
-from app.dispatch import outbox, texts
+from app.db import insert_for
 from app.flows.engine import SaveMessage
-from app.flows.schema import Flow
 from app.messages.models import Message, MessageStatus, SavedMessage
 from app.messages.timeline import add_event
 from app.observability import MESSAGES_SAVED
-from app.prepared import Prepared
 
 log = logging.getLogger("nightdesk.messages")
 
-NOTIFIED_OUTCOMES = {"message", "partial", "voicemail"}
-
 
 class CallFacts(Protocol):
-    """What saving a message needs to know of its call: an ORM Call or the call path's row."""
+    """What saving a message needs to know of its call."""
 
     @property
     def id(self) -> int: ...
@@ -42,17 +36,19 @@ class CallFacts(Protocol):
     def caller(self) -> str: ...
 
 
-def message_for_call(session: Session, call: Call) -> Message | None:
-    return session.scalars(select(Message).where(Message.call_id == call.id)).first()
+def message_for_call(session: Session, call_id: int) -> Message | None:
+    return session.scalars(select(Message).where(Message.call_id == call_id)).first()
 
 
 def save_message(
-    session: Session, call: CallFacts, flow: Flow | None, save: SaveMessage, now: dt.datetime
-) -> SavedMessage:
-    """The call's one message (a repeat returns the first), with its outbox rows.
-
-    Prepared statements throughout: this runs on the last turn of nearly every call.
-    """
+    session: Session,
+    call: CallFacts,
+    save: SaveMessage,
+    attachments: dict[str, Any],
+    now: dt.datetime,
+) -> SavedMessage | None:
+    """The call's one message, with what reached the call before it (`attachments`: recording,
+    transcription); None when the call has its message already (a repeat)."""
     values: dict[str, Any] = {
         "client_id": call.client_id, "call_id": call.id, "caller": call.caller,
         "answers": save.answers, "urgency": save.urgency.value, "outcome": save.outcome,
@@ -62,19 +58,21 @@ def save_message(
     if save.outcome == "connected":
         values.update(status=MessageStatus.acknowledged.value, acknowledged_at=now,
                       acknowledged_by="the person the caller was connected to")  # fmt: skip
-    values.update(_attachments(session, call, save.outcome))
-    message_id = _INSERT_MESSAGE.scalar(session, values)
-    if message_id is None:  # a repeat: the call already has its message
-        row = _MESSAGE_FOR_CALL.first(session, {"call_id": call.id})
-        assert row is not None
-        return SavedMessage(*row)
-    message = SavedMessage(message_id, call.client_id, call.caller, save.urgency.value)
+    if "recording_sid" in attachments:
+        attachments = {**attachments, **_recording_outcome(save.outcome)}
+    values.update(attachments)
+    message_id = session.execute(
+        insert_for(session)(MESSAGES)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=["call_id"])
+        .returning(MESSAGES.c.id)
+    ).scalar()
+    if message_id is None:
+        return None
+    message = SavedMessage(
+        message_id, call.client_id, call.caller, save.urgency.value, values["outcome"]
+    )
     add_event(session, message.id, "taken", now, outcome=values["outcome"], urgency=message.urgency)
-    if flow is not None and save.outcome in NOTIFIED_OUTCOMES:
-        outbox.start_escalation(session, message, flow, now)
-        outbox.queue_caller_update(
-            session, message, flow, texts.caller_taken_sms(flow.name), "taken", now
-        )
     MESSAGES_SAVED.labels(outcome=values["outcome"]).inc()
     log.info(
         "message_saved",
@@ -83,65 +81,34 @@ def save_message(
     return message
 
 
-def _attachments(session: Session, call: CallFacts, outcome: str) -> dict[str, Any]:
-    """Recordings and transcriptions that reached the call before its message existed."""
-    found: dict[str, Any] = {}
-    for kind, detail in _CALL_EVENTS.all(session, {"call_id": call.id}):
-        if kind == "recording":
-            found.update(_recording_fields(detail, outcome))
-        elif kind == "transcription":
-            found["transcription"] = detail.get("text")
-    return found
-
-
-def _recording_fields(detail: dict[str, Any], outcome: str) -> dict[str, Any]:
-    """A recording on a message; a hang-up that left one is a voicemail, not a partial."""
+def recording_fields(detail: dict[str, Any]) -> dict[str, Any]:
+    """A recording as a message's fields."""
     return {
         "recording_sid": detail.get("sid"),
         "recording_url": detail.get("url"),
         "recording_seconds": detail.get("seconds"),
-        "outcome": "voicemail" if outcome == "partial" else outcome,
     }
 
 
-def _set_recording(message: Message, detail: dict[str, Any]) -> None:
-    for field, value in _recording_fields(detail, message.outcome).items():
-        setattr(message, field, value)
+def _recording_outcome(outcome: str) -> dict[str, str]:
+    """A hang-up that left a recording is a voicemail, not a partial message."""
+    return {"outcome": "voicemail" if outcome == "partial" else outcome}
 
 
 def attach_recording(
-    session: Session, call: Call, message: Message | None, detail: dict[str, Any], now: dt.datetime
+    session: Session, message: Message, detail: dict[str, Any], now: dt.datetime
 ) -> None:
-    """Keep a finished recording on the call, and on its message if there is one yet."""
-    session.add(CallEvent(call_id=call.id, kind="recording", detail=detail, at=now))
-    if message is not None and message.recording_sid != detail.get("sid"):
-        _set_recording(message, detail)
-        add_event(session, message.id, "recording", now, seconds=detail.get("seconds"))
+    """A finished recording on a message saved before it arrived."""
+    if message.recording_sid == detail.get("sid"):
+        return  # a repeat
+    for field, value in {**recording_fields(detail), **_recording_outcome(message.outcome)}.items():
+        setattr(message, field, value)
+    add_event(session, message.id, "recording", now, seconds=detail.get("seconds"))
 
 
-def attach_transcription(
-    session: Session, call: Call, message: Message | None, text: str, now: dt.datetime
-) -> None:
-    session.add(CallEvent(call_id=call.id, kind="transcription", detail={"text": text}, at=now))
-    if message is not None:
-        message.transcription = text
-        add_event(session, message.id, "transcription", now, characters=len(text))
+def attach_transcription(session: Session, message: Message, text: str, now: dt.datetime) -> None:
+    message.transcription = text
+    add_event(session, message.id, "transcription", now, characters=len(text))
 
 
 MESSAGES = Message.metadata.tables[Message.__tablename__]
-CALL_EVENTS = CallEvent.metadata.tables[CallEvent.__tablename__]
-_INSERT_MESSAGE = Prepared(insert_ignoring(MESSAGES, "call_id", returning="id"))
-_MESSAGE_FOR_CALL = Prepared(
-    select(MESSAGES.c.id, MESSAGES.c.client_id, MESSAGES.c.caller, MESSAGES.c.urgency).where(
-        MESSAGES.c.call_id == bindparam("call_id")
-    )
-)
-_CALL_EVENTS = Prepared(
-    select(CALL_EVENTS.c.kind, CALL_EVENTS.c.detail)
-    .where(
-        CALL_EVENTS.c.call_id == bindparam("call_id"),
-        # Not the rest of the timeline: a call has a dozen events, each with JSON to decode.
-        or_(CALL_EVENTS.c.kind == "recording", CALL_EVENTS.c.kind == "transcription"),
-    )
-    .order_by(CALL_EVENTS.c.id)
-)

@@ -1,4 +1,4 @@
-"""Twilio's webhooks: a route helper that checks every request really comes from Twilio.
+"""Twilio's webhooks: the `TwilioForm` dependency checks every request really comes from Twilio.
 
 Twilio signs the full URL it called plus the POSTed form (HMAC-SHA1 with the auth token).
 Behind a TLS-terminating proxy the app sees http://internal-host/..., so the URL to check is
@@ -9,67 +9,18 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Awaitable, Callable
 from functools import lru_cache
+from typing import Annotated
 from urllib.parse import unquote_plus
 
-from fastapi import APIRouter, HTTPException, Request, Response
-from fastapi.responses import JSONResponse, PlainTextResponse
-from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from fastapi import Depends, HTTPException, Request
 from twilio.request_validator import RequestValidator
 
 log = logging.getLogger("nightdesk.telephony")
 
-TwilioHandler = Callable[[Request, dict[str, str]], Awaitable[Response]]
-
 
 class BadWebhookError(ValueError):
     """A signed request that still doesn't say what we need: answered 400 with this reason."""
-
-
-def twilio_webhook(router: APIRouter, path: str) -> Callable[[TwilioHandler], TwilioHandler]:
-    """Register `handler(request, form)` for POSTs to `path`, signature checked (403 if not).
-
-    A plain Starlette route to a TwilioWebhook rather than a FastAPI path operation: FastAPI's
-    dependency solving and validation took about a fifth of a voice turn's CPU (`python -m
-    bench.webhooks`), and a Twilio form needs none of it. Odd query values are BadWebhookError
-    (400), see query_int.
-    """
-
-    def register(handler: TwilioHandler) -> TwilioHandler:
-        endpoint = TwilioWebhook(handler)
-        # The router's prefix, as its own path operations get it.
-        router.routes.append(
-            Route(router.prefix + path, endpoint, methods=["POST"], name=handler.__name__)
-        )
-        return handler
-
-    return register
-
-
-class TwilioWebhook:
-    """A webhook's endpoint (an ASGI app) that answers everything itself: refusals as 403 or
-    400, a failure as 500 (logged). So the app can also hand it a request with no middleware or
-    route matching before it (`app.main.Nightdesk`), and get the same answer."""
-
-    def __init__(self, handler: TwilioHandler) -> None:
-        self.handler = handler
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = await self.respond(Request(scope, receive))
-        await response(scope, receive, send)
-
-    async def respond(self, request: Request) -> Response:
-        try:
-            return await self.handler(request, await verified_form(request))
-        except HTTPException as exc:
-            return JSONResponse({"detail": exc.detail}, exc.status_code, exc.headers)
-        except BadWebhookError as exc:
-            return JSONResponse({"detail": str(exc)}, status_code=400)
-        except Exception:
-            log.exception("webhook_failed", extra={"path": request.scope["path"]})
-            return PlainTextResponse("Internal Server Error", status_code=500)
 
 
 def query_int(request: Request, name: str, default: int | None = None) -> int:
@@ -168,7 +119,7 @@ def _unquote_remembered(text: str) -> str:
     return unquote_plus(text)
 
 
-async def verified_form(request: Request) -> dict[str, str]:
+async def verified_form(request: Request) -> WebhookForm:
     """The webhook's form fields, once its X-Twilio-Signature has been checked (403 if not)."""
     body = await request.body()
     try:
@@ -188,3 +139,7 @@ async def verified_form(request: Request) -> dict[str, str]:
         )
         raise HTTPException(403, "X-Twilio-Signature does not match this request")
     return params
+
+
+TwilioForm = Annotated[WebhookForm, Depends(verified_form)]
+"""A Twilio webhook's form fields, signature checked (403 when it fails)."""

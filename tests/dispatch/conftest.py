@@ -24,10 +24,10 @@ from app.clients.flows import FlowStore
 from app.clients.models import Client, Contact
 from app.db import transaction
 from app.dispatch.models import Delivery, DeliveryKind
+from app.dispatch.outbox import take_message
 from app.flows.engine import SaveMessage
 from app.flows.schema import Urgency
 from app.messages.models import Message, MessageEvent, message_ref
-from app.messages.service import save_message
 from app.settings import Settings
 from app.telephony.sandbox.signing import signed_post
 from tests.clock import FakeClock
@@ -88,7 +88,9 @@ class Desk:
             session.add(call)
             session.flush()
             save = SaveMessage(urgency=urgency, answers=dict(answers), outcome="message")
-            return save_message(session, call, flow, save, self.clock()).id
+            message = take_message(session, call, flow, save, {}, self.clock())
+            assert message is not None
+            return message.id
 
     def sent(self, message_id: int, contact: str, sid: str | None = None) -> int:
         """Play the dispatcher: the contact's notification for this message went out as `sid`."""

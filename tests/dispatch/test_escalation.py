@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.clients.flows import FlowStore
-from app.db import transaction
+from app.db import make_database, transaction
 from app.dispatch.acks import acknowledge
 from app.dispatch.dispatcher import Dispatcher
 from app.dispatch.links import Links
@@ -115,7 +115,7 @@ def dispatcher(
     load_client(NIGHT_SHIFT)
     callbacks.client = client  # Twilio's status callbacks reach the app as signed webhooks
     yield Dispatcher(
-        sessions=app.state.session_factory,
+        database=app.state.database,
         flows=FlowStore(),
         senders=make_senders(settings),
         links=Links(settings.public_url, settings.secret_key),
@@ -131,8 +131,8 @@ def leave_message(
 ) -> Callable[..., int]:
     from app.calls.models import Call
     from app.clients.models import Client
+    from app.dispatch.outbox import take_message
     from app.flows.engine import SaveMessage
-    from app.messages.service import save_message
 
     counter = iter(range(1, 1_000_000))
 
@@ -150,7 +150,9 @@ def leave_message(
             session.flush()
             answers = answers or {"name": "Jo Bloggs", "callback": caller}
             save = SaveMessage(urgency=urgency, answers=answers, outcome="message")
-            return save_message(session, call, flow, save, clock()).id
+            message = take_message(session, call, flow, save, {}, clock())
+            assert message is not None
+            return message.id
 
     return leave
 
@@ -159,8 +161,8 @@ def texts_to(fake: FakeTwilio, number: str) -> list[str]:
     return [m.body for m in fake.messages if m.to == number]
 
 
-def deliveries(sessions: sessionmaker[Session], message_id: int) -> list[Delivery]:
-    with sessions() as session:
+def deliveries(dispatcher: Dispatcher, message_id: int) -> list[Delivery]:
+    with dispatcher.database.sessions() as session:
         return list(
             session.scalars(
                 select(Delivery).where(Delivery.message_id == message_id).order_by(Delivery.id)
@@ -180,7 +182,7 @@ def test_the_engineer_on_call_gets_a_text_with_the_caller_and_a_reference(
     assert "Jo Bloggs" in text
     assert "Reply 1" in text
     assert "http" not in text  # carriers filter links
-    sent = [d for d in deliveries(dispatcher.sessions, message_id) if d.address == SAM]
+    sent = [d for d in deliveries(dispatcher, message_id) if d.address == SAM]
     assert sent[0].status in ("sent", "delivered")
     assert sent[0].provider_sid == fake_twilio.messages[0].sid or sent[0].provider_sid
 
@@ -195,7 +197,7 @@ def test_the_caller_is_told_their_message_was_passed_on_and_then_who_has_it(
         "Your message for Night Shift Plumbing has been passed to the person on call. "
         "They'll be in touch."
     ]
-    with transaction(dispatcher.sessions) as session:
+    with transaction(dispatcher.database.sessions) as session:
         acknowledge(session, dispatcher.flows, message_id, by="Sam Taylor", via="sms", now=clock())
     dispatcher.run_once()
     assert texts_to(fake_twilio, CALLER_MOBILE)[-1] == (
@@ -240,7 +242,7 @@ def test_when_nobody_acknowledges_the_whole_policy_repeats_then_the_fallback_is_
     assert len(texts_to(fake_twilio, ALEX)) == 2
     (warning,) = inbox.wait_for(1)
     assert "nobody has acknowledged" in warning.get_content() or "nobody" in str(warning)
-    with dispatcher.sessions() as session:
+    with dispatcher.database.sessions() as session:
         from app.messages.models import Message
 
         message = session.get(Message, message_id)
@@ -254,7 +256,7 @@ def test_an_acknowledgement_stops_escalation_on_every_channel(
 ) -> None:  # fmt: skip
     message_id = leave_message()
     dispatcher.run_once()
-    with transaction(dispatcher.sessions) as session:
+    with transaction(dispatcher.database.sessions) as session:
         first = acknowledge(session, dispatcher.flows, message_id, by="Sam Taylor", via="sms",
                             now=clock())  # fmt: skip
         second = acknowledge(session, dispatcher.flows, message_id, by="Alex Reed", via="sms",
@@ -287,7 +289,7 @@ def test_a_twilio_outage_is_retried_with_backoff(
     message_id = leave_message(caller="+441134960999")  # a landline: only Sam's text goes out
     dispatcher.run_once()
     assert texts_to(fake_twilio, SAM) == []
-    (pending,) = [d for d in deliveries(dispatcher.sessions, message_id) if d.address == SAM]
+    (pending,) = [d for d in deliveries(dispatcher, message_id) if d.address == SAM]
     assert pending.status == "pending"
     assert pending.attempts == 1
     for _ in range(3):
@@ -303,7 +305,7 @@ def test_an_invalid_number_is_recorded_and_skipped(
     message_id = leave_message(caller="+441134960999")
     dispatcher.run_once()
     dispatcher.run_once()
-    sam = [d for d in deliveries(dispatcher.sessions, message_id) if d.address == SAM]
+    sam = [d for d in deliveries(dispatcher, message_id) if d.address == SAM]
     assert [d.status for d in sam] == ["failed", "failed"], "Sam's text, then Sam's call"
     assert "21211" in (sam[0].error or "")
     dispatcher.run_once()
@@ -324,7 +326,7 @@ def test_a_timeout_after_twilio_accepted_the_text_does_not_send_it_twice(
     dispatcher.run_once()
     fake_twilio.settle()
     assert len(texts_to(fake_twilio, SAM)) == 1
-    (sam,) = [d for d in deliveries(dispatcher.sessions, message_id) if d.address == SAM]
+    (sam,) = [d for d in deliveries(dispatcher, message_id) if d.address == SAM]
     assert sam.status in ("sent", "delivered")
     assert sam.provider_sid == fake_twilio.messages[0].sid
 
@@ -338,7 +340,7 @@ def test_a_worker_killed_mid_send_leaves_nothing_stuck_and_nothing_doubled(
     fake_twilio.settle()  # Twilio's status callbacks for it are in
     assert len(texts_to(fake_twilio, SAM)) == 1
     # Another worker claimed Sam's text again, reached Twilio, and died before writing it down.
-    with transaction(dispatcher.sessions) as session:
+    with transaction(dispatcher.database.sessions) as session:
         session.execute(
             update(Delivery)
             .where(Delivery.message_id == message_id, Delivery.address == SAM)
@@ -349,7 +351,7 @@ def test_a_worker_killed_mid_send_leaves_nothing_stuck_and_nothing_doubled(
     clock.advance(minutes=2)
     dispatcher.run_once()
     assert len(texts_to(fake_twilio, SAM)) == 1, "the text Twilio already has is recognised"
-    (sam,) = [d for d in deliveries(dispatcher.sessions, message_id) if d.address == SAM]
+    (sam,) = [d for d in deliveries(dispatcher, message_id) if d.address == SAM]
     assert sam.status in ("sent", "delivered")
 
 
@@ -398,7 +400,7 @@ def test_an_email_carries_the_details_and_a_signed_acknowledge_link(
     assert html is not None
     link = next(w for w in plain.get_content().split() if "/ack/" in w)
     assert link.startswith("https://nightdesk.test/ack/")
-    with dispatcher.sessions() as session:
+    with dispatcher.database.sessions() as session:
         from app.messages.models import Message
 
         assert session.get(Message, message_id).status == "notified"  # type: ignore[union-attr]
@@ -409,7 +411,7 @@ def test_two_dispatchers_racing_send_each_notification_once(
     settings: Settings, app: FastAPI, clock: FakeClock,
 ) -> None:  # fmt: skip
     other = Dispatcher(
-        sessions=app.state.session_factory,
+        database=make_database(settings.database_url),  # as a second process would have
         flows=FlowStore(),
         senders=make_senders(settings),
         links=Links(settings.public_url, settings.secret_key),
@@ -433,7 +435,7 @@ def test_two_dispatchers_racing_send_each_notification_once(
     dispatcher.run_once()
     bodies = texts_to(fake_twilio, SAM)
     assert len(bodies) == len(set(bodies))
-    with dispatcher.sessions() as session:
+    with dispatcher.database.sessions() as session:
         sent = session.scalars(select(Delivery).where(Delivery.address == SAM)).all()
     assert all(d.attempts == 1 for d in sent)
 
