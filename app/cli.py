@@ -18,17 +18,18 @@ import uvicorn
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.calls.queries import message_story
 from app.clients.flows import FlowStore, sync_flows
 from app.clients.models import Client, PhoneNumber
 from app.db import make_database, make_engine, make_session_factory, transaction, upgrade_database
-from app.dispatch.acks import MessageNotFoundError, acknowledge
+from app.dispatch.acks import acknowledge
 from app.dispatch.dispatcher import listen_for_work, make_dispatcher
 from app.flows.check import most_menus_before_message
 from app.flows.jsonschema import flow_json_schema
 from app.flows.loader import LoadedFlow, load_flows
-from app.messages.queries import list_messages, message_detail
+from app.flows.rota import next_handoffs, who_is_on_call
+from app.messages.queries import MessageNotFoundError, list_messages
 from app.observability import configure_logging
-from app.oncall.rota import next_handoffs, who_is_on_call
 from app.settings import Settings, get_settings
 from app.telephony.sandbox.caller import Conversation, Press, SimulatedCaller
 from app.telephony.sandbox.caller import Say as Speak
@@ -366,7 +367,7 @@ def messages_show(message_id: int) -> None:
     """One message with its timeline."""
     with transaction(_sessions(get_settings())) as session:
         try:
-            detail = message_detail(session, message_id)
+            detail = message_story(session, message_id)
         except MessageNotFoundError as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(1) from None

@@ -17,7 +17,10 @@ from sqlalchemy.orm import Session
 from app.calls.models import Call, CallEvent
 from app.clients.models import Client, PhoneNumber
 from app.db import insert_for
+from app.messages.queries import CallStory, call_id_of, message_detail
+from app.messages.schemas import MessageDetail, TimelineEntry
 from app.messages.service import recording_fields
+from app.timeutil import as_utc
 
 CALLS = Call.metadata.tables[Call.__tablename__]
 EVENTS = CallEvent.metadata.tables[CallEvent.__tablename__]
@@ -117,3 +120,20 @@ def attachments(session: Session, call_id: int) -> dict[str, Any]:
         else:
             found["transcription"] = detail.get("text")
     return found
+
+
+def message_story(session: Session, message_id: int) -> MessageDetail:
+    """A message with its call's timeline and its own, in the order things happened."""
+    call_id = call_id_of(session, message_id)
+    call = session.get(Call, call_id) if call_id is not None else None
+    story = None
+    if call is not None:
+        events = session.scalars(
+            select(CallEvent).where(CallEvent.call_id == call.id).order_by(CallEvent.id)
+        )
+        entries = [
+            TimelineEntry(at=as_utc(e.at), source="call", kind=e.kind, detail=e.detail)
+            for e in events
+        ]
+        story = CallStory(call.sid, entries)
+    return message_detail(session, message_id, story)

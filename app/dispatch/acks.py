@@ -24,13 +24,10 @@ from app.dispatch.models import (
     EscalationState,
 )
 from app.messages.models import Message, MessageEvent, MessageStatus, message_ref
+from app.messages.queries import MessageNotFoundError
 
 log = logging.getLogger("nightdesk.dispatch")
 DONE = (MessageStatus.acknowledged, MessageStatus.closed)
-
-
-class MessageNotFoundError(LookupError):
-    pass
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from app.clients.flows import FlowStore
 from app.clients.models import Client, Contact
 from app.db import insert_if_absent
 from app.dispatch import texts
-from app.dispatch.acks import DONE, MessageNotFoundError, acknowledge
+from app.dispatch.acks import DONE, acknowledge
 from app.dispatch.links import read_ack_token
 from app.dispatch.models import Delivery, DeliveryKind, DeliveryStatus, ProviderEvent
 from app.dispatch.replies import Reply, ReplyKind, parse_reply
@@ -28,6 +28,7 @@ from app.dispatch.sending import move_on_after_failure
 from app.dispatch.webhooks import SmsReceived, StatusReport, is_machine
 from app.flows.schema import Channel
 from app.messages.models import Message, MessageEvent, MessageStatus, message_ref, ref_to_id
+from app.messages.queries import MessageNotFoundError
 from app.messages.timeline import add_event
 from app.observability import mask_number
 

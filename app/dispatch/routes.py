@@ -18,9 +18,9 @@ from app.clients.flows import FlowStore
 from app.db import Database
 from app.deps import DatabaseDep, FlowsDep, Now, SettingsDep
 from app.dispatch import inbound, notify_call, pages, texts
-from app.dispatch.acks import MessageNotFoundError
 from app.dispatch.inbound import DeliveryNotFoundError, Verdict
 from app.dispatch.webhooks import NotifyCallTurn, SmsReceived, StatusReport
+from app.messages.queries import MessageNotFoundError
 from app.telephony.signature import TwilioForm, public_base, query_int
 from app.telephony.twiml import render_goodbye, twiml
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from app.flows import understanding
 from app.flows.hours import is_holiday, is_open
+from app.flows.rota import who_is_on_call
 from app.flows.schema import (
     AskStep,
     BranchRule,
@@ -35,7 +36,6 @@ from app.flows.schema import (
     TransferStep,
     Urgency,
 )
-from app.oncall.rota import who_is_on_call
 
 FALLBACK_STEP = "_voicemail"  # not a flow step: the engine's own last resort
 MAX_STEPS_PER_TURN = 50

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.calls.models import Call, CallEvent
 from app.clients.models import Client
-from app.dispatch.acks import MessageNotFoundError
 from app.messages.models import Message, MessageEvent
 from app.messages.schemas import MessageDetail, MessageOut, TimelineEntry
 from app.timeutil import as_utc
+
+
+class MessageNotFoundError(LookupError):
+    """No such message (or, for a client, none of theirs)."""
 
 
 def _out(message: Message, client: str | None) -> MessageOut:
@@ -46,8 +50,11 @@ def list_messages(
     return [_out(message, slug) for message, slug in session.execute(query)]
 
 
-def message_detail(session: Session, message_id: int) -> MessageDetail:
-    """A message with its whole story: the call's timeline, then the message's own."""
+def message_detail(
+    session: Session, message_id: int, call: CallStory | None = None
+) -> MessageDetail:
+    """A message with its whole story: its call's timeline (`call`, from the calls' side), then
+    the message's own."""
     row = session.execute(
         select(Message, Client.slug)
         .outerjoin(Client, Client.id == Message.client_id)
@@ -56,17 +63,7 @@ def message_detail(session: Session, message_id: int) -> MessageDetail:
     if row is None:
         raise MessageNotFoundError(f"no message {message_id}")
     message, slug = row
-    timeline: list[TimelineEntry] = []
-    call_sid = None
-    if message.call_id is not None:
-        call = session.get(Call, message.call_id)
-        call_sid = call.sid if call else None
-        timeline += [
-            TimelineEntry(at=as_utc(e.at), source="call", kind=e.kind, detail=e.detail)
-            for e in session.scalars(
-                select(CallEvent).where(CallEvent.call_id == message.call_id).order_by(CallEvent.id)
-            )
-        ]
+    timeline = list(call.timeline) if call else []
     timeline += [
         TimelineEntry(at=as_utc(e.at), source="message", kind=e.kind, detail=e.detail)
         for e in session.scalars(
@@ -76,4 +73,17 @@ def message_detail(session: Session, message_id: int) -> MessageDetail:
         )
     ]
     timeline.sort(key=lambda entry: entry.at)
+    call_sid = call.sid if call else None
     return MessageDetail(**_out(message, slug).model_dump(), call_sid=call_sid, timeline=timeline)
+
+
+@dataclass(frozen=True)
+class CallStory:
+    """A call's sid and timeline, as a message's detail shows them."""
+
+    sid: str
+    timeline: list[TimelineEntry]
+
+
+def call_id_of(session: Session, message_id: int) -> int | None:
+    return session.scalar(select(Message.call_id).where(Message.id == message_id))

@@ -12,8 +12,8 @@ import datetime as dt
 from dataclasses import dataclass
 
 from app.flows.hours import daily_window_end
+from app.flows.rota import who_is_on_call
 from app.flows.schema import Channel, Contact, EscalationPolicy, EscalationStep, Flow, Urgency
-from app.oncall.rota import who_is_on_call
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
+from app.flows.rota import Handoff, next_handoffs, who_is_on_call
 from app.flows.schema import Rotation
-from app.oncall.rota import Handoff, next_handoffs, who_is_on_call
 
 LONDON = ZoneInfo("Europe/London")
 # Weekly shifts from Monday 23 March 2026, handed over at 09:00 London time.
