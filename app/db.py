@@ -367,13 +367,20 @@ def insert_for(session: Session) -> Callable[[Table], Any]:
 
 
 def upgrade_database(url: str) -> None:
-    """Bring the database at `url` to the newest schema (`nightdesk db upgrade`)."""
+    """Bring the database at `url` to the newest schema (`nightdesk db upgrade`).
+
+    Configured here, not by alembic.ini, which stays in the checkout for developers' `alembic`:
+    an installed wheel carries the migrations as app/migrations (pyproject.toml), a checkout
+    has them beside the package.
+    """
     from alembic import command
     from alembic.config import Config
 
-    root = Path(__file__).resolve().parent.parent
-    config = Config(str(root / "alembic.ini"))
-    config.set_main_option("script_location", str(root / "migrations"))
+    package = Path(__file__).resolve().parent
+    packaged = package / "migrations"
+    config = Config()
+    scripts = packaged if packaged.is_dir() else package.parent / "migrations"
+    config.set_main_option("script_location", str(scripts).replace("%", "%%"))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     config.attributes["configure_logging"] = False
     command.upgrade(config, "head")
