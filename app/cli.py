@@ -18,6 +18,7 @@ import uvicorn
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.accounts.cli import keys_app, users_app
 from app.calls.queries import message_story
 from app.clients.flows import FlowStore, sync_flows
 from app.clients.models import Client, PhoneNumber
@@ -43,6 +44,8 @@ messages_app = typer.Typer(help="Messages taken from callers.", no_args_is_help=
 app.add_typer(db_app, name="db")
 app.add_typer(flows_app, name="flows")
 app.add_typer(messages_app, name="messages")
+app.add_typer(users_app, name="users")
+app.add_typer(keys_app, name="api-keys")
 
 
 def _sessions(settings: Settings) -> sessionmaker[Session]:

@@ -6,9 +6,11 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse
 
+from app.accounts.deps import MaybeSignedIn, SignInRequiredError, sign_in_redirect
+from app.accounts.routes import router as accounts_router
 from app.calls.routes import router as calls_router
 from app.calls.service import CallService
 from app.clients.flows import FlowStore
@@ -20,6 +22,7 @@ from app.ops.routes import router as ops_router
 from app.settings import Settings, get_settings
 from app.telephony.signature import BadWebhookError, TwilioSignatures
 from app.timeutil import Clock, utcnow
+from app.web.pages import render, static_files
 
 
 def create_app(settings: Settings | None = None, clock: Clock = utcnow) -> FastAPI:
@@ -62,10 +65,28 @@ def create_app(settings: Settings | None = None, clock: Clock = utcnow) -> FastA
     app.state.calls = CallService(flows)
     app.add_middleware(LatencyMiddleware)
     app.add_exception_handler(BadWebhookError, _bad_webhook)
+    app.add_exception_handler(SignInRequiredError, _sign_in_first)
+    app.mount("/static", static_files, name="static")
+    app.include_router(home_router)
+    app.include_router(accounts_router)
     app.include_router(ops_router)
     app.include_router(calls_router)
     app.include_router(dispatch_router)
     return app
+
+
+async def _sign_in_first(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, SignInRequiredError)
+    return sign_in_redirect(exc)
+
+
+home_router = APIRouter(include_in_schema=False)
+
+
+@home_router.get("/", response_class=HTMLResponse)
+async def home(request: Request, principal: MaybeSignedIn) -> HTMLResponse:
+    """A page for a person who opens the service's address: what this is, where to go."""
+    return render(request, "home.html")
 
 
 async def _bad_webhook(_request: Request, exc: Exception) -> JSONResponse:

@@ -1,11 +1,14 @@
 """Every ORM model, imported in one place so Alembic and `create_all` see the whole schema."""
 
+from app.accounts.models import ApiKey, AuditEvent, SignInLink, User, UserSession
 from app.calls.models import Call, CallEvent
 from app.clients.models import Client, Contact, FlowVersion, PhoneNumber
 from app.dispatch.models import Delivery, Escalation, ProviderEvent
 from app.messages.models import Message, MessageEvent
 
 __all__ = [
+    "ApiKey",
+    "AuditEvent",
     "Call",
     "CallEvent",
     "Client",
@@ -17,4 +20,7 @@ __all__ = [
     "MessageEvent",
     "PhoneNumber",
     "ProviderEvent",
+    "SignInLink",
+    "User",
+    "UserSession",
 ]

@@ -7,6 +7,7 @@ NIGHTDESK_TEST_DATABASE_URL names a server.
 from __future__ import annotations
 
 import os
+import shutil
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -134,6 +135,18 @@ def client(app: FastAPI) -> Iterator[TestClient]:
     """An HTTP client at the public URL (what Twilio signs), with the app's lifespan running."""
     with TestClient(app, base_url=PUBLIC_URL) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def flows_dir(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the demo flows, and the `nightdesk` command pointed at this test's database."""
+    folder = tmp_path / "voice_flows"
+    shutil.copytree(ROOT / "voice_flows", folder)
+    monkeypatch.setenv("NIGHTDESK_DATABASE_URL", database_url)
+    monkeypatch.setenv("NIGHTDESK_FLOWS_DIR", str(folder))
+    monkeypatch.setenv("NIGHTDESK_LOG_LEVEL", "WARNING")
+    get_settings.cache_clear()
+    return folder
 
 
 # --- clients, loaded as `nightdesk flows sync` loads them ---------------------------------

@@ -3,38 +3,11 @@
 from __future__ import annotations
 
 import json
-import shutil
-import sys
 from pathlib import Path
 
-import pytest
-from typer.testing import CliRunner
-
-from app.cli import app
-from app.settings import get_settings
+from tests.support.cli import nightdesk
 
 ROOT = Path(__file__).resolve().parents[2]
-runner = CliRunner()
-
-
-@pytest.fixture
-def flows_dir(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A copy of the demo flows, and the CLI pointed at this test's database."""
-    folder = tmp_path / "voice_flows"
-    shutil.copytree(ROOT / "voice_flows", folder)
-    monkeypatch.setenv("NIGHTDESK_DATABASE_URL", database_url)
-    monkeypatch.setenv("NIGHTDESK_FLOWS_DIR", str(folder))
-    monkeypatch.setenv("NIGHTDESK_LOG_LEVEL", "WARNING")
-    get_settings.cache_clear()
-    return folder
-
-
-def nightdesk(*args: str) -> tuple[int, str]:
-    """Run the command as a shell would; `call` reads --press/--say order from sys.argv."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(sys, "argv", ["nightdesk", *args])
-        result = runner.invoke(app, list(args))
-    return result.exit_code, result.output
 
 
 def test_flows_check_passes_the_demo_flows_and_says_how_soon_a_message_can_be_left(
