@@ -5,24 +5,33 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 import signal
 import sys
 import threading
 import warnings
 from pathlib import Path
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 import httpx
 import typer
 import uvicorn
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.accounts.cli import keys_app, users_app
 from app.calls.queries import message_story
 from app.clients.flows import FlowStore, sync_flows
 from app.clients.models import Client, PhoneNumber
-from app.db import make_database, make_engine, make_session_factory, transaction, upgrade_database
+from app.db import (
+    explain_database_error,
+    make_database,
+    sessions_for_command,
+    transaction,
+    upgrade_database,
+)
 from app.dispatch.acks import acknowledge
 from app.dispatch.dispatcher import listen_for_work, make_dispatcher
 from app.flows.check import most_menus_before_message
@@ -34,10 +43,15 @@ from app.observability import configure_logging
 from app.settings import Settings, get_settings
 from app.telephony.sandbox.caller import Conversation, Press, SimulatedCaller
 from app.telephony.sandbox.caller import Say as Speak
-from app.telephony.sandbox.fake_twilio import FakeTwilio
+from app.telephony.sandbox.services import start_sandboxes
 from app.timeutil import utcnow
 
-app = typer.Typer(help="Nightdesk: after-hours call answering.", no_args_is_help=True)
+app = typer.Typer(
+    help="Nightdesk: after-hours call answering. Add --debug to any command for tracebacks.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: no <bool> placeholder after flags that take no value
+)
 db_app = typer.Typer(help="The database.", no_args_is_help=True)
 flows_app = typer.Typer(help="Voice flow files.", no_args_is_help=True)
 messages_app = typer.Typer(help="Messages taken from callers.", no_args_is_help=True)
@@ -49,7 +63,7 @@ app.add_typer(keys_app, name="api-keys")
 
 
 def _sessions(settings: Settings) -> sessionmaker[Session]:
-    return make_session_factory(make_engine(settings.database_url))
+    return sessions_for_command(settings.database_url)
 
 
 def _prepare_database(settings: Settings) -> list[LoadedFlow]:
@@ -63,12 +77,20 @@ def _prepare_database(settings: Settings) -> list[LoadedFlow]:
     return loaded
 
 
-def _parse_at(value: str | None) -> dt.datetime:
-    """An ISO time; without an offset it is UTC ("2026-12-25T02:00", "2026-12-25T02:00+00:00")."""
+def _parse_at(value: str | None, zone: ZoneInfo) -> dt.datetime:
+    """An ISO time; without an offset it is the client's own local time, in `zone`
+    ("2026-12-25T02:00" is 2 a.m. on Christmas Day where the client is)."""
     if value is None:
         return utcnow()
-    at = dt.datetime.fromisoformat(value)
-    return at if at.tzinfo else at.replace(tzinfo=dt.UTC)
+    try:
+        at = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not a time: write it like 2026-12-25T02:00 (the client's local time)"
+            " or 2026-12-25T02:00+00:00",
+            param_hint="--at",
+        ) from None
+    return (at if at.tzinfo else at.replace(tzinfo=zone)).astimezone(dt.UTC)
 
 
 # --- running --------------------------------------------------------------------------------
@@ -100,7 +122,8 @@ def serve(
 
 @app.command()
 def worker() -> None:
-    """Run the dispatcher on its own: beside `serve` processes started with RUN_DISPATCHER=false."""
+    """Run the dispatcher on its own, beside `serve` processes started with
+    NIGHTDESK_RUN_DISPATCHER=false (at scale: any number of workers on one PostgreSQL)."""
     settings = get_settings()
     configure_logging(settings.log_level)
     dispatcher = make_dispatcher(
@@ -126,24 +149,21 @@ def worker() -> None:
 
 @app.command()
 def demo(
-    host: Annotated[str, typer.Option()] = "127.0.0.1",
-    port: Annotated[int, typer.Option()] = 8000,
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
 ) -> None:
     """Set up the embedded database with the demo clients, say what to try, and serve.
 
     Unless NIGHTDESK_TWILIO_API_BASE is set, texts and calls go to the sandbox (a local fake of
     Twilio's API) and are printed here instead of reaching anyone's phone.
     """
-    settings = get_settings()
     if "NIGHTDESK_PUBLIC_URL" not in os.environ:
         os.environ["NIGHTDESK_PUBLIC_URL"] = f"http://{host}:{port}"
-    if "NIGHTDESK_TWILIO_API_BASE" not in os.environ:
-        sandbox = FakeTwilio(settings.twilio_account_sid, settings.twilio_auth_token)
-        sandbox.on_message = lambda record: typer.echo(
-            f"[sandbox] SMS to {record.to}: {record.body}"
-        )
-        sandbox.start()
-        os.environ["NIGHTDESK_TWILIO_API_BASE"] = sandbox.base_url
+    get_settings.cache_clear()
+    sandboxes = start_sandboxes(get_settings(), typer.echo)
+    # The server builds its settings from the environment: point it at these sandboxes.
+    os.environ["NIGHTDESK_TWILIO_API_BASE"] = sandboxes.settings.twilio_api_base
+    os.environ["NIGHTDESK_SMTP_URL"] = sandboxes.settings.smtp_url
     get_settings.cache_clear()
     settings = get_settings()
     loaded = _prepare_database(settings)
@@ -151,14 +171,31 @@ def demo(
     typer.echo("Demo clients:")
     for item in loaded:
         typer.echo(f"  {item.flow.client:<20} {item.flow.name} ({', '.join(item.flow.numbers)})")
+    command = _this_command()
     typer.echo(
-        "\nTry a call without a phone, in another terminal:\n"
-        "  uv run nightdesk call acme-plumbing --at 2026-12-25T02:00 --press 2 "
+        "\nTexts, calls and email go to the sandbox and are printed here as [sandbox] lines.\n"
+        "Try a call without a phone, in another terminal:\n"
+        f"  {command} call acme-plumbing --url http://{host}:{port} --press 2 "
         "--say 'Sam Taylor' --say '07911 123456' --press 1 --say 'The boiler is leaking'\n"
-        f"  uv run nightdesk call riverside-medical --url http://{host}:{port} --press 2\n"
-        "  uv run nightdesk messages list\n"
+        f"  {command} call riverside-medical --at 2026-12-25T02:00 --press 2\n"
+        f"  {command} messages list\n"
     )
     serve(host=host, port=port, workers=1)
+
+
+def _this_command() -> str:
+    """How to run `nightdesk` from the user's shell: as this process was run, through the
+    environment's own script (`uv` itself may not be on their PATH)."""
+    script = Path(sys.argv[0]).resolve()
+    on_path = shutil.which("nightdesk")
+    if on_path and Path(on_path).resolve() == script:
+        return "nightdesk"
+    if script.name != "nightdesk" or not script.is_file():
+        return f"{sys.executable} -m app.cli"
+    try:
+        return f"./{script.relative_to(Path.cwd())}"
+    except ValueError:
+        return str(script)
 
 
 @db_app.command("upgrade")
@@ -173,7 +210,10 @@ def db_upgrade() -> None:
 
 @flows_app.command("check")
 def flows_check(
-    paths: Annotated[list[Path] | None, typer.Argument(help="Files or folders")] = None,
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Files or folders (default: NIGHTDESK_FLOWS_DIR, voice_flows/)"),
+    ] = None,
 ) -> None:
     """Check flow files; print every problem as file:line and exit 1 if there is any."""
     loaded, problems = load_flows(paths or [get_settings().flows_dir])
@@ -192,7 +232,10 @@ def flows_check(
 
 @flows_app.command("sync")
 def flows_sync(
-    paths: Annotated[list[Path] | None, typer.Argument(help="Files or folders")] = None,
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Files or folders (default: NIGHTDESK_FLOWS_DIR, voice_flows/)"),
+    ] = None,
 ) -> None:
     """Load flow files into the database. A broken file is refused whole; its old version stays."""
     settings = get_settings()
@@ -246,7 +289,12 @@ def call(
     client_or_number: Annotated[str, typer.Argument(help="A client id or one of its numbers")],
     press: Annotated[list[str] | None, typer.Option("--press", help="Keys to press")] = None,
     say: Annotated[list[str] | None, typer.Option("--say", help="Words to say")] = None,
-    at: Annotated[str | None, typer.Option(help="Pretend it is this ISO time")] = None,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            help="Pretend it is this ISO time; without an offset, the client's local time"
+        ),
+    ] = None,
     url: Annotated[
         str | None, typer.Option(help="A running Nightdesk instead of in-process")
     ] = None,
@@ -256,71 +304,100 @@ def call(
     """Play a caller against a flow with signed webhooks and print the conversation."""
     settings = get_settings()
     script = _script_from_argv(sys.argv)
+    number, zone = _number_for(settings, client_or_number)
     if url is None:
-        conversation = _call_in_process(settings, client_or_number, script, at, caller, transfers)
+        start = _parse_at(at, zone)
+        if at is not None:
+            typer.echo(f"(the call happens at {start.astimezone(zone):%a %d %b %Y %H:%M %Z})")
+        conversation = _call_in_process(settings, number, script, start, caller, transfers)
     else:
         if at is not None:
-            typer.echo("--at only works in-process: a running server keeps its own clock", err=True)
-            raise typer.Exit(2)
-        number = _number_for(settings, client_or_number)
-        with httpx.Client(base_url=url, timeout=20) as http:
-            conversation = SimulatedCaller(
-                http, public_url=settings.public_url or url, auth_token=settings.twilio_auth_token,
-                account_sid=settings.twilio_account_sid, from_number=caller, to_number=number,
-                script=script, transfers=transfers,  # type: ignore[arg-type]
-            ).run()  # fmt: skip
+            raise typer.BadParameter(
+                "only works in-process: a running server keeps its own clock", param_hint="--at"
+            )
+        try:
+            with httpx.Client(base_url=url, timeout=20) as http:
+                http.get("/healthz")  # a server that isn't there is an error, not a silent call
+                conversation = SimulatedCaller(
+                    http, public_url=settings.public_url or url,
+                    auth_token=settings.twilio_auth_token,
+                    account_sid=settings.twilio_account_sid, from_number=caller,
+                    to_number=number, script=script, transfers=transfers,  # type: ignore[arg-type]
+                ).run()  # fmt: skip
+        except httpx.TransportError as exc:
+            typer.echo(
+                f"nightdesk call: could not reach {url} ({type(exc).__name__}): is `nightdesk "
+                "serve` or `nightdesk demo` running there?",
+                err=True,
+            )
+            raise typer.Exit(1) from None
     typer.echo(conversation.transcript())
 
 
-def _number_for(settings: Settings, client_or_number: str) -> str:
-    if client_or_number.startswith("+"):
-        return client_or_number
+def _number_for(settings: Settings, client_or_number: str) -> tuple[str, ZoneInfo]:
+    """The number to ring, and the client's time zone (for --at), from the flow files."""
     loaded, _ = load_flows([settings.flows_dir])
     for item in loaded:
-        if item.flow.client == client_or_number:
-            return item.flow.numbers[0]
-    with transaction(_sessions(settings)) as session:
-        number = session.scalars(
-            select(PhoneNumber.number).join(Client).where(Client.slug == client_or_number)
+        if client_or_number in (item.flow.client, *item.flow.numbers):
+            number = client_or_number if client_or_number.startswith("+") else None
+            return number or item.flow.numbers[0], item.flow.zone
+    with transaction(_sessions(settings)) as session:  # loaded before its file broke, perhaps
+        found = session.execute(
+            select(PhoneNumber.number, Client.timezone)
+            .join(Client)
+            .where((Client.slug == client_or_number) | (PhoneNumber.number == client_or_number))
         ).first()
-    if number is None:
-        typer.echo(f"no client called {client_or_number!r}", err=True)
-        raise typer.Exit(2)
-    return number
+    if found is not None:
+        return found.number, ZoneInfo(found.timezone)
+    if client_or_number.startswith("+"):
+        return client_or_number, ZoneInfo("UTC")
+    known = ", ".join(item.flow.client for item in loaded) or "none"
+    raise typer.BadParameter(
+        f"no client {client_or_number!r} in {settings.flows_dir}/ (clients: {known})",
+        param_hint="CLIENT_OR_NUMBER",
+    )
 
 
 def _call_in_process(
     settings: Settings,
-    client_or_number: str,
+    number: str,
     script: list[Press | Speak],
-    at: str | None,
+    start: dt.datetime,
     caller: str,
     transfers: str,
 ) -> Conversation:
-    with warnings.catch_warnings():  # Starlette nudges TestClient users towards httpx2
-        warnings.simplefilter("ignore", DeprecationWarning)
-        from fastapi.testclient import TestClient
+    """The service in this process on its own database, with the sandbox: what the message's
+    notifications would send is printed once the call is over."""
     from app.main import create_app
 
     _prepare_database(settings)
-    start = _parse_at(at)
     began = utcnow()
-    quiet = settings.model_copy(update={"log_level": "WARNING"})
-    application = create_app(quiet, clock=lambda: start + (utcnow() - began))
+    quiet = settings.model_copy(update={"log_level": "WARNING", "run_dispatcher": False})
+    # No port for the fake Twilio's status callbacks to reach: they are left out.
+    sandboxes = start_sandboxes(quiet, typer.echo, deliver=lambda _url, _form, _headers: None)
+    application = create_app(quiet, clock=lambda: start + (utcnow() - began), sandboxes=sandboxes)
     base = "http://nightdesk.local"
-    with TestClient(application, base_url=base) as http:
-        return SimulatedCaller(
-            http, public_url=settings.public_url or base, auth_token=settings.twilio_auth_token,
-            account_sid=settings.twilio_account_sid, from_number=caller,
-            to_number=_number_for(settings, client_or_number), script=script,
-            transfers=transfers,  # type: ignore[arg-type]
-        ).run()  # fmt: skip
+    with warnings.catch_warnings():  # Starlette nudges TestClient users towards httpx2
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from fastapi.testclient import TestClient
+
+        with TestClient(application, base_url=base) as http:
+            conversation = SimulatedCaller(
+                http, public_url=settings.public_url or base,
+                auth_token=settings.twilio_auth_token, account_sid=settings.twilio_account_sid,
+                from_number=caller, to_number=number, script=script,
+                transfers=transfers,  # type: ignore[arg-type]
+            ).run()  # fmt: skip
+            application.state.dispatcher.run_once()  # the first notifications, now
+    return conversation
 
 
 @app.command()
 def oncall(
     client: Annotated[str, typer.Argument(help="A client id")],
-    at: Annotated[str | None, typer.Option(help="ISO time (default: now)")] = None,
+    at: Annotated[
+        str | None, typer.Option(help="ISO time; without an offset, the client's local time")
+    ] = None,
 ) -> None:
     """Who is on call for a client now (or at --at), and the next hand-offs."""
     loaded, _ = load_flows([get_settings().flows_dir])
@@ -331,7 +408,7 @@ def oncall(
     if flow.rotation is None:
         typer.echo(f"{flow.name} has no on-call rotation")
         return
-    instant = _parse_at(at)
+    instant = _parse_at(at, flow.zone)
     person = flow.contact(who_is_on_call(flow.rotation, flow.zone, instant))
     local = instant.astimezone(flow.zone)
     typer.echo(f"{flow.name}, {local:%a %d %b %Y %H:%M %Z}: {person.name if person else '?'}")
@@ -409,4 +486,19 @@ def messages_ack(
 
 
 def main() -> None:
-    app()
+    """`nightdesk`: an error is one line saying what to do; `--debug` shows its traceback."""
+    debug = "--debug" in sys.argv
+    if debug:
+        sys.argv.remove("--debug")
+    try:
+        app()
+    except Exception as exc:
+        if debug:
+            raise
+        explained = explain_database_error(exc) if isinstance(exc, SQLAlchemyError) else None
+        typer.echo(f"nightdesk: {explained or exc} (--debug shows the details)", err=True)
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":
+    main()

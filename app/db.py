@@ -161,6 +161,33 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
+class DatabaseNotReadyError(RuntimeError):
+    """The database isn't there, or has no tables yet; the message says what to run."""
+
+
+NOT_READY = "run `nightdesk db upgrade` (or `nightdesk demo`, which also loads the demo clients)"
+
+
+def sessions_for_command(url: str) -> sessionmaker[Session]:
+    """Sessions for a `nightdesk` command that reads or changes rows: a SQLite file that isn't
+    there is refused, saying what to run, rather than created empty."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:" and not Path(path).exists():
+            raise DatabaseNotReadyError(f"there is no database at {path} yet: {NOT_READY}")
+    return make_session_factory(make_engine(url))
+
+
+def explain_database_error(error: Exception) -> str | None:
+    """One line for a person, for the database errors a command meets, or None."""
+    text = str(getattr(error, "orig", error) or error).lower()
+    if "no such table" in text or ("relation" in text and "does not exist" in text):
+        return f"the database has no tables yet: {NOT_READY}"
+    if "connection refused" in text or "could not connect" in text or "unable to open" in text:
+        return "could not reach the database (NIGHTDESK_DATABASE_URL): is it running?"
+    return None
+
+
 @contextmanager
 def transaction(factory: Callable[[], Session]) -> Iterator[Session]:
     """One unit of work in a transaction of its own: committed when the block succeeds, rolled

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -20,15 +21,29 @@ from app.dispatch.routes import router as dispatch_router
 from app.observability import LatencyMiddleware, configure_logging
 from app.ops.routes import router as ops_router
 from app.settings import Settings, get_settings
+from app.telephony.sandbox.services import Sandboxes, start_sandboxes
 from app.telephony.signature import BadWebhookError, TwilioSignatures
 from app.timeutil import Clock, utcnow
 from app.web.pages import render, static_files
 
+log = logging.getLogger("nightdesk")
 
-def create_app(settings: Settings | None = None, clock: Clock = utcnow) -> FastAPI:
-    """Build the app; tests pass their own settings and a clock they can move."""
+
+def create_app(
+    settings: Settings | None = None, clock: Clock = utcnow, sandboxes: Sandboxes | None = None
+) -> FastAPI:
+    """Build the app; tests pass their own settings and a clock they can move.
+
+    In development without a real Twilio account or SMTP server, texts, calls and email go to
+    the sandbox (app/telephony/sandbox/services.py), logged as they are sent; `nightdesk demo`
+    and `nightdesk call` start their own and pass it in, to print what was sent.
+    """
     settings = settings or get_settings()
     configure_logging(settings.log_level)
+    if sandboxes is None:
+        sandboxes = start_sandboxes(settings, lambda line: log.info("sandbox_sent", extra={
+            "what": line}))  # fmt: skip
+    settings = sandboxes.settings
     database = make_database(settings.database_url)
     flows = FlowStore()
     dispatcher = make_dispatcher(settings, database, flows, clock)
@@ -49,6 +64,7 @@ def create_app(settings: Settings | None = None, clock: Clock = utcnow) -> FastA
         if stop_dispatcher is not None:
             stop_dispatcher()
         database.close()
+        sandboxes.close()
 
     app = FastAPI(title="Nightdesk", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEVELOPMENT_SECRET = "development-only-secret"  # noqa: S105 - refused outside development
 DEFAULT_TWILIO_API_BASE = "https://api.twilio.com"
+PLACEHOLDER_ACCOUNT_SID = "AC00000000000000000000000000000000"
+DEFAULT_SMTP_URL = "smtp://localhost:25"
 
 
 class Settings(BaseSettings):
@@ -20,17 +23,19 @@ class Settings(BaseSettings):
     environment: str = "development"
     database_url: str = "sqlite:///./var/nightdesk.db"
     public_url: str = ""
-    twilio_account_sid: str = "AC00000000000000000000000000000000"
+    twilio_account_sid: str = PLACEHOLDER_ACCOUNT_SID
     twilio_auth_token: str = DEVELOPMENT_SECRET
     twilio_previous_auth_token: str = ""  # still accepted while the token is rotated
     twilio_api_base: str = DEFAULT_TWILIO_API_BASE
     twilio_timeout: float = 10.0  # seconds; a timed-out send is checked with Twilio before a retry
-    smtp_url: str = "smtp://localhost:25"
+    smtp_url: str = DEFAULT_SMTP_URL
     email_from: str = ""  # default: nightdesk@<public URL's host>
     flows_dir: Path = Path("voice_flows")
     secret_key: str = DEVELOPMENT_SECRET
     log_level: str = "INFO"
     run_dispatcher: bool = True
+    # auto: in development, texts, calls and email without a real account go to the sandbox.
+    sandbox: Literal["auto", "on", "off"] = "auto"
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:
@@ -42,6 +47,24 @@ class Settings(BaseSettings):
             if not self.public_url:
                 raise ValueError("NIGHTDESK_PUBLIC_URL must be set outside development")
         return self
+
+    @property
+    def wants_twilio_sandbox(self) -> bool:
+        """Texts and calls go to the local stand-in for Twilio (app/telephony/sandbox)."""
+        if self.sandbox != "auto":
+            return self.sandbox == "on"
+        return (
+            self.environment == "development"
+            and self.twilio_account_sid == PLACEHOLDER_ACCOUNT_SID
+            and self.twilio_api_base == DEFAULT_TWILIO_API_BASE
+        )
+
+    @property
+    def wants_email_sandbox(self) -> bool:
+        """Email goes to a local SMTP server that shows it, not to anyone's inbox."""
+        if self.sandbox != "auto":
+            return self.sandbox == "on"
+        return self.environment == "development" and self.smtp_url == DEFAULT_SMTP_URL
 
     @property
     def is_sqlite(self) -> bool:

@@ -117,6 +117,7 @@ def settings(database_url: str) -> Settings:
         twilio_previous_auth_token="",
         flows_dir=ROOT / "voice_flows",
         run_dispatcher=False,
+        sandbox="off",  # tests that need a fake Twilio start their own
     )
 
 

@@ -17,7 +17,7 @@ from app.accounts.service import (
     revoke_api_key,
     sign_in_link,
 )
-from app.db import make_engine, make_session_factory, transaction
+from app.db import sessions_for_command, transaction
 from app.settings import get_settings
 from app.timeutil import utcnow
 
@@ -28,7 +28,7 @@ DEV_PUBLIC_URL = "http://127.0.0.1:8000"  # where `nightdesk serve` listens by d
 
 
 def _sessions() -> sessionmaker[Session]:
-    return make_session_factory(make_engine(get_settings().database_url))
+    return sessions_for_command(get_settings().database_url)
 
 
 @users_app.command("add")

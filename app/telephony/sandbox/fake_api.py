@@ -67,6 +67,7 @@ class FakeApi(FakeHttpEdge):
         self.callback_sender = CallbackSender(auth_token, deliver, callback_delay)
         # Told of each message as it is created: `nightdesk demo` prints what it would send.
         self.on_message: Callable[[MessageRecord], None] | None = None
+        self.on_call: Callable[[CallRecord], None] | None = None
         self.reset()
         self.app = Starlette(routes=self._routes())
 
@@ -192,6 +193,8 @@ class FakeApi(FakeHttpEdge):
         if form.get("AsyncAmd") == "true":
             call.async_amd_status_callback = self._callback_url(form.get("AsyncAmdStatusCallback"))
         self._calls[call.sid] = call
+        if self.on_call is not None:
+            self.on_call(call)
         script = self._call_scripts.get(to, CallScript("completed", None, 30))
         answered_by = (script.answered_by or "human") if call.machine_detection else None
         for event, status in call_steps(script.outcome):
