@@ -309,7 +309,11 @@ def call(
         start = _parse_at(at, zone)
         if at is not None:
             typer.echo(f"(the call happens at {start.astimezone(zone):%a %d %b %Y %H:%M %Z})")
-        conversation = _call_in_process(settings, number, script, start, caller, transfers)
+        conversation, sent = _call_in_process(settings, number, script, start, caller, transfers)
+        typer.echo(conversation.transcript())
+        for line in sent:
+            typer.echo(line)
+        return
     else:
         if at is not None:
             raise typer.BadParameter(
@@ -365,20 +369,21 @@ def _call_in_process(
     start: dt.datetime,
     caller: str,
     transfers: str,
-) -> Conversation:
-    """The service in this process on its own database, with the sandbox: what the message's
-    notifications would send is printed once the call is over."""
+) -> tuple[Conversation, list[str]]:
+    """The service in this process on its own database, with the sandbox: the conversation, and
+    what the first notifications sent once the call was over."""
     from app.main import create_app
 
     _prepare_database(settings)
     began = utcnow()
     quiet = settings.model_copy(update={"log_level": "WARNING", "run_dispatcher": False})
     # No port for the fake Twilio's status callbacks to reach: they are left out.
-    sandboxes = start_sandboxes(quiet, typer.echo, deliver=lambda _url, _form, _headers: None)
+    sent: list[str] = []
+    sandboxes = start_sandboxes(quiet, sent.append, deliver=lambda _url, _form, _headers: None)
     application = create_app(quiet, clock=lambda: start + (utcnow() - began), sandboxes=sandboxes)
     base = "http://nightdesk.local"
-    with warnings.catch_warnings():  # Starlette nudges TestClient users towards httpx2
-        warnings.simplefilter("ignore", DeprecationWarning)
+    with warnings.catch_warnings():  # Starlette nudges TestClient users towards its httpx fork
+        warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
         from fastapi.testclient import TestClient
 
         with TestClient(application, base_url=base) as http:
@@ -389,7 +394,7 @@ def _call_in_process(
                 transfers=transfers,  # type: ignore[arg-type]
             ).run()  # fmt: skip
             application.state.dispatcher.run_once()  # the first notifications, now
-    return conversation
+    return conversation, sent
 
 
 @app.command()

@@ -1,1 +1,1 @@
-"""Benchmarks: `python -m bench.webhooks` measures the voice webhook path against a bare ceiling."""
+"""Benchmarks: `python -m bench` runs bench.webhooks, then bench.dispatch; see README.md."""

@@ -1,4 +1,5 @@
-"""The load generator: virtual callers, each on its own keep-alive connection, making whole calls.
+"""The load generator: virtual callers, each on its own keep-alive connection, making whole calls
+(or only their first step: `CallBook(..., whole=False)`).
 
 Cheap per request on purpose (it shares two cores with the server): raw HTTP/1.1 over asyncio
 streams on uvloop, and every request signed before the timed window, exactly as Twilio signs it
@@ -17,6 +18,9 @@ Each call follows the acme-plumbing demo flow to a message, as Twilio would driv
 
 The flow branches on the real clock (office hours, bank holidays); both versions of turn 1 are
 signed and the caller picks the one that matches the greeting it got, so any time of day works.
+
+First steps of new calls are the first request alone, each with a CallSid never seen before: the
+costliest step (the call's row is created, its flow looked up and the greeting rendered).
 """
 
 from __future__ import annotations
@@ -47,20 +51,26 @@ class Exchange:
 
 @dataclass(frozen=True)
 class ScriptedCall:
-    """One call's requests. `first` answers with a menu (office closed) or a Dial (open)."""
+    """One call's requests. `first` answers with a menu (office closed) or a Dial (open).
+    With only the first step, `when_closed` and `when_open` are None and `rest` is empty."""
 
     first: Exchange
-    when_closed: Exchange
-    when_open: Exchange
+    when_closed: Exchange | None
+    when_open: Exchange | None
     rest: tuple[Exchange, ...]
 
 
 class CallBook:
-    """Signed calls handed out in order; signed ahead of time, and on the spot if it runs out."""
+    """Signed calls handed out in order; signed ahead of time, and on the spot if it runs out.
 
-    def __init__(self, host: str, port: int, auth_token: str, size: int) -> None:
+    `whole=False`: only each call's first request (POST /twilio/voice with a fresh CallSid)."""
+
+    def __init__(
+        self, host: str, port: int, auth_token: str, size: int, *, whole: bool = True
+    ) -> None:
         self.host, self.port = host, port
         self.public_url = f"http://{host}:{port}"
+        self.whole = whole
         self._validator = RequestValidator(auth_token)
         self._run = random.getrandbits(32)
         self._calls = [self._script(i) for i in range(size)]
@@ -104,9 +114,12 @@ class CallBook:
         def step(turn: int, marker: bytes, **said: str) -> Exchange:
             return self._exchange(f"/twilio/voice/step?turn={turn}", {**common, **said}, marker)
 
+        first = self._exchange("/twilio/voice", {**common, "CallStatus": "ringing"}, b"turn=1")
+        if not self.whole:
+            return ScriptedCall(first, None, None, ())
         recording = f"RE{self._run:08x}{index:024x}"
         return ScriptedCall(
-            first=self._exchange("/twilio/voice", {**common, "CallStatus": "ringing"}, b"turn=1"),
+            first=first,
             when_closed=step(1, b"turn=2", Digits="2"),
             when_open=step(1, b"turn=2", DialCallStatus="no-answer", DialCallDuration="0"),
             rest=(
@@ -232,11 +245,13 @@ class Caller:
         self.connection: Connection | None = None
 
     def exchanges(self) -> Iterator[Exchange | None]:
-        """The requests of successive calls; None marks the end of a call."""
+        """The requests of successive calls; None marks the end of a call (or first step)."""
         while True:
             call = self.book.take()
             yield call.first
-            yield call.when_open if self._last_was_open else call.when_closed
+            turn_1 = call.when_open if self._last_was_open else call.when_closed
+            if turn_1 is not None:
+                yield turn_1
             yield from call.rest
             yield None
 
@@ -296,9 +311,15 @@ async def saturate(
 
 
 async def busy_night(
-    book: Book, callers: int, every: float, duration: float, check_bodies: bool
+    book: Book,
+    callers: int,
+    every: float,
+    duration: float,
+    check_bodies: bool,
+    stop: asyncio.Event | None = None,
 ) -> Tally:
-    """Open loop: each caller takes one step every `every` seconds, at a random phase."""
+    """Open loop: each caller takes one step every `every` seconds, at a random phase, for
+    `duration` seconds or until `stop` is set, whichever comes first."""
     tally = Tally()
     rng = random.Random(20261225)
     loop = asyncio.get_running_loop()
@@ -311,9 +332,11 @@ async def busy_night(
             if exchange is None:
                 tally.calls_finished += 1
                 continue
-            if due >= end:
+            if due >= end or (stop is not None and stop.is_set()):
                 return
             await asyncio.sleep(max(0.0, due - loop.time()))
+            if stop is not None and stop.is_set():
+                return
             tally.late_sends.append(max(0.0, loop.time() - due))
             sent, answered = await caller.send(exchange)
             tally.latencies.append(answered - sent)

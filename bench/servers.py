@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import shutil
 import signal
 import socket
@@ -16,6 +17,7 @@ import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -81,23 +83,36 @@ def nightdesk_command() -> list[str]:
     return [found]
 
 
+# The secondary configuration, reported beside the defaults: the webhook path alone.
+LEAN = {"NIGHTDESK_RUN_DISPATCHER": "false", "NIGHTDESK_LOG_LEVEL": "WARNING"}
+
+
 def nightdesk_env(
     database_url: str, port: int, overrides: Mapping[str, str] | None = None
 ) -> dict[str, str]:
-    """The service's settings for a run: only ours, none inherited from the shell; `overrides`
-    replace or add NIGHTDESK_ settings (bench.dispatch turns the dispatcher on)."""
+    """The service's settings for a run: only ours, none inherited from the shell (and the
+    processes run in the work folder, so no `.env` is read either). Everything else is as
+    `nightdesk serve` starts by default: the dispatcher inside, INFO logs. `overrides` replace
+    or add NIGHTDESK_ settings: the fake Twilio's (`twilio_settings`), or `LEAN`."""
     env = {k: v for k, v in python_env().items() if not k.startswith("NIGHTDESK_")}
     env.update(
         NIGHTDESK_DATABASE_URL=database_url,
         NIGHTDESK_PUBLIC_URL=f"http://127.0.0.1:{port}",
         NIGHTDESK_TWILIO_AUTH_TOKEN=BENCH_TOKEN,
-        NIGHTDESK_LOG_LEVEL="WARNING",
         NIGHTDESK_FLOWS_DIR=str(ROOT / "voice_flows"),
-        # The webhook path only: the dispatcher would try to reach api.twilio.com.
-        NIGHTDESK_RUN_DISPATCHER="false",
     )
     env.update(overrides or {})
     return env
+
+
+def twilio_settings(base_url: str, account_sid: str) -> dict[str, str]:
+    """Settings that send the server's Twilio REST requests (SMS, calls) to a fake Twilio, with a
+    fake account; the fake signs its status callbacks with the same token as the webhooks."""
+    return {
+        "NIGHTDESK_TWILIO_API_BASE": base_url,
+        "NIGHTDESK_TWILIO_ACCOUNT_SID": account_sid,
+        "NIGHTDESK_TWILIO_AUTH_TOKEN": BENCH_TOKEN,
+    }
 
 
 def python_env() -> dict[str, str]:
@@ -123,36 +138,43 @@ def prepare_database(
 
 @contextmanager
 def nightdesk_server(
-    database_url: str, port: int, workdir: Path, overrides: Mapping[str, str] | None = None
+    database_url: str,
+    port: int,
+    workdir: Path,
+    overrides: Mapping[str, str] | None = None,
+    name: str = "nightdesk",
 ) -> Iterator[Server]:
-    """`nightdesk serve --port P`: uvicorn, uvloop, httptools, one worker."""
+    """`nightdesk serve --port P`: uvicorn, uvloop, httptools, one worker. Its output (INFO
+    logs by default) goes to a file in `workdir`, never to a pipe that could fill."""
     command = [*nightdesk_command(), "serve", "--port", str(port)]
     env = nightdesk_env(database_url, port, overrides)
-    with _server("nightdesk", command, env, port, workdir) as s:
+    with _server(name, command, env, port, workdir, cwd=workdir) as s:
         yield s
 
 
 @contextmanager
-def ceiling_server(port: int, workdir: Path) -> Iterator[Server]:
-    """The bare FastAPI app, on the same uvicorn settings."""
+def ceiling_server(
+    port: int, workdir: Path, app: str = "bench.ceiling:app", name: str = "ceiling"
+) -> Iterator[Server]:
+    """A bare FastAPI app of bench/ceiling.py, on the same uvicorn settings."""
     command = [
-        sys.executable, "-m", "uvicorn", "bench.ceiling:app", "--host", "127.0.0.1",
+        sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1",
         "--port", str(port), "--loop", "uvloop", "--http", "httptools", "--workers", "1",
         "--no-access-log", "--log-level", "warning",
     ]  # fmt: skip
     env = {**python_env(), "PYTHONPATH": str(ROOT)}
-    with _server("ceiling", command, env, port, workdir) as server:
+    with _server(name, command, env, port, workdir, cwd=ROOT) as server:
         yield server
 
 
 @contextmanager
 def _server(
-    name: str, command: list[str], env: dict[str, str], port: int, workdir: Path
+    name: str, command: list[str], env: dict[str, str], port: int, workdir: Path, cwd: Path
 ) -> Iterator[Server]:
     _wait_until_free(port)
     log = workdir / f"{name}.log"
     with log.open("wb") as out:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=out)
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=out)
     server = Server(name, process, log)
     try:
         _wait_until_up(server, port)
@@ -207,3 +229,79 @@ def write_results(kind: str, stamp: str, data: dict[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=2) + "\n")
     shown = path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
     print(f"\nwritten: {shown}")
+
+
+class database:  # noqa: N801 - used as a context manager, reads as one
+    """A fresh SQLite file (`name`.db), or a throwaway PostgreSQL server: (SQLAlchemy URL,
+    version)."""
+
+    def __init__(self, backend: str, workdir: Path, name: str = "nightdesk") -> None:
+        self.backend, self.workdir, self.name = backend, workdir, name
+        self._postgres: Any = None
+
+    def __enter__(self) -> tuple[str, str]:
+        if self.backend == "sqlite":
+            import sqlite3
+
+            return f"sqlite:///{self.workdir / f'{self.name}.db'}", sqlite3.sqlite_version
+        from scripts.throwaway_postgres import throwaway_postgres
+
+        print("postgresql: starting a throwaway server", flush=True)
+        self._postgres = throwaway_postgres("nightdesk_bench")
+        url: str = self._postgres.__enter__()
+        return url, _durable_commits(url)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._postgres is not None:
+            self._postgres.__exit__(*exc)
+
+
+def _durable_commits(url: str) -> str:
+    """Make the throwaway server's commits as durable as SQLite's WAL + synchronous=NORMAL.
+
+    scripts/throwaway_postgres.py turns fsync and synchronous_commit off for the tests. With
+    synchronous_commit on (fsync still off) each COMMIT waits for its WAL to be written to the
+    OS, as SQLite's does: it survives a crash of the server process, not of the machine.
+    """
+    import psycopg
+
+    conninfo = url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(conninfo, autocommit=True) as connection:
+        connection.execute("ALTER SYSTEM SET synchronous_commit = 'on'")
+        connection.execute("SELECT pg_reload_conf()")
+    with psycopg.connect(conninfo, autocommit=True) as connection:
+        row = connection.execute("SELECT version(), current_setting('synchronous_commit')")
+        version, synchronous_commit = row.fetchone() or ("?", "?")
+    if synchronous_commit != "on":
+        raise SystemExit(f"bench: synchronous_commit is {synchronous_commit}, not on")
+    return str(version).split(" on ")[0]
+
+
+def machine_cpu_seconds() -> float:
+    """CPU time used by everything on the machine so far (all cores, from /proc/stat)."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / CLOCK_TICKS
+
+
+def describe_machine() -> dict[str, Any]:
+    """The machine and the code measured, for the results."""
+    cpu = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    packages = (
+        "uvicorn", "uvloop", "httptools", "fastapi", "starlette", "python-multipart",
+        "sqlalchemy", "psycopg", "twilio",
+    )  # fmt: skip
+    memory = Path("/proc/meminfo").read_text().split("\n", 1)[0].split()[1]
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(int(memory) / 2**20, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "packages": {name: metadata.version(name) for name in packages},
+        "commit": code_version(),
+    }
