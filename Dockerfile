@@ -1,9 +1,8 @@
-# Nightdesk: a slim, non-root image that migrates the database, then serves.
+# Nightdesk: a slim, non-root image that migrates the database, syncs the flows, then serves.
+#   cp nightdesk.env.example nightdesk.env   # and fill it in
 #   docker build -t nightdesk .
-#   docker run -p 8000:8000 -e NIGHTDESK_DATABASE_URL=postgresql+psycopg://... \
-#     -e NIGHTDESK_ENVIRONMENT=production -e NIGHTDESK_PUBLIC_URL=https://calls.example.com \
-#     -e NIGHTDESK_TWILIO_ACCOUNT_SID=AC... -e NIGHTDESK_TWILIO_AUTH_TOKEN=... \
-#     -e NIGHTDESK_SECRET_KEY=... nightdesk
+#   docker run -p 8000:8000 --env-file nightdesk.env -v nightdesk-var:/app/var nightdesk
+# With PostgreSQL beside it: `docker compose up --build` (compose.yaml).
 FROM python:3.11-slim AS build
 RUN pip install --no-cache-dir 'uv>=0.5,<1'
 WORKDIR /app
@@ -20,6 +19,9 @@ RUN useradd --system --uid 10001 --home /app nightdesk
 WORKDIR /app
 COPY --from=build --chown=nightdesk /app /app
 COPY --chown=nightdesk voice_flows ./voice_flows
+# The embedded SQLite default lives here: a volume the non-root user can write.
+RUN mkdir -p /app/var && chown nightdesk /app/var
+VOLUME /app/var
 USER nightdesk
 ENV PATH=/app/.venv/bin:$PATH PYTHONUNBUFFERED=1 NIGHTDESK_FLOWS_DIR=/app/voice_flows
 EXPOSE 8000
