@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import queue
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -43,7 +43,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
@@ -76,11 +76,12 @@ class Base(DeclarativeBase):
 # --- the engine ----------------------------------------------------------------------------
 
 
-def make_engine(url: str, *, ping_after: float = 1.0) -> Engine:
+def make_engine(url: str, *, ping_after: float = 1.0, lock_wait: float = 30) -> Engine:
     """An engine tuned for the backend. Statement parameters never appear in its errors: they
     carry callers' numbers, and errors end up in logs.
 
-    SQLite: WAL, a busy timeout, and transactions that take the write lock as they begin.
+    SQLite: WAL, transactions that take the write lock as they begin, and `lock_wait` seconds
+    to wait for it when another connection holds it.
     PostgreSQL: a fixed pool whose connections are pinged before use when they sat idle for
     `ping_after` seconds (see `_ping_if_idle`).
     """
@@ -91,7 +92,7 @@ def make_engine(url: str, *, ping_after: float = 1.0) -> Engine:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
             url,
-            connect_args={"check_same_thread": False, "timeout": 30},
+            connect_args={"check_same_thread": False, "timeout": lock_wait},
             hide_parameters=True,
             # In memory, every connection would be a database of its own: share one.
             **({"poolclass": StaticPool} if in_memory else {}),
@@ -257,90 +258,179 @@ class _Unit:
 
 
 class SqliteWriter:
-    """One writer per process for a SQLite database, with group commit.
+    """One writer per process for a SQLite database, on the event loop, with group commit.
 
-    SQLite takes one writer at a time, and its work runs inside this process holding the GIL:
-    more writers would only queue for its lock. What costs is the transaction (BEGIN, COMMIT),
-    not the few statements of a webhook, so the units that queued up while the last batch was
-    being written share the next transaction, each in a savepoint of its own
-    (`join_transaction_mode="create_savepoint"`: a unit that raises is rolled back to its
-    savepoint alone). Every unit's result goes back only after the shared COMMIT; if the COMMIT
-    fails, every unit in the batch gets its error.
+    SQLite's work runs inside this process, holding the GIL: a writer thread would add no
+    parallelism, only hand-offs of the GIL with the event loop at every statement, and those
+    cost a webhook more than its SQL (`python -m bench`). So units run on the event loop, and
+    the units that arrive in one pass of the loop share one transaction (group commit: the
+    COMMIT, not the SQL, is what costs). Each unit gets a session of its own, and its result
+    goes back only after the shared COMMIT. The process's other threads (the dispatcher) hand
+    their units to the loop too; with no loop running (a command, a worker) they write in
+    their own thread.
+
+    Other processes meet the writer at SQLite's lock, and the loop never waits for it: the
+    engine's busy timeout is zero, and a batch that finds the lock taken waits on a thread.
+
+    If a unit fails, nothing of its batch was kept: it gets its error, and the other units run
+    again without it; if the COMMIT fails, each unit runs again alone. (Savepoints would undo
+    one unit without the rerun, but SQLAlchemy compiles SAVEPOINT and RELEASE afresh each time:
+    they cost more than the unit's own statements.) So a unit may run twice: what it does
+    outside the database must be harmless to repeat (logs, metrics).
     """
 
     MAX_BATCH = 128
+    LOCK_WAIT_MS = 30_000  # how long a batch on a thread waits for another process's lock
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.sessions = make_session_factory(engine)
-        self._queue: queue.SimpleQueue[_Unit | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._write_forever, name="sqlite-writer")
-        self._thread.daemon = True  # a unit still queued at exit is one whose caller gave up
-        self._thread.start()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending: list[_Unit] = []
+        self._waiting_for_lock = False  # a batch waits on a thread: the next ones wait for it
+        self._writing = threading.local()  # `now`: this thread is inside a unit of work
 
     async def run(self, work: Work[T]) -> T:
-        loop = asyncio.get_running_loop()
+        self._loop = loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.put(_Unit(work, future, loop))
+        self._add(_Unit(work, future, loop))
         return await future
 
     def run_blocking(self, work: Work[T]) -> T:
-        if threading.current_thread() is self._thread:
+        if getattr(self._writing, "now", False):
             raise RuntimeError("a unit of work cannot wait for another one: it would wait forever")
+        loop = self._loop
         future: Future[T] = Future()
-        self._queue.put(_Unit(work, future, None))
+        unit = _Unit(work, future, None)
+        if loop is not None and loop.is_running():
+            if _running_loop() is loop:
+                raise RuntimeError("on the event loop, use `await database.run(work)`")
+            loop.call_soon_threadsafe(self._add, unit)
+        else:  # no loop writes for this process: this thread does
+            self._write_alone(unit, wait=True)
+            _settle([unit])
         return future.result()
 
     def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout=30)
         self.engine.dispose()
 
-    def _write_forever(self) -> None:
-        while (batch := self._next_batch()) is not None:
-            try:
-                self._write(batch)
-            except BaseException as exc:  # BEGIN or COMMIT failed: none of the batch was kept
-                for unit in batch:
-                    unit.error = unit.error or exc
-            _settle(batch)
+    def _add(self, unit: _Unit) -> None:
+        """On the loop: the unit joins the next batch, written on the loop's next pass."""
+        self._pending.append(unit)
+        if len(self._pending) == 1 and not self._waiting_for_lock:
+            asyncio.get_running_loop().call_soon(self._write_pending)
 
-    def _next_batch(self) -> list[_Unit] | None:
-        """The next unit, waiting for it, and every unit queued behind it; None: stop."""
-        first = self._queue.get()
-        if first is None:
-            return None
-        batch = [first]
-        while len(batch) < self.MAX_BATCH:
-            try:
-                unit = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if unit is None:
-                self._queue.put(None)  # stop once this batch is written
-                break
-            batch.append(unit)
-        return batch
+    def _write_pending(self) -> None:
+        batch, self._pending = self._pending[: self.MAX_BATCH], self._pending[self.MAX_BATCH :]
+        loop = asyncio.get_running_loop()
+        if self._pending:
+            loop.call_soon(self._write_pending)
+        try:
+            self._write_batch(batch, wait=False)
+        except _LockTakenError:  # by another process: wait for it on a thread, not on the loop
+            self._waiting_for_lock = True
+            waited = loop.run_in_executor(None, self._write_batch, batch, True)
+            waited.add_done_callback(lambda _done: self._lock_waited(batch))
+            return
+        _settle(batch)
 
-    def _write(self, batch: list[_Unit]) -> None:
-        with self.engine.connect() as connection, connection.begin():  # BEGIN IMMEDIATE
+    def _lock_waited(self, batch: list[_Unit]) -> None:
+        self._waiting_for_lock = False
+        _settle(batch)
+        if self._pending:
+            asyncio.get_running_loop().call_soon(self._write_pending)
+
+    def _write_batch(self, batch: list[_Unit], wait: bool) -> None:
+        """Every unit in one transaction. If a unit fails, it gets its error and the others go
+        again without it; if the COMMIT fails, each unit goes again alone."""
+        try:
+            self._write(batch, wait)
+        except _LockTakenError:
+            raise
+        except _UnitFailedError as failed:
+            failed.unit.error = failed.__cause__
+            others = [unit for unit in batch if unit is not failed.unit]
+            if others:
+                self._write_batch(others, wait)
+        except BaseException:
             for unit in batch:
-                with self.sessions(
-                    bind=connection, join_transaction_mode="create_savepoint"
-                ) as session:
-                    try:
-                        unit.result = unit.work(session)
-                        session.commit()  # RELEASE SAVEPOINT: kept, once the batch commits
-                    except Exception as exc:
-                        session.rollback()  # ROLLBACK TO SAVEPOINT: this unit's work alone
-                        unit.error = exc
+                self._write_alone(unit, wait)
+
+    def _write(self, batch: list[_Unit], wait: bool) -> None:
+        """Every unit of `batch` in one transaction (BEGIN IMMEDIATE ... COMMIT), or none."""
+        with self.engine.connect() as connection:
+            if wait:
+                _wait_for_lock(connection, self.LOCK_WAIT_MS)
+            try:
+                transaction = connection.begin()
+            except OperationalError as exc:
+                if getattr(exc.orig, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY:
+                    raise _LockTakenError from exc
+                raise
+            with transaction:
+                for unit in batch:
+                    # The unit's own session: it sees the database, never another unit's
+                    # objects. Its commit only flushes; the batch's COMMIT makes it durable.
+                    with self.sessions(bind=connection, join_transaction_mode="rollback_only") as s:
+                        try:
+                            unit.result = self._inside(unit.work, s)
+                            s.commit()
+                        except Exception as exc:  # rolls the batch back, then see _write_batch
+                            raise _UnitFailedError(unit) from exc
+            if wait:
+                _wait_for_lock(connection, 0)
+
+    def _inside(self, work: Work[T], session: Session) -> T:
+        """Run `work`, noting that this thread is inside a unit (see run_blocking)."""
+        self._writing.now = True
+        try:
+            return work(session)
+        finally:
+            self._writing.now = False
+
+    def _write_alone(self, unit: _Unit, wait: bool) -> None:
+        unit.result = None
+        try:
+            self._write([unit], wait)
+        except _UnitFailedError as failed:
+            unit.error = failed.__cause__
+        except BaseException as exc:  # the unit's own outcome, handed back to its caller
+            unit.error = exc
+
+
+def _wait_for_lock(connection: Connection, milliseconds: int) -> None:
+    """How long this connection waits for another's write lock: a setting of the connection,
+    outside any transaction, as the connect event's pragmas are."""
+    driver: Any = connection.connection.dbapi_connection
+    driver.execute(f"PRAGMA busy_timeout = {milliseconds}")
+
+
+class _UnitFailedError(Exception):
+    """A unit of a batch raised: the batch is rolled back, and the unit gets its own error."""
+
+    def __init__(self, unit: _Unit) -> None:
+        super().__init__()
+        self.unit = unit
+
+
+class _LockTakenError(Exception):
+    """Another process holds SQLite's write lock."""
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _settle(batch: list[_Unit]) -> None:
-    """Hand each unit its outcome: one wake-up for each event loop that waits, not one a unit."""
+    """Hand each unit its outcome, on its own loop: one wake-up for each other loop, not one
+    a unit."""
+    here = _running_loop()
     for_loops: dict[asyncio.AbstractEventLoop, list[_Unit]] = {}
     for unit in batch:
-        if unit.loop is None:
+        if unit.loop is None or unit.loop is here:
             _settle_one(unit)
         else:
             for_loops.setdefault(unit.loop, []).append(unit)
@@ -367,8 +457,9 @@ def _settle_one(unit: _Unit) -> None:
 
 def make_database(url: str) -> Database:
     """The `Database` for `url`: SQLite gets its one writer, PostgreSQL its threads."""
-    engine = make_engine(url)
-    return SqliteWriter(engine) if engine.dialect.name == "sqlite" else ThreadedDatabase(engine)
+    if url.startswith("sqlite"):
+        return SqliteWriter(make_engine(url, lock_wait=0))  # the loop never waits: see there
+    return ThreadedDatabase(make_engine(url))
 
 
 # --- statements every concept uses ----------------------------------------------------------

@@ -12,22 +12,22 @@ from app.db import Database
 from app.settings import Settings
 
 
-def get_database(request: Request) -> Database:
+async def get_database(request: Request) -> Database:
     database: Database = request.app.state.database
     return database
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_flows(request: Request) -> FlowStore:
+async def get_flows(request: Request) -> FlowStore:
     flows: FlowStore = request.app.state.flows
     return flows
 
 
-def get_now(request: Request) -> dt.datetime:
+async def get_now(request: Request) -> dt.datetime:
     """The app's clock, read once per request (tests move a FakeClock)."""
     now: dt.datetime = request.app.state.clock()
     return now

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -62,7 +63,8 @@ def create_app(
         )
         yield
         if stop_dispatcher is not None:
-            stop_dispatcher()
+            # Off the loop: the dispatcher may be waiting for the loop to write its last unit.
+            await asyncio.to_thread(stop_dispatcher)
         database.close()
         sandboxes.close()
 
@@ -70,7 +72,6 @@ def create_app(
     app.state.settings = settings
     app.state.database = database
     app.state.engine = database.engine
-    app.state.session_factory = database.sessions
     app.state.clock = clock
     app.state.signatures = TwilioSignatures(
         settings.twilio_auth_token, settings.twilio_previous_auth_token

@@ -9,14 +9,29 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Row, insert, literal, select, update
+from sqlalchemy import (
+    DateTime,
+    Executable,
+    Row,
+    String,
+    bindparam,
+    column,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from app.calls.models import Call, CallEvent
 from app.clients.models import Client, PhoneNumber
-from app.db import insert_for
 from app.messages.queries import CallStory, call_id_of, message_detail
 from app.messages.schemas import MessageDetail, TimelineEntry
 from app.messages.service import recording_fields
@@ -44,24 +59,30 @@ def insert_call_for_number(
 ) -> Row[Any] | None:
     """A new call to a client's number, in one statement: None when the number is no client's
     (or has no flow yet), or when the call is already there (Twilio repeated its request)."""
+    params = {"sid": sid, "caller": caller, "called": called, "now": now}
+    return session.execute(_insert_call(session.get_bind().dialect.name), params).first()
+
+
+@cache
+def _insert_call(dialect: str) -> Executable:
+    """Built once: constructing a statement costs more than running it."""
     client = (
         select(
-            literal(sid).label("sid"), Client.id.label("client_id"),
-            Client.active_flow_id.label("flow_version_id"), literal(caller).label("caller"),
-            literal(called).label("called"), literal({}, CALLS.c.state.type).label("state"),
-            literal(now, CALLS.c.started_at.type).label("started_at"),
+            bindparam("sid"), Client.id, Client.active_flow_id, bindparam("caller"),
+            bindparam("called"), literal({}, CALLS.c.state.type),
+            bindparam("now", type_=CALLS.c.started_at.type),
         )
         .join(PhoneNumber, PhoneNumber.client_id == Client.id)
-        .where(PhoneNumber.number == called, Client.active_flow_id.is_not(None))
+        .where(PhoneNumber.number == bindparam("called"), Client.active_flow_id.is_not(None))
     )  # fmt: skip
     columns = ["sid", "client_id", "flow_version_id", "caller", "called", "state", "started_at"]
-    statement = (
-        insert_for(session)(CALLS)
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    return (
+        insert(CALLS)
         .from_select(columns, client)
         .on_conflict_do_nothing(index_elements=["sid"])
         .returning(CALLS.c.id, CALLS.c.client_id, CALLS.c.flow_version_id, CALLS.c.turn)
     )
-    return session.execute(statement).first()
 
 
 def save_turn(
@@ -73,17 +94,40 @@ def save_turn(
     events: Sequence[dict[str, Any]],
 ) -> None:
     """The call's new state, the TwiML handed out (for repeats) and its timeline entries: one
-    statement on PostgreSQL (the events' INSERT in a WITH), two on SQLite, which has no writes
-    inside WITH (and no round trips to save)."""
-    rows = [{"call_id": call_id, **event} for event in events]
-    save = (
-        update(CALLS).where(CALLS.c.id == call_id).values(turn=turn, state=state, last_twiml=twiml)
+    statement on PostgreSQL (the timeline's INSERT in a WITH, its rows one JSON parameter), two
+    on SQLite, which has no writes inside WITH (and no round trips to save)."""
+    params: dict[str, Any] = {"call": call_id, "new_turn": turn, "new_state": state, "twiml": twiml}
+    if session.get_bind().dialect.name == "postgresql":
+        rows = [{**event, "at": event["at"].isoformat()} for event in events]
+        session.execute(_SAVE_TURN_AND_TIMELINE if rows else _SAVE_TURN, {**params, "rows": rows})
+        return
+    if events:
+        session.execute(insert(EVENTS), [{"call_id": call_id, **event} for event in events])
+    session.execute(_SAVE_TURN, params)
+
+
+_SAVE_TURN = (
+    update(CALLS)
+    .where(CALLS.c.id == bindparam("call"))
+    .values(turn=bindparam("new_turn"), state=bindparam("new_state"), last_twiml=bindparam("twiml"))
+)
+_TIMELINE_ROWS = (
+    func.jsonb_to_recordset(bindparam("rows", type_=JSONB))
+    .table_valued(
+        column("kind", String), column("at", DateTime(timezone=True)), column("detail", JSONB)
     )
-    if rows and session.get_bind().dialect.name == "postgresql":
-        save = save.add_cte(insert(EVENTS).values(rows).cte("timeline"))
-    elif rows:
-        session.execute(insert(EVENTS).values(rows))
-    session.execute(save)
+    .render_derived("row", with_types=True)
+)
+_SAVE_TURN_AND_TIMELINE = _SAVE_TURN.add_cte(
+    insert(EVENTS)
+    .from_select(
+        ["call_id", "kind", "at", "detail"],
+        select(
+            bindparam("call"), _TIMELINE_ROWS.c.kind, _TIMELINE_ROWS.c.at, _TIMELINE_ROWS.c.detail
+        ),
+    )
+    .cte("timeline")
+)
 
 
 def end_call(

@@ -25,12 +25,12 @@ log = logging.getLogger("nightdesk.calls")
 router = APIRouter(prefix="/twilio", tags=["twilio"], default_response_class=Response)
 
 
-def get_calls(request: Request) -> CallService:
+async def get_calls(request: Request) -> CallService:
     service: CallService = request.app.state.calls
     return service
 
 
-def get_urls(request: Request) -> Urls:
+async def get_urls(request: Request) -> Urls:
     return Urls(public_base(request))
 
 

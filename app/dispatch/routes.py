@@ -30,7 +30,7 @@ router = APIRouter(tags=["notifications"], default_response_class=Response)
 PRIVATE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
 
-def get_call_urls(request: Request) -> notify_call.NotifyCallUrls:
+async def get_call_urls(request: Request) -> notify_call.NotifyCallUrls:
     return notify_call.NotifyCallUrls(public_base(request))
 
 

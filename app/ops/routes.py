@@ -6,8 +6,8 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
-from starlette.concurrency import run_in_threadpool
 
+from app.db import Database
 from app.observability import REGISTRY
 
 router = APIRouter(tags=["operations"])
@@ -23,12 +23,9 @@ async def healthz() -> dict[str, str]:
 async def readyz(request: Request, response: Response) -> dict[str, str]:
     """The database answers; a load balancer sends traffic only when it does."""
 
-    def ping() -> None:
-        with request.app.state.engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-
-    try:
-        await run_in_threadpool(ping)
+    database: Database = request.app.state.database
+    try:  # a unit of work like any other, so it waits its turn rather than for SQLite's lock
+        await database.run(lambda session: session.execute(text("SELECT 1")))
     except SQLAlchemyError as exc:
         response.status_code = 503
         return {"status": "unavailable", "database": type(exc).__name__}

@@ -14,7 +14,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.calls.models import Call, CallEvent
 from app.calls.service import Urls
 from app.calls.webhooks import VoiceWebhook
-from app.db import transaction
 from app.settings import Settings
 from app.telephony.sandbox.signing import SIGNATURE_HEADER, sign
 from tests.calls.conftest import ACME, CALLER
@@ -29,14 +28,16 @@ def test_two_copies_of_one_step_arriving_together_advance_the_call_once(
     calls = app.state.calls
     urls = Urls("https://nightdesk.test")
     hook = VoiceWebhook.parse({"CallSid": "CA" + "7" * 32, "From": CALLER, "To": ACME})
-    with transaction(app.state.session_factory) as session:
-        calls.answer(session, hook, urls, clock())
+    database = app.state.database
+    database.run_blocking(lambda session: calls.answer(session, hook, urls, clock()))
     pressed = VoiceWebhook.parse({**hook.__dict__, "CallSid": hook.call_sid, "Digits": "2"})
 
     def take_step(_: int) -> str:
-        with transaction(app.state.session_factory) as session:
-            twiml: str = calls.step(session, pressed, 1, False, urls, clock())
-            return twiml
+        """As another process would: its own transaction, meeting the others at the lock."""
+        twiml: str = database.run_blocking(
+            lambda session: calls.step(session, pressed, 1, False, urls, clock())
+        )
+        return twiml
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         answers = list(pool.map(take_step, range(8)))
@@ -55,7 +56,7 @@ def test_thirty_callers_ringing_at_once_each_hear_their_greeting_and_their_calls
     app: FastAPI, settings: Settings, session_factory: sessionmaker[Session]
 ) -> None:
     """Webhooks that reach the server together (on SQLite they share one transaction, see
-    SqliteTransactions) are each answered for their own call, and each call is stored once,
+    SqliteWriter) are each answered for their own call, and each call is stored once,
     whatever Twilio repeats."""
     sids = [f"CA{n:032d}" for n in range(30)]
 
