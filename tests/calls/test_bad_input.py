@@ -4,6 +4,7 @@ a malformed id or number gets 400 naming the field."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import urlencode
 
 import httpx
@@ -139,3 +140,26 @@ def test_a_step_whose_turn_is_not_a_number_the_database_holds_gets_400(
 
     assert response.status_code == 400
     assert "turn" in response.json()["detail"]
+
+
+def test_a_control_character_in_a_flow_file_is_not_read_out_and_the_twiml_stays_xml(
+    phone: Phone, load_client: Callable[[str], None]
+) -> None:
+    load_client(r"""
+        client: bell
+        name: Bell
+        numbers: ["+441134960888"]
+        timezone: Europe/London
+        steps:
+          hello:
+            type: say
+            text: "Ding\a dong\0, nobody\ufffe is in."
+            next: taken
+          taken:
+            type: take_message
+    """)
+
+    call = phone("+441134960888")
+
+    assert "Ding dong, nobody is in." in call.heard()
+    assert all(status in (200, 204) for _, status in call.requests)
