@@ -90,7 +90,7 @@ class CallService:
         """A new call: find the client by the number dialled and run its flow's first turn."""
         call = _locked_call(session, hook.call_sid)
         if call is not None:  # Twilio repeated the first request
-            return call.last_twiml
+            return call.last_twiml or urls.voicemail(TROUBLE_PROMPT, hook.caller, hook.called)
         client = _CLIENT_FOR_NUMBER.first(session, {"number": hook.called})
         if client is None or client[2] is None:
             return self._unknown_number(session, hook, urls, now)
@@ -123,7 +123,7 @@ class CallService:
                 "repeated_request",
                 extra={"call_sid": call.sid, "turn": turn_number, "current": call.turn},
             )
-            return call.last_twiml
+            return call.last_twiml or urls.voicemail(TROUBLE_PROMPT, hook.caller, hook.called)
         flow = self.flows.get(session, call.flow_version_id)
         heard = heard_from(hook, silence)
         turn = engine.advance(flow, CallState.from_json(call.state), heard, now)

@@ -75,6 +75,21 @@ def test_a_caller_who_talks_for_ages_is_heard_and_their_answer_kept_to_2000_char
     assert len(the_message(session_factory).answers["name"]) == 2_000
 
 
+def test_a_repeat_of_the_first_webhook_for_a_call_the_fallback_took_gets_a_voicemail(
+    client: TestClient, settings: Settings
+) -> None:
+    """The call exists (its recording came in) but we never handed out TwiML for it."""
+    post(client, settings, "/twilio/fallback")
+    callback = "/twilio/voice/recording?caller=%2B447911123456&called=%2B441134960000"
+    recording = {"RecordingSid": "RE" + "6" * 32, "RecordingUrl": "https://api.twilio.com/r"}
+    post(client, settings, callback, **recording)
+
+    for path in ("/twilio/voice", "/twilio/voice/step?turn=3"):
+        response = post(client, settings, path)
+        assert response.status_code == 200
+        assert "<Record" in response.text
+
+
 def test_a_voicemail_transcription_keeps_its_lines_loses_control_characters_and_is_capped(
     client: TestClient, settings: Settings, session_factory: sessionmaker[Session]
 ) -> None:
