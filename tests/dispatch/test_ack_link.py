@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import html
+from typing import Any
+
+import pytest
+from itsdangerous import URLSafeSerializer
+
 from app.dispatch.links import Links
 from app.messages.models import MessageStatus
 from tests.dispatch.conftest import Desk, ref
@@ -53,3 +59,32 @@ def test_a_forged_link_is_not_found(desk: Desk) -> None:
     assert desk.client.get(forged).status_code == 404
     assert desk.client.post(forged).status_code == 404
     assert desk.look(leak).status == MessageStatus.new
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "a string",
+        [1, 2, 3, 4, 5],
+        [1],
+        [],
+        [2**40, None],
+        [1, 2**40],
+        [[1], [2]],
+        [True, None],
+        [1.5, None],
+        [0, None],
+        [-1, None],
+        ["1", None],
+        {"message": 1},
+        None,
+    ],
+)
+def test_a_genuinely_signed_link_of_the_wrong_shape_is_not_valid(desk: Desk, payload: Any) -> None:
+    """Only a leaked key or an older version could sign one; still never a 500."""
+    desk.message()
+    token = URLSafeSerializer(desk.settings.secret_key, salt="ack").dumps(payload)
+
+    for page in (desk.client.get(f"/ack/{token}"), desk.client.post(f"/ack/{token}")):
+        assert page.status_code == 404
+        assert "This link isn't valid" in html.unescape(page.text)
