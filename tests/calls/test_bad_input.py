@@ -84,10 +84,11 @@ def test_a_repeat_of_the_first_webhook_for_a_call_the_fallback_took_gets_a_voice
     recording = {"RecordingSid": "RE" + "6" * 32, "RecordingUrl": "https://api.twilio.com/r"}
     post(client, settings, callback, **recording)
 
-    for path in ("/twilio/voice", "/twilio/voice/step?turn=3"):
+    for path in ("/twilio/voice", "/twilio/voice/step?turn=3", "/twilio/voice/step?turn=0"):
         response = post(client, settings, path)
         assert response.status_code == 200
         assert "<Record" in response.text
+    assert "<Leave" in post(client, settings, "/twilio/voice/hold").text
 
 
 def test_a_voicemail_transcription_keeps_its_lines_loses_control_characters_and_is_capped(
