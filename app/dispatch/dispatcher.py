@@ -146,7 +146,7 @@ def make_dispatcher(
 ) -> Dispatcher:
     """The dispatcher as `nightdesk serve` and `nightdesk worker` run it."""
     base = settings.public_url.rstrip("/") or DEV_PUBLIC_URL
-    links = Links(base, settings.secret_key)
+    links = Links(base, settings.secret_key, clock, settings.ack_link_days)
     dispatcher = Dispatcher(sessions, flows, make_senders(settings), links, clock)
     wake_on_commit(sessions, dispatcher.waker)
     return dispatcher

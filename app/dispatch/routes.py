@@ -88,10 +88,10 @@ async def call_key(request: Request, form: dict[str, str]) -> Response:
 @router.get("/ack/{token}", response_class=HTMLResponse)
 async def ack_link(request: Request, token: str) -> HTMLResponse:
     """The email's link: a page that takes the message with one click (opening it doesn't)."""
-    secret = request.app.state.settings.secret_key
+    links = request.app.state.links
     try:
         standing = await in_transaction(
-            request, lambda session, _now: inbound.link_standing(session, secret, token)
+            request, lambda session, _now: inbound.link_standing(session, links, token)
         )
     except MessageNotFoundError:
         return HTMLResponse(pages.NOT_FOUND_PAGE, status_code=404, headers=PRIVATE)
@@ -102,11 +102,11 @@ async def ack_link(request: Request, token: str) -> HTMLResponse:
 @router.post("/ack/{token}", response_class=HTMLResponse)
 async def ack_link_taken(request: Request, token: str) -> HTMLResponse:
     """The page's form: acknowledge for the contact the email was sent to."""
-    secret = request.app.state.settings.secret_key
+    links = request.app.state.links
     try:
         standing = await in_transaction(
             request,
-            lambda session, now: inbound.take_by_link(session, flows(request), secret, token, now),
+            lambda session, now: inbound.take_by_link(session, flows(request), links, token, now),
         )
     except MessageNotFoundError:
         return HTMLResponse(pages.NOT_FOUND_PAGE, status_code=404, headers=PRIVATE)

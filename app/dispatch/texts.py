@@ -194,9 +194,10 @@ def email_subject(summary: MessageSummary) -> str:
 
 
 def email_bodies(
-    summary: MessageSummary, recording_url: str | None, ack_url: str
+    summary: MessageSummary, recording_url: str | None, ack_url: str, ack_days: int
 ) -> tuple[str, str]:
-    """(plain text, HTML) with the recording link and a one-click acknowledge link."""
+    """(plain text, HTML) with the recording link and a one-click acknowledge link, which works
+    for `ack_days` days."""
     lines = [
         f"{summary.client}: a message from {_who(summary)}",
         f"Urgency: {summary.urgency}",
@@ -207,7 +208,8 @@ def email_bodies(
         lines += ["", f"Voicemail: {summary.transcription}"]
     if recording_url:
         lines += [f"Recording: {recording_url}"]
-    lines += ["", f"I'll take it: {ack_url}", "", f"Reference #{summary.ref}"]
+    valid = f"This link works for {_days(ack_days)}."
+    lines += ["", f"I'll take it: {ack_url}", valid, "", f"Reference #{summary.ref}"]
     text = "\n".join(lines)
     rows = "".join(
         f"<tr><th align='left'>{html.escape(k.replace('_', ' ').capitalize())}</th>"
@@ -228,10 +230,15 @@ def email_bodies(
         f"<h2>{html.escape(summary.client)}: message from {html.escape(_who(summary))}</h2>"
         f"<p>Urgency: <strong>{html.escape(summary.urgency)}</strong></p>"
         f"<table>{rows}</table>{voicemail}{recording}"
-        f"<p><a href='{html.escape(ack_url)}' style='font-size:1.2em'>I'll take it</a></p>"
+        f"<p><a href='{html.escape(ack_url)}' style='font-size:1.2em'>I'll take it</a><br>"
+        f"<small>{valid}</small></p>"
         f"<p style='color:#666'>Reference #{html.escape(summary.ref)}</p>"
     )
     return text, body
+
+
+def _days(count: int) -> str:
+    return "1 day" if count == 1 else f"{count} days"
 
 
 def caller_taken_sms(client: str) -> str:

@@ -47,7 +47,7 @@ class Counting:
 @pytest.fixture
 def dispatcher(session_factory: sessionmaker[Session], clock: FakeClock) -> Dispatcher:
     """A dispatcher that never waits between cycles; tests give it their own modules."""
-    links = Links("https://nightdesk.test", "secret")
+    links = Links("https://nightdesk.test", "secret", clock)
     return Dispatcher(session_factory, FlowStore(), {}, links, clock, poll=0)
 
 

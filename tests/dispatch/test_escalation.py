@@ -118,7 +118,7 @@ def dispatcher(
         sessions=app.state.session_factory,
         flows=FlowStore(),
         senders=make_senders(settings),
-        links=Links(settings.public_url, settings.secret_key),
+        links=Links(settings.public_url, settings.secret_key, clock),
         clock=clock,
     )
     fake_twilio.settle()
@@ -398,6 +398,8 @@ def test_an_email_carries_the_details_and_a_signed_acknowledge_link(
     assert html is not None
     link = next(w for w in plain.get_content().split() if "/ack/" in w)
     assert link.startswith("https://nightdesk.test/ack/")
+    assert "This link works for 7 days." in plain.get_content()
+    assert "This link works for 7 days." in html.get_content()
     with dispatcher.sessions() as session:
         from app.messages.models import Message
 
@@ -412,7 +414,7 @@ def test_two_dispatchers_racing_send_each_notification_once(
         sessions=app.state.session_factory,
         flows=FlowStore(),
         senders=make_senders(settings),
-        links=Links(settings.public_url, settings.secret_key),
+        links=Links(settings.public_url, settings.secret_key, clock),
         clock=clock,
     )
     for index in range(10):
