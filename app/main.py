@@ -18,7 +18,12 @@ from app.clients.flows import FlowStore
 from app.db import make_engine, make_transactions
 from app.dispatch.dispatcher import make_dispatcher, start_in_background
 from app.dispatch.routes import router as dispatch_router
-from app.observability import LatencyMiddleware, configure_logging, note_request
+from app.observability import (
+    LatencyMiddleware,
+    configure_logging,
+    configure_metrics,
+    note_request,
+)
 from app.ops.routes import router as ops_router
 from app.settings import Settings, get_settings
 from app.telephony.signature import TwilioSignatures, TwilioWebhook
@@ -29,6 +34,7 @@ def create_app(settings: Settings | None = None, clock: Clock = utcnow) -> FastA
     """Build the app; tests pass their own settings and a clock they can move."""
     settings = settings or get_settings()
     configure_logging(settings.log_level)
+    configure_metrics(client_labels=settings.metrics_client_labels)
     engine = make_engine(settings.database_url)
     transactions = make_transactions(engine)
     flows = FlowStore()

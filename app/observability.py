@@ -42,6 +42,22 @@ WEBHOOKS_REJECTED = Counter(
     registry=REGISTRY,
 )  # fmt: skip
 
+ALL_CLIENTS = "all"  # the `client` label when NIGHTDESK_METRICS_CLIENT_LABELS is false
+_client_labels = True
+
+
+def configure_metrics(*, client_labels: bool) -> None:
+    """Whether metrics name clients (their slugs) or count them all under client="all": the
+    metrics system may be run by someone who shouldn't learn who the clients are."""
+    global _client_labels
+    _client_labels = client_labels
+
+
+def client_label(slug: str) -> str:
+    """The `client` label for a client's metrics: its slug, or "all" (see configure_metrics)."""
+    return slug if _client_labels else ALL_CLIENTS
+
+
 # A whole phone number (not digits inside a CallSid): +E.164, or a long run of digits.
 _PHONE = re.compile(r"(?<![A-Za-z0-9])\+?\d{7,15}(?![A-Za-z0-9])")
 # The names a log call's `extra` may not use: the standard Logger raises KeyError for them.
