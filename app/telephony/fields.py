@@ -42,9 +42,11 @@ def text(form: Mapping[str, str], name: str, limit: int, *, multiline: bool = Fa
     value = form.get(name)
     if not value:
         return None
-    # Cut before cleaning as well as after, so a megabyte of junk costs no more than `limit`.
-    value = clean(value[: limit * 2], multiline=multiline).strip()[:limit]
-    return value or None
+    # Nearly every value is short and printable (so it holds no control character): only the
+    # others are cleaned, cut first so that a megabyte of junk costs no more than `limit`.
+    if len(value) > limit or not value.isprintable():
+        value = clean(value[: limit * 2], multiline=multiline)
+    return value.strip()[:limit] or None
 
 
 def sid(form: Mapping[str, str], name: str) -> str | None:
