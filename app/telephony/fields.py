@@ -46,7 +46,7 @@ def text(form: Mapping[str, str], name: str, limit: int, *, multiline: bool = Fa
     # others are cleaned, cut first so that a megabyte of junk costs no more than `limit`.
     if len(value) > limit or not value.isprintable():
         value = clean(value[: limit * 2], multiline=multiline)
-    return value.strip()[:limit] or None
+    return value.strip()[:limit].rstrip() or None
 
 
 def sid(form: Mapping[str, str], name: str) -> str | None:
