@@ -17,11 +17,11 @@ from collections.abc import Mapping
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from logging import _ArgsType, _SysExcInfoType
-
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from logging import _ArgsType, _SysExcInfoType  # typeshed's names for makeRecord's types
 
 REGISTRY = CollectorRegistry()
 WEBHOOK_SECONDS = Histogram(
