@@ -19,7 +19,7 @@ from app.clients.flows import FlowStore
 from app.db import make_database
 from app.dispatch.dispatcher import make_dispatcher, start_in_background
 from app.dispatch.routes import router as dispatch_router
-from app.observability import LatencyMiddleware, configure_logging
+from app.observability import LatencyMiddleware, configure_logging, configure_metrics
 from app.ops.routes import router as ops_router
 from app.settings import Settings, get_settings
 from app.telephony.sandbox.services import Sandboxes, start_sandboxes
@@ -45,6 +45,7 @@ def create_app(
         sandboxes = start_sandboxes(settings, lambda line: log.info("sandbox_sent", extra={
             "what": line}))  # fmt: skip
     settings = sandboxes.settings
+    configure_metrics(client_labels=settings.metrics_client_labels)
     database = make_database(settings.database_url)
     flows = FlowStore()
     dispatcher = make_dispatcher(settings, database, flows, clock)

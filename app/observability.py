@@ -1,21 +1,27 @@
 """Structured logs (one JSON object a line) and Prometheus metrics.
 
 Logs carry call and message ids, never a full phone number or a secret: numbers are masked
-to their country code and last three digits wherever they appear in a log record.
+to their country code and last three digits wherever they appear in a log record, tracebacks
+included. Logging never raises for a field's name: see SafeLogger and log_safely.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
 import sys
 import time
+from collections.abc import Mapping
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from logging import _ArgsType, _SysExcInfoType  # typeshed's names for makeRecord's types
 
 REGISTRY = CollectorRegistry()
 WEBHOOK_SECONDS = Histogram(
@@ -36,9 +42,75 @@ WEBHOOKS_REJECTED = Counter(
     registry=REGISTRY,
 )  # fmt: skip
 
+ALL_CLIENTS = "all"  # the `client` label when NIGHTDESK_METRICS_CLIENT_LABELS is false
+_client_labels = True
+
+
+def configure_metrics(*, client_labels: bool) -> None:
+    """Whether metrics name clients (their slugs) or count them all under client="all": the
+    metrics system may be run by someone who shouldn't learn who the clients are."""
+    global _client_labels
+    _client_labels = client_labels
+
+
+def client_label(slug: str) -> str:
+    """The `client` label for a client's metrics: its slug, or "all" (see configure_metrics)."""
+    return slug if _client_labels else ALL_CLIENTS
+
+
 # A whole phone number (not digits inside a CallSid): +E.164, or a long run of digits.
 _PHONE = re.compile(r"(?<![A-Za-z0-9])\+?\d{7,15}(?![A-Za-z0-9])")
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+# The names a log call's `extra` may not use: the standard Logger raises KeyError for them.
+RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+class SafeLogger(logging.Logger):
+    """A Logger whose `extra` fields can't clash with the LogRecord's own attributes: `module`,
+    `name`, `msg`... are logged as `module_`, `name_`..., where the standard Logger raises
+    KeyError, and a log call in an `except` would turn one failure into another.
+
+    Every logger the app creates is one (`app/__init__.py` makes it the logger class)."""
+
+    def makeRecord(  # noqa: N802 - overrides logging.Logger.makeRecord
+        self,
+        name: str,
+        level: int,
+        fn: str,
+        lno: int,
+        msg: object,
+        args: _ArgsType,
+        exc_info: _SysExcInfoType | None,
+        func: str | None = None,
+        extra: Mapping[str, object] | None = None,
+        sinfo: str | None = None,
+    ) -> logging.LogRecord:
+        extra = _without_reserved(extra) if extra else extra
+        return super().makeRecord(name, level, fn, lno, msg, args, exc_info, func, extra, sinfo)
+
+
+def _without_reserved(fields: Mapping[str, object]) -> Mapping[str, object]:
+    """The fields, any reserved name given a trailing underscore (two if that is taken, ...)."""
+    if RESERVED.isdisjoint(fields):
+        return fields
+    renamed: dict[str, object] = {}
+    for key, value in fields.items():
+        name = key
+        while name in RESERVED or name in renamed or (name != key and name in fields):
+            name += "_"
+        renamed[name] = value
+    return renamed
+
+
+def log_safely(
+    logger: logging.Logger, level: int, event: str, /, *, exc_info: bool = False, **fields: object
+) -> None:
+    """Log an event, and never raise: for loops that must not stop because logging failed (a
+    handler that raises, a field that won't format). A failure is noted on stderr if it can be."""
+    try:
+        logger.log(level, event, exc_info=exc_info, extra=fields)
+    except Exception:
+        with contextlib.suppress(Exception):
+            sys.stderr.write(f"nightdesk: logging {event} failed\n")
 
 
 def mask_number(number: str) -> str:
@@ -50,9 +122,20 @@ def mask_number(number: str) -> str:
 
 
 def _scrub(value: Any) -> Any:
+    """The value with every phone number in it masked, in strings nested in lists and dicts too."""
     if isinstance(value, str):
         return _PHONE.sub(lambda m: mask_number(m.group(0)), value)
+    if isinstance(value, Mapping):
+        return {_scrub(str(k)): _scrub(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_scrub(v) for v in value]
     return value
+
+
+def _scrubbed_str(value: object) -> str:
+    """How json.dumps writes what it can't encode: as its str(), numbers masked."""
+    text: str = _scrub(str(value))
+    return text
 
 
 class JsonFormatter(logging.Formatter):
@@ -66,11 +149,16 @@ class JsonFormatter(logging.Formatter):
             "event": _scrub(record.getMessage()),
         }
         for key, value in record.__dict__.items():
-            if key not in _STANDARD and not key.startswith("_"):
+            if key not in RESERVED and not key.startswith("_"):
+                while key in entry:  # an extra field called "event" doesn't replace the event
+                    key += "_"
                 entry[key] = _scrub(value)
+        # Tracebacks carry values too: an SQL statement's parameters, a number in a message.
         if record.exc_info:
-            entry["error"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+            entry["error"] = _scrub(self.formatException(record.exc_info))
+        if record.stack_info:
+            entry["stack"] = _scrub(self.formatStack(record.stack_info))
+        return json.dumps(entry, default=_scrubbed_str)
 
 
 def configure_logging(level: str = "INFO") -> None:

@@ -19,8 +19,9 @@ class Call(Base):
     sid: Mapped[str] = mapped_column(String(64), unique=True)
     client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id"), index=True)
     flow_version_id: Mapped[int | None] = mapped_column(ForeignKey("flow_versions.id"))
-    caller: Mapped[str] = mapped_column(String(32))
-    called: Mapped[str] = mapped_column(String(32))
+    # E.164 numbers, or SIP addresses (sip:alice@example.com) for calls over a SIP trunk.
+    caller: Mapped[str] = mapped_column(String(255))
+    called: Mapped[str] = mapped_column(String(255))
     status: Mapped[str] = mapped_column(String(20), default="in-progress")
     state: Mapped[dict[str, Any]]
     # Idempotency for Twilio's repeats: the TwiML handed out last, and the turn it answered.

@@ -33,7 +33,7 @@ from app.flows.engine import CallState, HungUp, SaveMessage, Turn
 from app.flows.schema import Flow, QueueStep, Speech, Urgency
 from app.messages import service as messages
 from app.messages.service import CallFacts
-from app.observability import CALLS_STARTED, mask_number
+from app.observability import CALLS_STARTED, client_label, mask_number
 from app.telephony.twiml import TurnUrls, render_hold, render_twiml, render_voicemail
 
 log = logging.getLogger("nightdesk.calls")
@@ -93,10 +93,12 @@ class CallService:
         if call is None:  # a repeat of the first request, or a number no client owns
             known = queries.lock_call(session, hook.call_sid)
             if known is not None:
-                return str(known.last_twiml)
+                return str(known.last_twiml) or urls.voicemail(
+                    TROUBLE_PROMPT, hook.caller, hook.called
+                )
             return self._unknown_number(session, hook, urls, now)
         flow = self.flows.get(session, call.flow_version_id)
-        CALLS_STARTED.labels(client=flow.client).inc()
+        CALLS_STARTED.labels(client=client_label(flow.client)).inc()
         log.info(
             "call_started",
             extra={"call_sid": hook.call_sid, "client": flow.client, "caller": hook.caller},
@@ -124,7 +126,7 @@ class CallService:
                 "repeated_request",
                 extra={"call_sid": call.sid, "turn": turn_number, "current": call.turn},
             )
-            return str(call.last_twiml)
+            return str(call.last_twiml) or urls.voicemail(TROUBLE_PROMPT, hook.caller, hook.called)
         flow = self.flows.get(session, call.flow_version_id)
         heard = heard_from(hook, silence)
         turn = engine.advance(flow, CallState.from_json(call.state), heard, now)

@@ -1,4 +1,5 @@
-"""What a voice webhook says, read from Twilio's form fields, and checked once at the edge.
+"""What a voice webhook says, read from Twilio's form fields, and checked once at the edge:
+every value cleaned and bounded (`app.telephony.fields`) before it reaches the database or TwiML.
 
 https://www.twilio.com/docs/voice/twiml#request-parameters
 """
@@ -16,7 +17,14 @@ from app.flows.engine import (
     Recorded,
     Silence,
 )
-from app.telephony.signature import BadWebhookError
+from app.telephony import fields
+from app.telephony.fields import (
+    ADDRESS_LENGTH,
+    DIGITS_LENGTH,
+    SPEECH_LENGTH,
+    STATUS_LENGTH,
+    TRANSCRIPTION_LENGTH,
+)
 
 
 @dataclass(frozen=True)
@@ -38,38 +46,35 @@ class VoiceWebhook:
 
     @classmethod
     def parse(cls, form: Mapping[str, str], query: Mapping[str, str] | None = None) -> VoiceWebhook:
-        """Raises BadWebhookError naming the field when a required one is missing or malformed."""
+        """Raises BadWebhookError naming the field when a required one is missing or malformed.
+
+        A caller's own words and number are never refused: cleaned and cut to fit instead."""
         query = query or {}
-        call_sid = form.get("CallSid", "").strip()
-        if not call_sid:
-            raise BadWebhookError("CallSid is required")
-        return cls(
-            call_sid=call_sid,
-            # Recording callbacks carry no From/To; the fallback puts them in the URL instead.
-            caller=form.get("From") or query.get("caller", ""),
-            called=form.get("To") or query.get("called", ""),
-            call_status=form.get("CallStatus", ""),
-            digits=form.get("Digits") or None,
-            speech=form.get("SpeechResult") or None,
-            recording_url=form.get("RecordingUrl") or None,
-            recording_sid=form.get("RecordingSid") or None,
-            recording_seconds=_number(form, "RecordingDuration"),
-            transcription_text=form.get("TranscriptionText"),
-            dial_status=form.get("DialCallStatus") or None,
-            queue_result=form.get("QueueResult") or None,
-            queue_seconds=_number(form, "QueueTime") or 0,
-            duration=_number(form, "CallDuration"),
+        # Recording callbacks carry no From/To; the fallback puts them in the URL instead.
+        caller = fields.text(form, "From", ADDRESS_LENGTH) or fields.text(
+            query, "caller", ADDRESS_LENGTH
         )
-
-
-def _number(form: Mapping[str, str], name: str) -> int | None:
-    value = form.get(name)
-    if value is None or value == "":
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise BadWebhookError(f"{name} must be a whole number, not {value!r}") from None
+        called = fields.text(form, "To", ADDRESS_LENGTH) or fields.text(
+            query, "called", ADDRESS_LENGTH
+        )
+        return cls(
+            call_sid=fields.required_sid(form, "CallSid"),
+            caller=caller or "",
+            called=called or "",
+            call_status=fields.text(form, "CallStatus", STATUS_LENGTH) or "",
+            digits=fields.text(form, "Digits", DIGITS_LENGTH),
+            speech=fields.text(form, "SpeechResult", SPEECH_LENGTH),
+            recording_url=fields.url(form, "RecordingUrl"),
+            recording_sid=fields.sid(form, "RecordingSid"),
+            recording_seconds=fields.seconds(form, "RecordingDuration"),
+            transcription_text=fields.text(
+                form, "TranscriptionText", TRANSCRIPTION_LENGTH, multiline=True
+            ),
+            dial_status=fields.text(form, "DialCallStatus", STATUS_LENGTH),
+            queue_result=fields.text(form, "QueueResult", STATUS_LENGTH),
+            queue_seconds=fields.seconds(form, "QueueTime") or 0,
+            duration=fields.seconds(form, "CallDuration"),
+        )
 
 
 def heard_from(hook: VoiceWebhook, silence: bool) -> CallerInput:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import psycopg
-from prometheus_client import Histogram
+from prometheus_client import Gauge, Histogram
 from sqlalchemy import event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -36,7 +36,7 @@ from app.dispatch.senders import (
 )
 from app.dispatch.sending import SendDeliveries
 from app.flows.schema import Channel
-from app.observability import REGISTRY
+from app.observability import REGISTRY, log_safely
 from app.settings import Settings
 from app.timeutil import Clock
 
@@ -47,6 +47,11 @@ MODULE_SECONDS = Histogram(
     "nightdesk_dispatch_module_seconds", "Time per dispatcher module run", ["module"],
     registry=REGISTRY,
 )  # fmt: skip
+LAST_CYCLE = Gauge(
+    "nightdesk_dispatcher_last_cycle_timestamp_seconds",
+    "When the dispatcher last finished a cycle (Unix time): alert when it falls behind",
+    registry=REGISTRY,
+)
 
 
 class Waker:
@@ -81,6 +86,7 @@ class Dispatcher:
     waker: Waker = field(default_factory=Waker)
     poll: float = 1.0  # seconds between looks when nothing wakes it
     modules: list[Module] = field(init=False)
+    last_cycle_at: dt.datetime | None = field(default=None, init=False)  # for a watchdog
 
     def __post_init__(self) -> None:
         self.modules = [
@@ -96,17 +102,31 @@ class Dispatcher:
             try:
                 done += module.run(self.clock())
             except Exception:  # one module's failure must not stop the others
-                log.exception("dispatch_module_failed", extra={"dispatch_module": module.name})
+                log_safely(
+                    log,
+                    logging.ERROR,
+                    "dispatch_module_failed",
+                    exc_info=True,
+                    dispatch_module=module.name,
+                )
             finally:
                 MODULE_SECONDS.labels(module=module.name).observe(time.perf_counter() - started)
+        self.last_cycle_at = self.clock()
+        LAST_CYCLE.set(self.last_cycle_at.timestamp())
         return done
 
     def run_forever(self, stop: threading.Event) -> None:
-        log.info("dispatcher_started")
+        """Run cycles until `stop` is set. Nothing a cycle does, or fails to log, ends the loop."""
+        log_safely(log, logging.INFO, "dispatcher_started")
         while not stop.is_set():
-            if self.run_once() == 0:
+            try:
+                done = self.run_once()
+            except Exception:
+                log_safely(log, logging.ERROR, "dispatch_cycle_failed", exc_info=True)
+                done = 0
+            if done == 0:
                 self.waker.wait(self.poll)
-        log.info("dispatcher_stopped")
+        log_safely(log, logging.INFO, "dispatcher_stopped")
 
 
 def wake_on_commit(sessions: sessionmaker[Session], waker: Waker) -> None:
@@ -127,7 +147,7 @@ def make_dispatcher(
 ) -> Dispatcher:
     """The dispatcher as `nightdesk serve` and `nightdesk worker` run it."""
     base = settings.public_url.rstrip("/") or DEV_PUBLIC_URL
-    links = Links(base, settings.secret_key)
+    links = Links(base, settings.secret_key, clock, settings.ack_link_days)
     dispatcher = Dispatcher(database, flows, make_senders(settings), links, clock)
     wake_on_commit(database.sessions, dispatcher.waker)
     return dispatcher

@@ -21,7 +21,7 @@ from app.clients.models import Client, Contact
 from app.db import insert_if_absent
 from app.dispatch import texts
 from app.dispatch.acks import DONE, acknowledge
-from app.dispatch.links import read_ack_token
+from app.dispatch.links import Links
 from app.dispatch.models import Delivery, DeliveryKind, DeliveryStatus, ProviderEvent
 from app.dispatch.replies import Reply, ReplyKind, parse_reply
 from app.dispatch.sending import move_on_after_failure
@@ -78,6 +78,7 @@ class Verdict(StrEnum):
     yours = "yours"
     taken = "taken"  # by someone else
     closed = "closed"
+    expired = "expired"  # asked through an acknowledge link that has run out
 
 
 @dataclass(frozen=True)
@@ -374,26 +375,33 @@ def note_voicemail_pickup(
 # --- the acknowledge link in emails -----------------------------------------------------------
 
 
-def _linked(session: Session, secret_key: str, token: str) -> tuple[Message, Contact | None]:
-    target = read_ack_token(secret_key, token)
-    message = session.get(Message, target[0]) if target and 0 < target[0] < 2**31 else None
+def _linked(session: Session, links: Links, token: str) -> tuple[Message, Contact | None, bool]:
+    """The link's message, the contact it was sent to, and whether the link has expired."""
+    target = links.read_ack(token)
+    message = session.get(Message, target.message_id) if target else None
     if target is None or message is None:
         raise MessageNotFoundError("no message for this link")
-    contact = session.get(Contact, target[1]) if target[1] is not None else None
-    return message, contact
+    contact = session.get(Contact, target.contact_id) if target.contact_id is not None else None
+    return message, contact, target.expired
 
 
-def link_standing(session: Session, secret_key: str, token: str) -> Standing:
+def link_standing(session: Session, links: Links, token: str) -> Standing:
     """Where the link's message stands for its reader, without acknowledging anything."""
-    message, contact = _linked(session, secret_key, token)
-    reader = contact.name if contact else EMAIL_READER
-    return standing_of(message, _client_name(session, message.client_id), reader)
+    message, contact, expired = _linked(session, links, token)
+    client = _client_name(session, message.client_id)
+    if expired:
+        return Standing(client, message_ref(message.id), Verdict.expired)
+    return standing_of(message, client, contact.name if contact else EMAIL_READER)
 
 
 def take_by_link(
-    session: Session, flows: FlowStore, secret_key: str, token: str, now: dt.datetime
+    session: Session, flows: FlowStore, links: Links, token: str, now: dt.datetime
 ) -> Standing:
-    """The reader clicked 'I'll take it': acknowledge for the contact the email went to."""
-    message, contact = _linked(session, secret_key, token)
+    """The reader clicked 'I'll take it': acknowledge for the contact the email went to, unless
+    the link has expired."""
+    message, contact, expired = _linked(session, links, token)
+    if expired:
+        client = _client_name(session, message.client_id)
+        return Standing(client, message_ref(message.id), Verdict.expired)
     by = contact.name if contact else EMAIL_READER
     return take(session, flows, message.id, by=by, via="email", contact=contact, now=now)

@@ -37,6 +37,12 @@ def outcome_page(standing: Standing) -> str:
             return _page(f"Thanks, #{standing.ref} is yours.")
         case Verdict.taken:
             return _page(f"{standing.holder} already has #{standing.ref}.")
+        case Verdict.expired:
+            return _page(
+                f"This link to {standing.client} message #{standing.ref} has expired, so "
+                "nothing was changed. A newer notification, or a reply to its text, can still "
+                "take it."
+            )
         case _:
             return _page(f"#{standing.ref} is already closed.")
 

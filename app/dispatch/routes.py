@@ -16,7 +16,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from app.clients.flows import FlowStore
 from app.db import Database
-from app.deps import DatabaseDep, FlowsDep, Now, SettingsDep
+from app.deps import DatabaseDep, FlowsDep, Now
 from app.dispatch import inbound, notify_call, pages, texts
 from app.dispatch.inbound import DeliveryNotFoundError, Verdict
 from app.dispatch.webhooks import NotifyCallTurn, SmsReceived, StatusReport
@@ -105,11 +105,11 @@ async def call_key(
 
 
 @router.get("/ack/{token}", response_class=HTMLResponse)
-async def ack_link(token: str, database: DatabaseDep, settings: SettingsDep) -> HTMLResponse:
+async def ack_link(request: Request, token: str, database: DatabaseDep) -> HTMLResponse:
     """The email's link: a page that takes the message with one click (opening it doesn't)."""
-    secret = settings.secret_key
+    links = request.app.state.links
     try:
-        standing = await database.run(lambda session: inbound.link_standing(session, secret, token))
+        standing = await database.run(lambda session: inbound.link_standing(session, links, token))
     except MessageNotFoundError:
         return HTMLResponse(pages.NOT_FOUND_PAGE, status_code=404, headers=PRIVATE)
     page = pages.confirm_page if standing.verdict is Verdict.open else pages.outcome_page
@@ -118,13 +118,13 @@ async def ack_link(token: str, database: DatabaseDep, settings: SettingsDep) -> 
 
 @router.post("/ack/{token}", response_class=HTMLResponse)
 async def ack_link_taken(
-    token: str, database: DatabaseDep, settings: SettingsDep, flows: FlowsDep, now: Now
+    request: Request, token: str, database: DatabaseDep, flows: FlowsDep, now: Now
 ) -> HTMLResponse:
     """The page's form: acknowledge for the contact the email was sent to."""
-    secret = settings.secret_key
+    links = request.app.state.links
     try:
         standing = await database.run(
-            lambda session: inbound.take_by_link(session, flows, secret, token, now)
+            lambda session: inbound.take_by_link(session, flows, links, token, now)
         )
     except MessageNotFoundError:
         return HTMLResponse(pages.NOT_FOUND_PAGE, status_code=404, headers=PRIVATE)

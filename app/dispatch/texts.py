@@ -84,13 +84,36 @@ def _fits(text: str) -> bool:
     return used <= limit
 
 
+ELLIPSIS = "..."  # GSM-7, so it never changes the encoding of the text it ends
+
+
 def fit_two_segments(text: str) -> str:
     """Cut the text (with '...', which keeps GSM-7 text in GSM-7) to at most two SMS segments."""
     if _fits(text):
         return text
-    while text and not _fits(text + "..."):
-        text = text[:-1]
-    return text.rstrip() + "..."
+    return text[: _longest_prefix_fitting(text, len(ELLIPSIS))].rstrip() + ELLIPSIS
+
+
+def _longest_prefix_fitting(text: str, room: int) -> int:
+    """How many of the text's first characters fit two segments with `room` GSM-7 characters to
+    spare. One pass, stopping where the prefix stops fitting: never more than 307 characters are
+    looked at, however long the text (a transcription can be megabytes).
+
+    A longer prefix never fits where a shorter one doesn't: a GSM-7 prefix grows in cost, and
+    one character outside GSM-7 makes every longer prefix UCS-2 (134 characters); a GSM-7
+    prefix of n characters costs at most 2n, so one that fits in UCS-2 fits in GSM-7 too."""
+    gsm_cost, ucs2 = 0, False
+    for length, character in enumerate(text, start=1):
+        if character in _GSM7:
+            gsm_cost += 1
+        elif character in _GSM7_EXTENDED:
+            gsm_cost += 2
+        else:
+            ucs2 = True  # for this prefix and every longer one
+        used, limit = (length, 134) if ucs2 else (gsm_cost, 306)
+        if used + room > limit:
+            return length - 1
+    return len(text)
 
 
 def _who(summary: MessageSummary) -> str:
@@ -171,9 +194,10 @@ def email_subject(summary: MessageSummary) -> str:
 
 
 def email_bodies(
-    summary: MessageSummary, recording_url: str | None, ack_url: str
+    summary: MessageSummary, recording_url: str | None, ack_url: str, ack_days: int
 ) -> tuple[str, str]:
-    """(plain text, HTML) with the recording link and a one-click acknowledge link."""
+    """(plain text, HTML) with the recording link and a one-click acknowledge link, which works
+    for `ack_days` days."""
     lines = [
         f"{summary.client}: a message from {_who(summary)}",
         f"Urgency: {summary.urgency}",
@@ -184,7 +208,8 @@ def email_bodies(
         lines += ["", f"Voicemail: {summary.transcription}"]
     if recording_url:
         lines += [f"Recording: {recording_url}"]
-    lines += ["", f"I'll take it: {ack_url}", "", f"Reference #{summary.ref}"]
+    valid = f"This link works for {_days(ack_days)}."
+    lines += ["", f"I'll take it: {ack_url}", valid, "", f"Reference #{summary.ref}"]
     text = "\n".join(lines)
     rows = "".join(
         f"<tr><th align='left'>{html.escape(k.replace('_', ' ').capitalize())}</th>"
@@ -205,10 +230,15 @@ def email_bodies(
         f"<h2>{html.escape(summary.client)}: message from {html.escape(_who(summary))}</h2>"
         f"<p>Urgency: <strong>{html.escape(summary.urgency)}</strong></p>"
         f"<table>{rows}</table>{voicemail}{recording}"
-        f"<p><a href='{html.escape(ack_url)}' style='font-size:1.2em'>I'll take it</a></p>"
+        f"<p><a href='{html.escape(ack_url)}' style='font-size:1.2em'>I'll take it</a><br>"
+        f"<small>{valid}</small></p>"
         f"<p style='color:#666'>Reference #{html.escape(summary.ref)}</p>"
     )
     return text, body
+
+
+def _days(count: int) -> str:
+    return "1 day" if count == 1 else f"{count} days"
 
 
 def caller_taken_sms(client: str) -> str:

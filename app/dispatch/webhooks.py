@@ -1,4 +1,5 @@
-"""What Twilio tells us about notifications, read from its form fields and checked once at the edge.
+"""What Twilio tells us about notifications, read from its form fields and checked once at the edge:
+every value cleaned and bounded (`app.telephony.fields`) before it reaches the database or TwiML.
 
 https://www.twilio.com/docs/messaging/guides/webhook-request
 https://www.twilio.com/docs/voice/api/call-resource#statuscallback
@@ -9,12 +10,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from app.telephony import fields
+from app.telephony.fields import ADDRESS_LENGTH, DIGITS_LENGTH, SMS_LENGTH, STATUS_LENGTH
 from app.telephony.signature import BadWebhookError
 
+ERROR_CODE_LENGTH = 16  # Twilio's error codes are five digits
 
-def _required(form: Mapping[str, str], name: str) -> str:
-    value = form.get(name, "").strip()
-    if not value:
+
+def _required(form: Mapping[str, str], name: str, limit: int) -> str:
+    value = fields.text(form, name, limit)
+    if value is None:
         raise BadWebhookError(f"{name} is required")
     return value
 
@@ -31,10 +36,10 @@ class SmsReceived:
     @classmethod
     def parse(cls, form: Mapping[str, str]) -> SmsReceived:
         return cls(
-            sid=_required(form, "MessageSid"),
-            sender=_required(form, "From"),
-            to=form.get("To", ""),
-            body=form.get("Body", ""),
+            sid=fields.required_sid(form, "MessageSid"),
+            sender=_required(form, "From", ADDRESS_LENGTH),
+            to=fields.text(form, "To", ADDRESS_LENGTH) or "",
+            body=fields.text(form, "Body", SMS_LENGTH, multiline=True) or "",
         )
 
 
@@ -50,18 +55,18 @@ class StatusReport:
     @classmethod
     def for_sms(cls, form: Mapping[str, str]) -> StatusReport:
         return cls(
-            sid=_required(form, "MessageSid"),
-            status=_required(form, "MessageStatus"),
-            error_code=form.get("ErrorCode") or None,
+            sid=fields.required_sid(form, "MessageSid"),
+            status=_required(form, "MessageStatus", STATUS_LENGTH),
+            error_code=fields.text(form, "ErrorCode", ERROR_CODE_LENGTH),
         )
 
     @classmethod
     def for_call(cls, form: Mapping[str, str]) -> StatusReport:
         return cls(
-            sid=_required(form, "CallSid"),
-            status=_required(form, "CallStatus"),
-            error_code=form.get("ErrorCode") or None,
-            answered_by=form.get("AnsweredBy") or None,
+            sid=fields.required_sid(form, "CallSid"),
+            status=_required(form, "CallStatus", STATUS_LENGTH),
+            error_code=fields.text(form, "ErrorCode", ERROR_CODE_LENGTH),
+            answered_by=fields.text(form, "AnsweredBy", STATUS_LENGTH),
         )
 
 
@@ -76,9 +81,9 @@ class NotifyCallTurn:
     @classmethod
     def parse(cls, form: Mapping[str, str]) -> NotifyCallTurn:
         return cls(
-            call_sid=_required(form, "CallSid"),
-            answered_by=form.get("AnsweredBy") or None,
-            digits=form.get("Digits") or None,
+            call_sid=fields.required_sid(form, "CallSid"),
+            answered_by=fields.text(form, "AnsweredBy", STATUS_LENGTH),
+            digits=fields.text(form, "Digits", DIGITS_LENGTH),
         )
 
 

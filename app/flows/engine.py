@@ -67,7 +67,9 @@ class CallState:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CallState:
-        return cls(**{**data, "urgency": Urgency(data.get("urgency", "routine"))})
+        """The stored state; an empty one (a call stored by a callback because the fallback
+        answered it, so no flow ran) is at no step, which the flow doesn't have."""
+        return cls(**{"step": "", **data, "urgency": Urgency(data.get("urgency", "routine"))})
 
 
 # --- what the caller did -----------------------------------------------------------------

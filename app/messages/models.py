@@ -29,7 +29,7 @@ class Message(Base):
     # Null only for a call to a number no client owns: the message is still kept for an operator.
     client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id"), index=True)
     call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id"), unique=True)
-    caller: Mapped[str] = mapped_column(String(32))
+    caller: Mapped[str] = mapped_column(String(255))  # as on its call: a number or SIP address
     answers: Mapped[dict[str, Any]]
     urgency: Mapped[str] = mapped_column(String(16))
     # message: taken by the flow; partial: caller hung up first; connected: a person was

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hmac
+
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
@@ -33,5 +35,18 @@ async def readyz(request: Request, response: Response) -> dict[str, str]:
 
 
 @router.get("/metrics")
-async def metrics() -> Response:
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics; with NIGHTDESK_METRICS_TOKEN set, only for `Authorization: Bearer
+    <token>` (401 otherwise)."""
+    token: str = request.app.state.settings.metrics_token
+    if token and not bearer_matches(request.headers.get("authorization", ""), token):
+        return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+
+def bearer_matches(authorization: str, token: str) -> bool:
+    """Whether an Authorization header carries this bearer token (compared in constant time)."""
+    scheme, _, given = authorization.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode(), token.encode()
+    )

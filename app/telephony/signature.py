@@ -23,15 +23,22 @@ class BadWebhookError(ValueError):
     """A signed request that still doesn't say what we need: answered 400 with this reason."""
 
 
+LARGEST_ID = 2**31 - 1  # the database's INTEGER: a larger id overflows it (500, not "no such")
+
+
 def query_int(request: Request, name: str, default: int | None = None) -> int:
-    """A whole number from the webhook URL's query (we wrote it there), or BadWebhookError."""
+    """A whole number from the webhook URL's query (we wrote it there: an id, a turn, a count),
+    from 0 to LARGEST_ID, or BadWebhookError."""
     value = query(request).get(name)
     if value is None and default is not None:
         return default
-    try:
-        return int(value or "")
-    except ValueError:
-        raise BadWebhookError(f"the query parameter {name} must be a whole number") from None
+    # ASCII digits only: int() would also read " 7", "1_000" and "٧".
+    if not value or len(value) > 10 or not (value.isascii() and value.isdigit()):
+        raise BadWebhookError(f"the query parameter {name} must be a whole number")
+    number = int(value)
+    if number > LARGEST_ID:
+        raise BadWebhookError(f"the query parameter {name} must be at most {LARGEST_ID}")
+    return number
 
 
 class TwilioSignatures:

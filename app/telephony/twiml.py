@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -21,6 +22,16 @@ from app.flows.engine import (
     Say,
 )
 from app.flows.schema import Speech
+
+# What XML 1.0 allows: https://www.w3.org/TR/xml/#charsets. ElementTree escapes markup but
+# writes any other character as it is, so a control character read back from a caller's words
+# (or a flow file) would make a document Twilio can't parse.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _document(response: VoiceResponse) -> str:
+    """The TwiML document, without characters XML forbids (only text and attributes hold any)."""
+    return _NOT_XML.sub("", str(response))
 
 
 @dataclass(frozen=True)
@@ -106,7 +117,7 @@ def _render(actions: tuple[Action, ...], urls: TurnUrls, voice: str, language: s
                 )
             case Hangup():
                 response.hangup()
-    return str(response)
+    return _document(response)
 
 
 def render_hold(message: str, music: str | None, leave: bool, speech: Speech) -> str:
@@ -114,13 +125,13 @@ def render_hold(message: str, music: str | None, leave: bool, speech: Speech) ->
     response = VoiceResponse()
     if leave:
         response.leave()
-        return str(response)
+        return _document(response)
     response.say(message, voice=speech.voice, language=speech.language)
     if music:
         response.play(music)
     else:
         response.pause(length=20)
-    return str(response)
+    return _document(response)
 
 
 def render_voicemail(prompt: str, done_url: str, recording_url: str, transcription_url: str) -> str:
@@ -140,14 +151,14 @@ def render_voicemail(prompt: str, done_url: str, recording_url: str, transcripti
     )
     response.say("We didn't hear a message. Please try calling again. Goodbye.")
     response.hangup()
-    return str(response)
+    return _document(response)
 
 
 def render_goodbye(text: str, speech: Speech | None = None) -> str:
     response = VoiceResponse()
     _say(response, text, speech)
     response.hangup()
-    return str(response)
+    return _document(response)
 
 
 def render_key_prompt(
@@ -158,7 +169,7 @@ def render_key_prompt(
     gather = response.gather(num_digits=1, action=action, method="POST", timeout=timeout)
     _say(gather, prompt, speech)
     response.redirect(silence, method="POST")  # a silent Gather falls through to the next verb
-    return str(response)
+    return _document(response)
 
 
 def render_connect(prompt: str, caller_id: str, number: str, speech: Speech) -> str:
@@ -166,7 +177,7 @@ def render_connect(prompt: str, caller_id: str, number: str, speech: Speech) -> 
     response = VoiceResponse()
     _say(response, prompt, speech)
     response.dial(caller_id=caller_id).number(number)
-    return str(response)
+    return _document(response)
 
 
 def _say(verb: VoiceResponse | voice_response.Gather, text: str, speech: Speech | None) -> None:

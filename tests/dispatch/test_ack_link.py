@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import html
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from itsdangerous import URLSafeTimedSerializer
+
 from app.dispatch.links import Links
+from app.main import create_app
 from app.messages.models import MessageStatus
+from app.settings import Settings
+from tests.clock import FakeClock
 from tests.dispatch.conftest import Desk, ref
 
 
 def link(desk: Desk, message_id: int, contact: str, secret: str | None = None) -> str:
     """The path of the link the email to `contact` carries (signed with `secret` to forge one)."""
-    links = Links(desk.settings.public_url, secret or desk.settings.secret_key)
+    links = Links(desk.settings.public_url, secret or desk.settings.secret_key, desk.clock)
     url = links.ack(message_id, desk.contact(contact).id)
     return url.removeprefix(desk.settings.public_url)
 
@@ -46,6 +56,37 @@ def test_a_message_someone_else_has_says_who(desk: Desk) -> None:
     assert f"Alex Reed already has #{ref(leak)}." in desk.client.post(link(desk, leak, "sam")).text
 
 
+def test_the_link_works_for_a_week(desk: Desk) -> None:
+    leak = desk.message()
+    path = link(desk, leak, "alex")
+
+    desk.clock.advance(days=6, hours=23)
+    assert "I'll take it" in desk.client.get(path).text
+
+    desk.clock.advance(hours=1, seconds=1)
+    for page in (desk.client.get(path), desk.client.post(path)):
+        assert page.status_code == 200
+        assert f"This link to Acme Plumbing message #{ref(leak)} has expired" in page.text
+        assert page.headers["cache-control"] == "no-store"
+    assert desk.look(leak).status == MessageStatus.new
+    assert "acknowledged" not in desk.timeline(leak)
+
+
+def test_how_long_links_work_is_the_operators_to_set(
+    desk: Desk, settings: Settings, clock: FakeClock
+) -> None:
+    leak = desk.message()
+    app = create_app(settings.model_copy(update={"ack_link_days": 1}), clock)
+    with TestClient(app, base_url=settings.public_url) as client:
+        url = app.state.links.ack(leak, desk.contact("alex").id)  # as the dispatcher signs it
+        path = url.removeprefix(settings.public_url)
+
+        clock.advance(hours=23)
+        assert "I'll take it" in client.get(path).text
+        clock.advance(hours=2)
+        assert "has expired" in client.get(path).text
+
+
 def test_a_forged_link_is_not_found(desk: Desk) -> None:
     leak = desk.message()
     forged = link(desk, leak, "alex", secret="not-the-secret")
@@ -53,3 +94,32 @@ def test_a_forged_link_is_not_found(desk: Desk) -> None:
     assert desk.client.get(forged).status_code == 404
     assert desk.client.post(forged).status_code == 404
     assert desk.look(leak).status == MessageStatus.new
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "a string",
+        [1, 2, 3, 4, 5],
+        [1],
+        [],
+        [2**40, None],
+        [1, 2**40],
+        [[1], [2]],
+        [True, None],
+        [1.5, None],
+        [0, None],
+        [-1, None],
+        ["1", None],
+        {"message": 1},
+        None,
+    ],
+)
+def test_a_genuinely_signed_link_of_the_wrong_shape_is_not_valid(desk: Desk, payload: Any) -> None:
+    """Only a leaked key or an older version could sign one; still never a 500."""
+    desk.message()
+    token = URLSafeTimedSerializer(desk.settings.secret_key, salt="ack").dumps(payload)
+
+    for page in (desk.client.get(f"/ack/{token}"), desk.client.post(f"/ack/{token}")):
+        assert page.status_code == 404
+        assert "This link isn't valid" in html.unescape(page.text)

@@ -118,7 +118,7 @@ def dispatcher(
         database=app.state.database,
         flows=FlowStore(),
         senders=make_senders(settings),
-        links=Links(settings.public_url, settings.secret_key),
+        links=Links(settings.public_url, settings.secret_key, clock),
         clock=clock,
     )
     fake_twilio.settle()
@@ -400,6 +400,8 @@ def test_an_email_carries_the_details_and_a_signed_acknowledge_link(
     assert html is not None
     link = next(w for w in plain.get_content().split() if "/ack/" in w)
     assert link.startswith("https://nightdesk.test/ack/")
+    assert "This link works for 7 days." in plain.get_content()
+    assert "This link works for 7 days." in html.get_content()
     with dispatcher.database.sessions() as session:
         from app.messages.models import Message
 
@@ -414,7 +416,7 @@ def test_two_dispatchers_racing_send_each_notification_once(
         database=make_database(settings.database_url),  # as a second process would have
         flows=FlowStore(),
         senders=make_senders(settings),
-        links=Links(settings.public_url, settings.secret_key),
+        links=Links(settings.public_url, settings.secret_key, clock),
         clock=clock,
     )
     for index in range(10):

@@ -209,3 +209,17 @@ def test_a_call_about_an_unknown_delivery_ends_politely(desk: Desk) -> None:
 def test_a_forged_signature_is_refused(desk: Desk, path: str) -> None:
     params = {"CallSid": CALL_SID, "CallStatus": "completed", "Digits": "1"}
     assert desk.post(path, params, token="not-the-token").status_code == 403
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/twilio/notify/voice?d=99999999999999999999",
+        "/twilio/notify/voice/key?d=99999999999999999999",
+        "/twilio/notify/voice/key?d=1&tries=99999999999999999999",
+        "/twilio/notify/voice/status?d=99999999999999999999",
+    ],
+)
+def test_a_delivery_id_no_database_could_hold_is_a_bad_request(desk: Desk, path: str) -> None:
+    params = {"CallSid": CALL_SID, "CallStatus": "completed", "Digits": "1"}
+    assert desk.post(path, params).status_code == 400

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 import pytest
 
 from app.messages.models import Message, MessageStatus
@@ -126,6 +128,14 @@ def test_stop_opts_out_start_opts_back_in_and_help_explains(desk: Desk) -> None:
     )
 
 
+def test_a_reply_with_control_characters_in_it_is_still_understood_and_kept(desk: Desk) -> None:
+    leak = desk.message()
+    desk.sent(leak, "sam")
+
+    assert desk.text(SAM, "\x001\x1b\n") == f"Thanks, Acme Plumbing #{ref(leak)} is yours."
+    assert desk.look(leak).status == MessageStatus.acknowledged
+
+
 def test_a_repeated_reply_is_acted_on_once(desk: Desk) -> None:
     leak = desk.message()
     desk.sent(leak, "sam")
@@ -186,6 +196,30 @@ def test_a_bundled_text_settles_every_delivery_in_it(desk: Desk) -> None:
 
 def test_a_callback_for_an_unknown_delivery_is_accepted_and_ignored(desk: Desk) -> None:
     assert sms_status(desk, 999_999, "SM" + "0" * 32, "delivered") == 204
+
+
+@pytest.mark.parametrize(
+    "delivery", ["99999999999999999999", "2147483648", "-1", "1e3", "٣", "0x1F", ""]
+)
+def test_a_callback_for_a_delivery_id_no_database_could_hold_is_a_bad_request(
+    desk: Desk, delivery: str
+) -> None:
+    path = f"/twilio/sms/status?{urlencode({'d': delivery})}"
+    response = desk.post(path, {"MessageSid": "SM" + "0" * 32, "MessageStatus": "delivered"})
+
+    assert response.status_code == 400
+    assert "parameter d" in response.json()["detail"]
+
+
+def test_a_callback_with_an_over_long_status_is_recorded_cut_to_size(desk: Desk) -> None:
+    leak = desk.message()
+    sid = "SM" + "e" * 32
+    delivery = desk.sent(leak, "sam", sid=sid)
+
+    assert sms_status(desk, delivery, sid, "queued-" + "x" * 100 + "\x00") == 204
+
+    [row] = desk.deliveries(leak, id=delivery)
+    assert row.provider_status == "queued-" + "x" * 25
 
 
 def test_a_callback_without_a_status_is_a_bad_request(desk: Desk) -> None:

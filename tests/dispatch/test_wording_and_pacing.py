@@ -6,7 +6,10 @@ import datetime as dt
 import random
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
+from app.dispatch import texts
 from app.dispatch.replies import Reply, ReplyKind, parse_reply
 from app.dispatch.texts import (
     MessageSummary,
@@ -41,6 +44,60 @@ def test_a_character_outside_gsm7_halves_the_room() -> None:
     text = fit_two_segments("Zoë called about the leak. " * 20)
     assert sms_length(text) == (len(text), 134)
     assert len(text) <= 134
+
+
+def cut_one_at_a_time(text: str) -> str:
+    """The obvious way to fit two segments (quadratic): what fit_two_segments must agree with."""
+    if sms_length(text)[0] <= sms_length(text)[1]:
+        return text
+    while text and sms_length(text + "...")[0] > sms_length(text + "...")[1]:
+        text = text[:-1]
+    return text.rstrip() + "..."
+
+
+# GSM-7, GSM-7's two-character extension, spaces to trim, and characters that need UCS-2.
+SMS_CHARACTERS = st.sampled_from(["a", "b", " ", "\n", "€", "[", "ë", "✓", "🙂"])
+
+
+# Runs of one character, so texts are often long enough to cut, and cut in the middle of a run.
+SMS_TEXTS = st.lists(st.tuples(SMS_CHARACTERS, st.integers(1, 120)), max_size=8).map(
+    lambda runs: "".join(character * count for character, count in runs)
+)
+
+
+@given(SMS_TEXTS)
+@example("a" * 302 + "€" * 5)  # an extended character straddles the cut
+@example("a" * 200 + "ë")  # cutting the only UCS-2 character would make room for GSM-7...
+@example("a" * 130 + " " * 10 + "ë" * 10)  # ...and trailing spaces go before the "..."
+def test_a_text_is_cut_exactly_where_cutting_one_character_at_a_time_would_cut_it(
+    text: str,
+) -> None:
+    assert fit_two_segments(text) == cut_one_at_a_time(text)
+
+
+@pytest.mark.parametrize(
+    ("character", "kept"),
+    [("a", 303), ("€", 151), ("ë", 131)],
+)
+def test_a_megabyte_transcription_is_cut_to_two_segments_in_one_pass(
+    character: str, kept: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counted = texts._fits
+    calls: list[str] = []
+
+    def fits_counted(text: str) -> bool:
+        calls.append(text)
+        assert len(calls) <= 2, (
+            "fit_two_segments should not recount the text character by character"
+        )
+        return counted(text)
+
+    monkeypatch.setattr(texts, "_fits", fits_counted)
+
+    text = fit_two_segments(character * 1_000_000)
+
+    assert text == character * kept + "..."
+    assert counted(text)
 
 
 def test_a_bundle_lists_each_message_with_its_reference() -> None:

@@ -1,0 +1,130 @@
+"""The dispatcher's loop must not stop: a module that fails, a cycle that fails, or a log handler
+that fails leaves the next cycle to run."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from app.clients.flows import FlowStore
+from app.db import make_database
+from app.dispatch.dispatcher import Dispatcher, Module
+from app.dispatch.links import Links
+from app.observability import REGISTRY
+from tests.clock import FakeClock
+
+
+class Failing:
+    name = "failing"
+
+    def __init__(self) -> None:
+        self.runs = 0
+
+    def run(self, now: dt.datetime) -> int:
+        self.runs += 1
+        raise RuntimeError("the database went away")
+
+
+class Counting:
+    """A module that stops the loop after `cycles` runs."""
+
+    name = "counting"
+
+    def __init__(self, stop: threading.Event, cycles: int) -> None:
+        self.stop, self.cycles, self.runs = stop, cycles, 0
+
+    def run(self, now: dt.datetime) -> int:
+        self.runs += 1
+        if self.runs == self.cycles:
+            self.stop.set()
+        return 0
+
+
+@pytest.fixture
+def dispatcher(database_url: str, clock: FakeClock) -> Iterator[Dispatcher]:
+    """A dispatcher that never waits between cycles; tests give it their own modules."""
+    links = Links("https://nightdesk.test", "secret", clock)
+    database = make_database(database_url)
+    yield Dispatcher(database, FlowStore(), {}, links, clock, poll=0)
+    database.close()
+
+
+@pytest.fixture
+def broken_log_handler() -> Iterator[None]:
+    class Broken(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            raise RuntimeError("the log shipper is down")
+
+    logger = logging.getLogger("nightdesk.dispatch")
+    handler = Broken()
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+
+
+def modules(*chosen: Module) -> list[Module]:
+    return list(chosen)
+
+
+def test_a_failing_module_is_logged_and_the_next_module_still_runs(
+    dispatcher: Dispatcher, caplog: pytest.LogCaptureFixture
+) -> None:
+    failing, counting = Failing(), Counting(threading.Event(), cycles=99)
+    dispatcher.modules = modules(failing, counting)
+
+    assert dispatcher.run_once() == 0
+
+    assert counting.runs == 1
+    (record,) = [r for r in caplog.records if r.getMessage() == "dispatch_module_failed"]
+    assert record.__dict__["dispatch_module"] == "failing"
+    assert record.exc_info is not None
+
+
+def test_the_loop_keeps_going_while_a_module_fails_and_logging_fails_too(
+    dispatcher: Dispatcher, broken_log_handler: None
+) -> None:
+    stop = threading.Event()
+    failing, counting = Failing(), Counting(stop, cycles=3)
+    dispatcher.modules = modules(failing, counting)
+
+    dispatcher.run_forever(stop)
+
+    assert (failing.runs, counting.runs) == (3, 3)
+
+
+def test_a_cycle_that_fails_outright_does_not_end_the_loop(
+    dispatcher: Dispatcher, broken_log_handler: None
+) -> None:
+    stop = threading.Event()
+    counting = Counting(stop, cycles=2)
+    dispatcher.modules = modules(counting)
+    real_run_once, failures = dispatcher.run_once, [RuntimeError("a bug in the dispatcher")]
+
+    def run_once_failing_first() -> int:
+        if failures:
+            raise failures.pop()
+        return real_run_once()
+
+    dispatcher.run_once = run_once_failing_first  # type: ignore[method-assign]
+    dispatcher.run_forever(stop)
+
+    assert counting.runs == 2
+
+
+def test_each_cycle_is_noted_for_a_watchdog(dispatcher: Dispatcher, clock: FakeClock) -> None:
+    dispatcher.modules = modules(Failing())
+    assert dispatcher.last_cycle_at is None
+
+    dispatcher.run_once()
+    later = clock.advance(minutes=5)
+    dispatcher.run_once()
+
+    assert dispatcher.last_cycle_at == later
+    metric = REGISTRY.get_sample_value("nightdesk_dispatcher_last_cycle_timestamp_seconds")
+    assert metric == later.timestamp()
