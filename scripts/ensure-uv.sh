@@ -2,7 +2,7 @@
 # A fresh machine has Python and pip only; uv then comes from PyPI, which is all uv needs.
 
 export UV_PYTHON_DOWNLOADS=never  # use the machine's Python 3.11, never fetch one
-export UV_NATIVE_TLS=1  # the machine's CA certificates, as pip uses them (also in pyproject.toml)
+export UV_SYSTEM_CERTS=1  # the machine's CA certificates, as pip uses them (also in pyproject.toml)
 
 if command -v uv >/dev/null 2>&1; then
     UV=(uv)
