@@ -22,6 +22,7 @@ from app.dispatch.dispatcher import make_dispatcher, start_in_background
 from app.dispatch.routes import router as dispatch_router
 from app.observability import LatencyMiddleware, configure_logging
 from app.ops.routes import router as ops_router
+from app.portal.routes import router as portal_router
 from app.settings import Settings, get_settings
 from app.telephony.signature import BadWebhookError, TwilioSignatures
 from app.timeutil import Clock, utcnow
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None, clock: Clock = utcnow) -> FastA
     app.include_router(dispatch_router)
     app.include_router(api_router)
     app.include_router(docs_router)
+    app.include_router(portal_router)
     return app
 
 

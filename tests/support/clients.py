@@ -75,9 +75,9 @@ class Clients:
     def leave_message(
         self,
         client: str,
-        caller: str | None = None,
         urgency: Urgency = Urgency.routine,
         *,
+        caller: str | None = None,
         transcription: str | None = None,
         recording_url: str | None = None,
         **answers: str,
