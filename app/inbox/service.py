@@ -35,7 +35,7 @@ def acknowledge_message(
 ) -> MessageOut:
     """The asker has it: escalation stops (a repeat, or a message someone has, changes nothing)."""
     message = _own_message(session, principal, message_id)
-    acknowledge(session, flows, message.id, by=principal.name, via=via, now=now)
+    _acknowledge(session, flows, principal, message, via, now)
     return _out(session, message)
 
 
@@ -73,7 +73,7 @@ def close_message(
     if called_back and message.called_back_at is None:
         _called_back(session, flows, principal, message, None, via, now)
     else:
-        acknowledge(session, flows, message.id, by=principal.name, via=via, now=now)
+        _acknowledge(session, flows, principal, message, via, now)
     message.status = MessageStatus.closed
     message.closed_at, message.closed_by, message.close_note = now, principal.name, note or None
     add_event(session, message.id, "closed", now, by=principal.name, via=via, note=note or None)
@@ -89,11 +89,25 @@ def _called_back(
     via: str,
     now: dt.datetime,
 ) -> None:
-    acknowledge(session, flows, message.id, by=principal.name, via=via, now=now)
+    _acknowledge(session, flows, principal, message, via, now)
     if message.called_back_at is None:
         message.called_back_at = now
     add_event(session, message.id, "called_back", now, by=principal.name, via=via,
               note=note or None)  # fmt: skip
+
+
+def _acknowledge(
+    session: Session,
+    flows: FlowStore,
+    principal: Principal,
+    message: Message,
+    via: str,
+    now: dt.datetime,
+) -> None:
+    # The caller and the other contacts are told who has the message: a person's name, never
+    # an API key's ("Someone from Acme Plumbing has your message").
+    told_as = principal.name if principal.user_id is not None else "Someone"
+    acknowledge(session, flows, message.id, by=principal.name, via=via, now=now, told_as=told_as)
 
 
 def _own_message(session: Session, principal: Principal, message_id: int) -> Message:

@@ -146,6 +146,22 @@ def test_acknowledging_through_the_api_stops_escalation_as_an_sms_reply_does(
     assert event["detail"]["by"] == f"API key {key[:12]}… of Harbour Plumbing"
 
 
+def test_the_caller_is_told_someone_has_their_message_and_never_about_an_api_key(
+    client: TestClient, clients: Clients, session_factory: sessionmaker[Session]
+) -> None:
+    message = clients.leave_message(HARBOUR, name="Kim")
+
+    client.post(f"/api/v1/messages/{message}/acknowledge", headers=bearer(clients.api_key(HARBOUR)))
+
+    with session_factory() as session:
+        told = session.scalars(
+            select(Delivery.body)
+            .where(Delivery.kind == DeliveryKind.caller_update)
+            .order_by(Delivery.id)
+        ).all()
+    assert told[-1] == "Someone from Harbour Plumbing has your message and will call you back."
+
+
 def test_closing_a_message_keeps_the_note_and_the_call_back_on_its_timeline(
     client: TestClient, clients: Clients, clock: FakeClock
 ) -> None:

@@ -29,7 +29,6 @@ HARBOUR = """
     name: Harbour Plumbing
     numbers: ["+441134960800"]
     timezone: Europe/London
-    caller_updates: false
     contacts:
       - {id: sam, name: Sam Taylor, phone: "+441134960801", channels: [sms]}
       - {id: alex, name: Alex Reed, phone: "+441134960802", email: alex@harbour.test,
@@ -60,7 +59,7 @@ BRIGHT = """
     steps:
       take: {type: take_message}
 """
-HARBOUR_CALLER = "+447700900111"  # callers whose numbers must never show up at the other client
+HARBOUR_CALLER = "+447700123456"  # callers whose numbers must never show up at the other client
 BRIGHT_CALLER = "+12025550199"
 
 
