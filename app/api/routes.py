@@ -18,7 +18,7 @@ from app.api.schemas import CloseRequest, MessagePage
 from app.db import Database, Work
 from app.deps import DatabaseDep, FlowsDep, Now, SettingsDep
 from app.flows.schema import Urgency
-from app.inbox.filters import BadCursorError, Cursor, MessageFilter
+from app.inbox.filters import MAX_ID, BadCursorError, Cursor, MessageFilter, utc
 from app.inbox.queries import (
     MAX_PAGE_SIZE,
     PAGE_SIZE,
@@ -55,7 +55,7 @@ T = TypeVar("T")
 EXPORT_PAGE = 500
 NOT_FOUND = (MessageNotFoundError, CallNotFoundError, NoRecordingError, NoClientError)
 
-MessageId = Annotated[int, Path(ge=1, le=2**31 - 1, examples=[1])]
+MessageId = Annotated[int, Path(ge=1, le=MAX_ID, examples=[1])]
 
 
 def message_filter(
@@ -68,11 +68,15 @@ def message_filter(
         dt.datetime | None, Query(description="Taken before (ISO 8601; no offset: UTC)")
     ] = None,
 ) -> MessageFilter:
+    try:
+        since, until = (utc(at) if at else None for at in (since, until))
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
     return MessageFilter(
         status=status.value if status else None,
         urgency=urgency.value if urgency else None,
-        since=_utc(since),
-        until=_utc(until),
+        since=since,
+        until=until,
     )
 
 
@@ -211,9 +215,3 @@ def _cursor(token: str | None) -> Cursor | None:
         return Cursor.decode(token) if token else None
     except BadCursorError as exc:
         raise HTTPException(400, str(exc)) from None
-
-
-def _utc(value: dt.datetime | None) -> dt.datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value

@@ -12,6 +12,8 @@ import datetime as dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+MAX_ID = 2**31 - 1  # ids are 32-bit integers on PostgreSQL: a larger one names nothing
+
 
 class BadCursorError(ValueError):
     """A cursor this service did not hand out (or one mangled on the way back)."""
@@ -47,22 +49,33 @@ class Cursor:
             text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
             when, _, number = text.partition("|")
             created_at, message_id = dt.datetime.fromisoformat(when), int(number)
-        except (binascii.Error, UnicodeDecodeError, ValueError):
+            if created_at.tzinfo is None or not 1 <= message_id <= MAX_ID:
+                raise ValueError(text)
+            return cls(created_at.astimezone(dt.UTC), message_id)
+        except (binascii.Error, UnicodeDecodeError, ValueError, OverflowError):
             raise BadCursorError("this cursor was not given out by this service") from None
-        if created_at.tzinfo is None or message_id < 1:
-            raise BadCursorError("this cursor was not given out by this service")
-        return cls(created_at.astimezone(dt.UTC), message_id)
+
+
+def utc(at: dt.datetime) -> dt.datetime:
+    """An instant in UTC, as stored; one without an offset is taken to be UTC already. Raises
+    ValueError for an instant UTC cannot express (year 9999 at -23:59)."""
+    try:
+        return at.replace(tzinfo=dt.UTC) if at.tzinfo is None else at.astimezone(dt.UTC)
+    except OverflowError:
+        raise ValueError(f"{at.isoformat()} is out of range") from None
 
 
 def local_days(
     first: dt.date | None, last: dt.date | None, zone: ZoneInfo
 ) -> tuple[dt.datetime | None, dt.datetime | None]:
     """The instants that bound the client's own calendar days `first` to `last`, both whole:
-    [first's local midnight, the local midnight after `last`)."""
+    [first's local midnight, the local midnight after `last`). ValueError: a day out of range."""
 
     def midnight(day: dt.date) -> dt.datetime:
-        return dt.datetime.combine(day, dt.time(0), tzinfo=zone).astimezone(dt.UTC)
+        return utc(dt.datetime.combine(day, dt.time(0), tzinfo=zone))
 
-    since = midnight(first) if first else None
-    until = midnight(last + dt.timedelta(days=1)) if last else None
-    return since, until
+    try:
+        after_last = last + dt.timedelta(days=1) if last else None
+    except OverflowError:
+        raise ValueError(f"{last} is out of range") from None
+    return (midnight(first) if first else None, midnight(after_last) if after_last else None)

@@ -19,7 +19,7 @@ from app.clients.flows import FlowStore
 from app.clients.models import Client
 from app.flows.rota import next_handoffs, who_is_on_call
 from app.flows.schema import Contact, Flow
-from app.inbox.filters import Cursor, MessageFilter
+from app.inbox.filters import Cursor, MessageFilter, utc
 from app.inbox.schemas import CallDetail, ClientOverview, ContactOut, HandoffOut
 from app.messages.models import Message, MessageStatus
 from app.messages.queries import MessageNotFoundError, message_out
@@ -95,9 +95,9 @@ def _matching(filters: MessageFilter) -> list[ColumnElement[bool]]:
         conditions.append(Message.urgency == filters.urgency)
     # Stored instants are UTC (SQLite keeps them without an offset): compare in UTC.
     if filters.since is not None:
-        conditions.append(Message.created_at >= filters.since.astimezone(dt.UTC))
+        conditions.append(Message.created_at >= utc(filters.since))
     if filters.until is not None:
-        conditions.append(Message.created_at < filters.until.astimezone(dt.UTC))
+        conditions.append(Message.created_at < utc(filters.until))
     if filters.waiting_for_call_back:
         conditions.append(Message.status != MessageStatus.closed)
         conditions.append(Message.called_back_at.is_(None))

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.accounts.deps import ClientUser, CsrfChecked
 from app.deps import DatabaseDep, FlowsDep, Now, SettingsDep
+from app.inbox.filters import MAX_ID
 from app.inbox.queries import NoClientError, NoRecordingError, find_recording
 from app.inbox.recordings import RecordingUnavailableError, stream_recording
 from app.inbox.schemas import NOTE_LENGTH
@@ -24,6 +25,7 @@ from app.portal.views import DONE, STATUSES, URGENCIES, ListForm, local, timelin
 from app.web.pages import render
 
 router = APIRouter(prefix="/portal", include_in_schema=False)
+MessageId = Annotated[int, Path(ge=1, le=MAX_ID)]
 NOT_FOUND = (MessageNotFoundError, NoRecordingError, NoClientError)
 
 # After the principal, not in `dependencies=`: a signed-out visitor is sent to sign in first.
@@ -60,7 +62,7 @@ async def messages(
 @router.get("/messages/{message_id}", response_class=HTMLResponse)
 async def message(
     request: Request,
-    message_id: int,
+    message_id: MessageId,
     principal: ClientUser,
     database: DatabaseDep,
     done: Annotated[str, Query(max_length=20)] = "",
@@ -81,7 +83,7 @@ async def message(
 @router.post("/messages/{message_id}")
 async def act(
     request: Request,
-    message_id: int,
+    message_id: MessageId,
     principal: ClientUser,
     _csrf: Csrf,
     database: DatabaseDep,
@@ -117,7 +119,7 @@ async def act(
 @router.get("/messages/{message_id}/recording")
 async def recording(
     request: Request,
-    message_id: int,
+    message_id: MessageId,
     principal: ClientUser,
     database: DatabaseDep,
     settings: SettingsDep,

@@ -39,7 +39,11 @@ class ListForm:
         problems: list[str] = []
         first = _date(self.first, "From", problems)
         last = _date(self.last, "To", problems)
-        since, until = local_days(first, last, zone)
+        try:
+            since, until = local_days(first, last, zone)
+        except ValueError:
+            problems.append("Those dates are out of range, so they were ignored.")
+            since = until = None
         after = None
         if self.cursor:
             try:

@@ -112,6 +112,9 @@ def test_messages_can_be_filtered_by_status_urgency_and_when_they_were_taken(
     assert found(since="2026-11-26T02:00:00", until="2026-11-26T04:00:01") == [late, early]
     assert client.get("/api/v1/messages?urgency=whenever", headers=key).status_code == 422
     assert client.get("/api/v1/messages?cursor=forged", headers=key).status_code == 400
+    beyond = {"since": "9999-12-31T23:59:59-23:59"}  # no UTC instant: refused, not a crash
+    assert client.get("/api/v1/messages", params=beyond, headers=key).status_code == 422
+    assert client.get("/api/v1/messages/99999999999", headers=key).status_code == 422
 
 
 def test_acknowledging_through_the_api_stops_escalation_as_an_sms_reply_does(

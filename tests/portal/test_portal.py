@@ -66,6 +66,8 @@ def test_the_list_filters_by_the_clients_own_days_urgency_and_calls_back_still_o
     typo = owner.get("/portal", params={"from": "26/11/2026", "urgency": ""})
     assert "is not a date, so it was ignored" in typo.text
     assert len(listed(typo.text)) == 3
+    beyond = owner.get("/portal", params={"to": "9999-12-31"})
+    assert "out of range, so they were ignored" in beyond.text
 
 
 def test_older_messages_are_a_link_away_with_the_filters_kept(
