@@ -6,7 +6,7 @@ to the message's own page, so a person whose session ended signs in again and la
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -17,10 +17,9 @@ from app.inbox.filters import MAX_ID
 from app.inbox.queries import NoClientError, NoRecordingError, find_recording
 from app.inbox.recordings import RecordingUnavailableError, stream_recording
 from app.inbox.schemas import NOTE_LENGTH
-from app.inbox.service import acknowledge_message, close_message, record_call_back
 from app.messages.models import message_ref
 from app.messages.queries import MessageNotFoundError
-from app.portal.service import message_list, message_page
+from app.portal.service import Action, follow_up, message_list, message_page
 from app.portal.views import DONE, STATUSES, URGENCIES, ListForm, local, timeline_line
 from app.web.pages import render
 
@@ -30,7 +29,6 @@ NOT_FOUND = (MessageNotFoundError, NoRecordingError, NoClientError)
 
 # After the principal, not in `dependencies=`: a signed-out visitor is sent to sign in first.
 Csrf = Annotated[None, CsrfChecked]
-Action = Literal["acknowledge", "call_back", "close"]
 
 
 @router.get("", response_class=HTMLResponse)
@@ -94,23 +92,12 @@ async def act(
     called_back: Annotated[str, Form(max_length=5)] = "",
 ) -> Response:
     """Acknowledge, record a call back, or close; then back to the message."""
-    note_text = note.strip() or None
+    text = note.strip() or None
     try:
-        if action == "acknowledge":
-            await database.run(
-                lambda s: acknowledge_message(s, flows, principal, message_id, via="portal",
-                                              now=now)
-            )  # fmt: skip
-        elif action == "call_back":
-            await database.run(
-                lambda s: record_call_back(s, flows, principal, message_id, note=note_text,
-                                           via="portal", now=now)
-            )  # fmt: skip
-        else:
-            await database.run(
-                lambda s: close_message(s, flows, principal, message_id, note=note_text,
-                                        called_back=bool(called_back), via="portal", now=now)
-            )  # fmt: skip
+        await database.run(
+            lambda s: follow_up(s, flows, principal, message_id, action, note=text,
+                                called_back=bool(called_back), now=now)
+        )  # fmt: skip
     except NOT_FOUND:
         return _not_found(request)
     return RedirectResponse(f"/portal/messages/{message_id}?done={action}", status_code=303)
