@@ -13,6 +13,9 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from app.accounts.deps import MaybeSignedIn, SignInRequiredError, sign_in_redirect
 from app.accounts.routes import router as accounts_router
+from app.api.docs import ASSETS_URL, swagger_assets
+from app.api.docs import router as docs_router
+from app.api.routes import router as api_router
 from app.calls.routes import router as calls_router
 from app.calls.service import CallService
 from app.clients.flows import FlowStore
@@ -21,6 +24,7 @@ from app.dispatch.dispatcher import make_dispatcher, start_in_background
 from app.dispatch.routes import router as dispatch_router
 from app.observability import LatencyMiddleware, configure_logging, configure_metrics
 from app.ops.routes import router as ops_router
+from app.portal.routes import router as portal_router
 from app.settings import Settings, get_settings
 from app.telephony.sandbox.services import Sandboxes, start_sandboxes
 from app.telephony.signature import BadWebhookError, TwilioSignatures
@@ -69,7 +73,10 @@ def create_app(
         database.close()
         sandboxes.close()
 
-    app = FastAPI(title="Nightdesk", version="0.1.0", lifespan=lifespan)
+    # /docs is app.api.docs: Swagger UI served from here, not from a CDN; no ReDoc.
+    app = FastAPI(
+        title="Nightdesk", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None
+    )
     app.state.settings = settings
     app.state.database = database
     app.state.engine = database.engine
@@ -85,11 +92,15 @@ def create_app(
     app.add_exception_handler(BadWebhookError, _bad_webhook)
     app.add_exception_handler(SignInRequiredError, _sign_in_first)
     app.mount("/static", static_files, name="static")
+    app.mount(ASSETS_URL, swagger_assets, name="docs-assets")
     app.include_router(home_router)
     app.include_router(accounts_router)
     app.include_router(ops_router)
     app.include_router(calls_router)
     app.include_router(dispatch_router)
+    app.include_router(api_router)
+    app.include_router(docs_router)
+    app.include_router(portal_router)
     return app
 
 

@@ -47,8 +47,10 @@ def acknowledge(
     via: str,
     now: dt.datetime,
     contact: Contact | None = None,
+    told_as: str | None = None,
 ) -> Acknowledgement:
-    """Mark the message as someone's; stop its escalation; tell the others and the caller."""
+    """Mark the message as someone's; stop its escalation; tell the others and the caller
+    (who hear `told_as`, when `by` is not a person's name: an API key)."""
     message = session.get(Message, message_id, with_for_update=True)
     if message is None:
         raise MessageNotFoundError(f"no message {message_id}")
@@ -82,7 +84,7 @@ def acknowledge(
             detail={"by": by, "via": via, "cancelled": cancelled},
         )
     )
-    _tell_the_others(session, flows, message, ref, by, contact, now)
+    _tell_the_others(session, flows, message, ref, told_as or by, contact, now)
     log.info("message_acknowledged", extra={"message_id": message.id, "via": via})
     return Acknowledgement(message.id, ref, first=True, by=by)
 

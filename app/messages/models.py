@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
-from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base
@@ -24,6 +24,8 @@ class MessageStatus(StrEnum):
 
 class Message(Base):
     __tablename__ = "messages"
+    # A client's messages, newest first, a page at a time (the portal and /api/v1).
+    __table_args__ = (Index("ix_messages_client_newest", "client_id", "created_at", "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # Null only for a call to a number no client owns: the message is still kept for an operator.
@@ -44,6 +46,11 @@ class Message(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     acknowledged_at: Mapped[dt.datetime | None]
     acknowledged_by: Mapped[str | None] = mapped_column(String(200))
+    # The client's follow-up, from the portal or the API: the caller called back, the matter closed.
+    called_back_at: Mapped[dt.datetime | None]
+    closed_at: Mapped[dt.datetime | None]
+    closed_by: Mapped[str | None] = mapped_column(String(200))
+    close_note: Mapped[str | None] = mapped_column(Text)
 
 
 class MessageFacts(Protocol):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -17,7 +18,8 @@ class MessageNotFoundError(LookupError):
     """No such message (or, for a client, none of theirs)."""
 
 
-def _out(message: Message, client: str | None) -> MessageOut:
+def message_out(message: Message, client: str | None) -> MessageOut:
+    """A message row as the outside sees it (`messages list --json`, the API's items)."""
     return MessageOut(
         id=message.id,
         client=client,
@@ -32,7 +34,15 @@ def _out(message: Message, client: str | None) -> MessageOut:
         created_at=as_utc(message.created_at),
         acknowledged_at=as_utc(message.acknowledged_at) if message.acknowledged_at else None,
         acknowledged_by=message.acknowledged_by,
+        called_back_at=_utc(message.called_back_at),
+        closed_at=_utc(message.closed_at),
+        closed_by=message.closed_by,
+        close_note=message.close_note,
     )
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    return as_utc(value) if value is not None else None
 
 
 def list_messages(
@@ -47,7 +57,7 @@ def list_messages(
     )
     if client is not None:
         query = query.where(Client.slug == client)
-    return [_out(message, slug) for message, slug in session.execute(query)]
+    return [message_out(message, slug) for message, slug in session.execute(query)]
 
 
 def message_detail(
@@ -74,7 +84,9 @@ def message_detail(
     ]
     timeline.sort(key=lambda entry: entry.at)
     call_sid = call.sid if call else None
-    return MessageDetail(**_out(message, slug).model_dump(), call_sid=call_sid, timeline=timeline)
+    return MessageDetail(
+        **message_out(message, slug).model_dump(), call_sid=call_sid, timeline=timeline
+    )
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,10 @@ class MessageOut(BaseModel):
     created_at: dt.datetime
     acknowledged_at: dt.datetime | None
     acknowledged_by: str | None
+    called_back_at: dt.datetime | None = None
+    closed_at: dt.datetime | None = None
+    closed_by: str | None = None
+    close_note: str | None = None
 
 
 class TimelineEntry(BaseModel):

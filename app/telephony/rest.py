@@ -21,16 +21,11 @@ class BaseUrlHttpClient(TwilioHttpClient):  # type: ignore[misc]  # twilio ships
 
     def __init__(self, api_base: str, timeout: float | None = None) -> None:
         super().__init__(timeout=timeout)
-        base = urlsplit(api_base.rstrip("/"))
-        self._base = None if api_base.rstrip("/") == DEFAULT_TWILIO_API_BASE else base
+        self._api_base = api_base
 
     def rebase(self, url: str) -> str:
         """The URL the request really goes to: unchanged with Twilio's own base."""
-        parts = urlsplit(url)
-        if self._base is None or not _is_twilio_host(parts.hostname):
-            return url
-        path = self._base.path + parts.path
-        return urlunsplit((self._base.scheme, self._base.netloc, path, parts.query, ""))
+        return rebase(url, self._api_base)
 
     def request(
         self,
@@ -64,5 +59,24 @@ def make_twilio_client(
     return Client(account_sid, auth_token, http_client=http_client)
 
 
-def _is_twilio_host(host: str | None) -> bool:
-    return host is not None and (host == "twilio.com" or host.endswith(".twilio.com"))
+def rebase(url: str, api_base: str) -> str:
+    """Where a request for Twilio's `url` really goes: to `api_base` instead of Twilio's host
+    (the local fake, in tests and the demo); any other URL, or Twilio's own base, unchanged."""
+    base = api_base.rstrip("/")
+    parts = urlsplit(url)
+    if base == DEFAULT_TWILIO_API_BASE or not is_twilio_url(url):
+        return url
+    to = urlsplit(base)
+    return urlunsplit((to.scheme, to.netloc, to.path + parts.path, parts.query, ""))
+
+
+def is_twilio_url(url: str) -> bool:
+    """Whether `url` is on one of Twilio's HTTPS hosts: the only place the account's
+    credentials may be sent."""
+    parts = urlsplit(url)
+    host = parts.hostname
+    return (
+        parts.scheme == "https"
+        and host is not None
+        and (host == "twilio.com" or host.endswith(".twilio.com"))
+    )

@@ -15,7 +15,7 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
-from app.telephony.rest import BaseUrlHttpClient, make_twilio_client
+from app.telephony.rest import BaseUrlHttpClient, is_twilio_url, make_twilio_client, rebase
 from app.telephony.sandbox.fake_twilio import FakeTwilio
 from tests.clock import FakeClock
 
@@ -394,3 +394,30 @@ def test_the_default_base_changes_nothing() -> None:
     url = "https://messaging.twilio.com/v1/Services?PageSize=5"
 
     assert BaseUrlHttpClient("https://api.twilio.com").rebase(url) == url
+
+
+def test_a_recordings_audio_is_served_at_its_url_with_mp3_to_the_account_only(
+    fake: FakeTwilio,
+) -> None:
+    recording_url = fake.add_recording(b"ID3 the caller's voice")
+    assert recording_url.startswith(
+        f"https://api.twilio.com/2010-04-01/Accounts/{fake.account_sid}/"
+    )
+    media = rebase(recording_url + ".mp3", fake.base_url)
+
+    played = httpx.get(media, auth=(fake.account_sid, fake.auth_token))
+    refused = httpx.get(media, auth=(fake.account_sid, "wrong"))
+    missing = httpx.get(media.replace("/Recordings/RE", "/Recordings/REx"),
+                        auth=(fake.account_sid, fake.auth_token))  # fmt: skip
+
+    assert (played.status_code, played.headers["content-type"]) == (200, "audio/mpeg")
+    assert played.content == b"ID3 the caller's voice"
+    assert refused.status_code == 401
+    assert missing.status_code == 404
+
+
+def test_only_twilios_https_hosts_count_as_twilio() -> None:
+    assert is_twilio_url("https://api.twilio.com/2010-04-01/Accounts/AC1/Recordings/RE1")
+    assert not is_twilio_url("http://api.twilio.com/2010-04-01/Accounts/AC1/Recordings/RE1")
+    assert not is_twilio_url("https://api.twilio.com.evil.test/Recordings/RE1")
+    assert not is_twilio_url("https://eviltwilio.com/Recordings/RE1")

@@ -1,5 +1,6 @@
-"""The fake Twilio's REST resources (Messages, Calls, Queues and their members) and their
-state, as an ASGI app (`.app`) that needs no server: `FakeTwilio` serves it on loopback.
+"""The fake Twilio's REST resources (Messages, Calls, Queues and their members, recordings'
+media) and their state, as an ASGI app (`.app`) that needs no server: `FakeTwilio` serves it
+on loopback.
 
 Reference: https://www.twilio.com/docs/messaging/api/message-resource,
 https://www.twilio.com/docs/voice/api/call-resource, .../voice/api/queue-resource and
@@ -85,6 +86,7 @@ class FakeApi(FakeHttpEdge):
             self._unsubscribed: set[str] = set()
             self._sms: dict[str, tuple[SmsOutcome, int | None]] = {}
             self._call_scripts: dict[str, CallScript] = {}
+            self._recordings: dict[str, bytes] = {}
             self._sequence: dict[str, int] = {}
         self.callback_sender.clear()
 
@@ -103,6 +105,7 @@ class FakeApi(FakeHttpEdge):
             self.route("GET", f"{members}.json", self._list_members),
             self.route("GET", f"{members}/{{sid}}.json", self._fetch_member),
             self.route("POST", f"{members}/{{sid}}.json", self._dequeue),
+            self.route("GET", f"{ACCOUNT}/Recordings/{{sid}}.mp3", self._recording_media),
             self.not_found_route(),
         ]
 
@@ -294,6 +297,14 @@ class FakeApi(FakeHttpEdge):
                 "MachineDetectionDuration": "2400",
             }
             return Callback(call.async_amd_status_callback, params)
+
+    def _recording_media(self, path: dict[str, str], form: Form) -> tuple[int, bytes]:
+        """A recording's audio, as its RecordingUrl with `.mp3` serves it:
+        https://www.twilio.com/docs/voice/api/recording#fetch-a-recording-media-file"""
+        audio = self._recordings.get(path["sid"])
+        if audio is None:
+            raise http_error(404)
+        return 200, audio
 
     def _list_queues(self, path: dict[str, str], form: Form) -> tuple[int, dict[str, Any]]:
         queues = [q.to_json(self._clock()) for q in self._queues.values()]

@@ -22,8 +22,9 @@ from starlette.routing import Route
 from app.telephony.sandbox.fake_resources import ApiRequest, TwilioApiError, http_error
 
 Form = ImmutableMultiDict[str, str]
-Handler = Callable[[dict[str, str], Form], tuple[int, dict[str, Any]]]
-"""(path parameters, form) -> (status, JSON body); raises TwilioApiError. Runs under the lock."""
+Handler = Callable[[dict[str, str], Form], tuple[int, dict[str, Any] | bytes]]
+"""(path parameters, form) -> (status, JSON body, or audio bytes for a recording's media);
+raises TwilioApiError. Runs under the lock."""
 
 
 @dataclass
@@ -80,7 +81,11 @@ class FakeHttpEdge:
                 raise _scripted_error(fault)
             with self._lock:
                 status, body = handler(dict(request.path_params), Form(form))
-            response: Response = JSONResponse(body, status)
+            response: Response = (
+                Response(body, status, media_type="audio/mpeg")
+                if isinstance(body, bytes)
+                else JSONResponse(body, status)
+            )
         except TwilioApiError as error:
             response = JSONResponse(error.body(), error.status, headers=error.headers)
         if fault is not None and fault.status is None:

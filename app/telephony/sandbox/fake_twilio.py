@@ -1,5 +1,6 @@
 """A local fake of the part of Twilio's REST API the app calls (Messages, Calls, Queue
-members), served over real HTTP on loopback for the tests, `nightdesk demo` and benchmarks.
+members, recordings' media), served over real HTTP on loopback for the tests, `nightdesk demo`
+and benchmarks.
 
 It answers like Twilio (JSON shapes, error codes, basic auth), records every request, sends
 signed status callbacks from a background thread, and lets a test script failures:
@@ -32,6 +33,7 @@ from app.telephony.sandbox.fake_api import CallScript, FakeApi
 from app.telephony.sandbox.fake_callbacks import Deliver, SentCallback
 from app.telephony.sandbox.fake_http import Fault
 from app.telephony.sandbox.fake_resources import (
+    API_VERSION,
     CALL_ENDED,
     DEFAULT_SMS_ERRORS,
     ApiRequest,
@@ -162,6 +164,14 @@ class FakeTwilio(FakeApi):
                 self._queues[queue.sid] = queue
             queue.members.append((call_sid, self._clock()))
             return queue.sid
+
+    def add_recording(self, audio: bytes = b"ID3 not really audio") -> str:
+        """A finished recording the account holds; returns the RecordingUrl Twilio would send
+        (its media is that URL + `.mp3`, fetched with the account's credentials)."""
+        sid = new_sid("RE")
+        with self._lock:
+            self._recordings[sid] = audio
+        return f"https://api.twilio.com/{API_VERSION}/Accounts/{self.account_sid}/Recordings/{sid}"
 
     def hang_up(self, call_sid: str) -> None:
         """The caller hangs up: the call ends and leaves any queue."""

@@ -1,0 +1,1 @@
+"""/portal: a client business's own messages, for its signed-in people."""

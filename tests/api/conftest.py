@@ -1,0 +1,5 @@
+"""The API's tests use two clients side by side (tests/support/clients.py) and people who sign in
+(tests/accounts/conftest.py)."""
+
+from tests.accounts.conftest import add_person  # noqa: F401 - a fixture
+from tests.support.clients import clients  # noqa: F401 - a fixture
