@@ -32,6 +32,8 @@ from app.flows.rota import next_handoffs, who_is_on_call
 from app.messages.queries import MessageNotFoundError, list_messages
 from app.observability import configure_logging
 from app.settings import Settings, get_settings
+from app.summaries.cli import summaries_app
+from app.summaries.dispatcher import add_summaries
 from app.telephony.sandbox.caller import Conversation, Press, SimulatedCaller
 from app.telephony.sandbox.caller import Say as Speak
 from app.telephony.sandbox.fake_twilio import FakeTwilio
@@ -46,6 +48,7 @@ app.add_typer(flows_app, name="flows")
 app.add_typer(messages_app, name="messages")
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="api-keys")
+app.add_typer(summaries_app, name="summaries")
 
 
 def _sessions(settings: Settings) -> sessionmaker[Session]:
@@ -103,8 +106,8 @@ def worker() -> None:
     """Run the dispatcher on its own: beside `serve` processes started with RUN_DISPATCHER=false."""
     settings = get_settings()
     configure_logging(settings.log_level)
-    dispatcher = make_dispatcher(
-        settings, make_database(settings.database_url), FlowStore(), utcnow
+    dispatcher = add_summaries(
+        make_dispatcher(settings, make_database(settings.database_url), FlowStore(), utcnow)
     )
     stop = threading.Event()
 

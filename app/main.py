@@ -20,6 +20,7 @@ from app.dispatch.routes import router as dispatch_router
 from app.observability import LatencyMiddleware, configure_logging
 from app.ops.routes import router as ops_router
 from app.settings import Settings, get_settings
+from app.summaries.dispatcher import add_summaries
 from app.telephony.signature import BadWebhookError, TwilioSignatures
 from app.timeutil import Clock, utcnow
 from app.web.pages import render, static_files
@@ -31,7 +32,7 @@ def create_app(settings: Settings | None = None, clock: Clock = utcnow) -> FastA
     configure_logging(settings.log_level)
     database = make_database(settings.database_url)
     flows = FlowStore()
-    dispatcher = make_dispatcher(settings, database, flows, clock)
+    dispatcher = add_summaries(make_dispatcher(settings, database, flows, clock))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

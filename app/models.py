@@ -5,6 +5,7 @@ from app.calls.models import Call, CallEvent
 from app.clients.models import Client, Contact, FlowVersion, PhoneNumber
 from app.dispatch.models import Delivery, Escalation, ProviderEvent
 from app.messages.models import Message, MessageEvent
+from app.summaries.models import Summary
 
 __all__ = [
     "ApiKey",
@@ -21,6 +22,7 @@ __all__ = [
     "PhoneNumber",
     "ProviderEvent",
     "SignInLink",
+    "Summary",
     "User",
     "UserSession",
 ]

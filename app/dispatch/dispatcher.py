@@ -3,6 +3,7 @@
 - `FireEscalations` moves each unacknowledged message to its policy's next step when it is due.
 - `SendDeliveries` claims due deliveries under a lease, sends them through the senders, and
   records the provider's id or the error (retry with backoff, or fail over).
+- `SendSummaries` (app/summaries, added by `add_summaries`) queues each client's morning summary.
 
 Claims use `FOR UPDATE SKIP LOCKED` on PostgreSQL, so any number of `nightdesk worker` processes
 can run side by side; SQLite has one writer at a time, which makes the one claimer safe there.
@@ -87,6 +88,12 @@ class Dispatcher:
             FireEscalations(self.database, self.flows),
             SendDeliveries(self.database, self.flows, self.senders, self.links),
         ]
+
+    def add(self, module: Module) -> None:
+        """A module from a package above this one (summaries). It runs before sending, so the
+        emails it queues go out in the same cycle."""
+        sending = next(i for i, m in enumerate(self.modules) if isinstance(m, SendDeliveries))
+        self.modules.insert(sending, module)
 
     def run_once(self) -> int:
         """Do everything that is due now; returns how many rows were worked on."""

@@ -162,6 +162,31 @@ def queue_text(
     return inserted
 
 
+def queue_email(
+    session: Session,
+    *,
+    kind: DeliveryKind,
+    address: str,
+    subject: str,
+    text: str,
+    html: str | None,
+    key: str,
+    now: dt.datetime,
+    contact_id: int | None = None,
+) -> bool:
+    """An email about no single message (a summary, a notice), its words written now; sent once
+    per `key`, however often this runs."""
+    values = {
+        "message_id": None, "dedupe_key": key, "due_at": now, "contact_id": contact_id,
+        "kind": kind.value, "channel": Channel.email.value, "address": address,
+        "subject": subject, "body": text, "html": html, "created_at": now, "updated_at": now,
+    }  # fmt: skip
+    inserted = insert_if_absent(session, Delivery, values, "dedupe_key")
+    if inserted:
+        wake_dispatcher(session)
+    return inserted
+
+
 def _insert_delivery(
     session: Session,
     message: MessageFacts,
