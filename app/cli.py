@@ -38,6 +38,7 @@ from app.telephony.sandbox.caller import Conversation, Press, SimulatedCaller
 from app.telephony.sandbox.caller import Say as Speak
 from app.telephony.sandbox.fake_twilio import FakeTwilio
 from app.timeutil import utcnow
+from app.webhooks.cli import webhooks_app
 
 app = typer.Typer(help="Nightdesk: after-hours call answering.", no_args_is_help=True)
 db_app = typer.Typer(help="The database.", no_args_is_help=True)
@@ -49,6 +50,7 @@ app.add_typer(messages_app, name="messages")
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="api-keys")
 app.add_typer(summaries_app, name="summaries")
+app.add_typer(webhooks_app, name="webhooks")
 
 
 def _sessions(settings: Settings) -> sessionmaker[Session]:

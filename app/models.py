@@ -6,6 +6,7 @@ from app.clients.models import Client, Contact, FlowVersion, PhoneNumber
 from app.dispatch.models import Delivery, Escalation, ProviderEvent
 from app.messages.models import Message, MessageEvent
 from app.summaries.models import Summary
+from app.webhooks.models import WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "ApiKey",
@@ -25,4 +26,6 @@ __all__ = [
     "Summary",
     "User",
     "UserSession",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

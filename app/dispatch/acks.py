@@ -25,6 +25,7 @@ from app.dispatch.models import (
 )
 from app.messages.models import Message, MessageEvent, MessageStatus, message_ref
 from app.messages.queries import MessageNotFoundError
+from app.webhooks.events import message_event
 
 log = logging.getLogger("nightdesk.dispatch")
 DONE = (MessageStatus.acknowledged, MessageStatus.closed)
@@ -83,6 +84,7 @@ def acknowledge(
         )
     )
     _tell_the_others(session, flows, message, ref, by, contact, now)
+    message_event(session, message, "message.acknowledged", now)
     log.info("message_acknowledged", extra={"message_id": message.id, "via": via})
     return Acknowledgement(message.id, ref, first=True, by=by)
 

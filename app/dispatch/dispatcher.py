@@ -3,6 +3,7 @@
 - `FireEscalations` moves each unacknowledged message to its policy's next step when it is due.
 - `SendDeliveries` claims due deliveries under a lease, sends them through the senders, and
   records the provider's id or the error (retry with backoff, or fail over).
+- `SendWebhooks` (app/webhooks) posts events to clients' own systems, signed, with retries.
 - `SendSummaries` (app/summaries, added by `add_summaries`) queues each client's morning summary.
 
 Claims use `FOR UPDATE SKIP LOCKED` on PostgreSQL, so any number of `nightdesk worker` processes
@@ -40,6 +41,7 @@ from app.flows.schema import Channel
 from app.observability import REGISTRY
 from app.settings import Settings
 from app.timeutil import Clock
+from app.webhooks.sending import SendWebhooks, make_http
 
 log = logging.getLogger("nightdesk.dispatch")
 
@@ -136,6 +138,7 @@ def make_dispatcher(
     base = settings.public_url.rstrip("/") or DEV_PUBLIC_URL
     links = Links(base, settings.secret_key)
     dispatcher = Dispatcher(database, flows, make_senders(settings), links, clock)
+    dispatcher.add(SendWebhooks(database, flows, make_http(), outbox.queue_notice))
     wake_on_commit(database.sessions, dispatcher.waker)
     return dispatcher
 
