@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import re
 import threading
+from functools import partial
 
 from sqlalchemy import select
 
+from app.clients.flows import FlowStore
+from app.db import make_database
 from app.flows.schema import Urgency
 from app.summaries.models import Summary
+from app.summaries.service import owed_summaries, queue_summary
 from tests.summaries.conftest import (
     ACCOUNTS,
     LONDON,
@@ -194,6 +198,29 @@ def test_two_dispatchers_racing_send_each_recipient_one_summary(
         assert len(session.scalars(select(Summary)).all()) == 1
 
 
+def test_two_workers_that_both_found_the_summary_due_write_and_send_it_once(
+    night: Night, inbox: SmtpInbox
+) -> None:
+    night.message(wall(LONDON, "2026-11-26 03:00"), name="Jo Bloggs")
+    now = night.clock.set(wall(LONDON, "2026-11-26 08:01"))
+    workers = [night.database, make_database(night.settings.database_url)]
+    found = [
+        worker.run_blocking(lambda session: owed_summaries(session, FlowStore(), now))
+        for worker in workers
+    ]
+    assert found[0] == found[1], "both see the same summary due, before either writes it"
+    (owed,) = [o for o in found[0] if o.client == "acme-plumbing"]
+    written = [
+        worker.run_blocking(
+            partial(queue_summary, flows=FlowStore(), owed=owed, portal="https://x", now=now)
+        )
+        for worker in workers
+    ]
+    assert [w.status for w in written] == ["queued", "taken"]
+    night.dispatcher().run_once()
+    assert sorted(m["To"] for m in inbox.wait_for(2)) == [ACCOUNTS, OLIVE]
+
+
 def test_a_restarted_worker_neither_repeats_a_summary_nor_loses_one_it_had_written(
     night: Night, inbox: SmtpInbox
 ) -> None:
@@ -224,3 +251,32 @@ def test_a_message_taken_after_the_summary_is_in_the_next_one(
     night.dispatcher().run_once()
     latest = inbox.wait_for(4)[-1]
     assert "Just after eight" in text_of(latest)
+
+
+def test_a_message_saved_at_the_stroke_of_eight_is_in_that_mornings_summary(
+    night: Night, inbox: SmtpInbox
+) -> None:
+    night.clock.set(wall(LONDON, "2026-11-26 08:00:05"))
+    night.dispatcher().run_once()  # the call saving it began at 07:59:59 and commits just after
+    night.message(wall(LONDON, "2026-11-26 07:59:59"), name="At the stroke of eight")
+    night.clock.set(wall(LONDON, "2026-11-26 08:00:31"))
+    night.dispatcher().run_once()
+    (email, _) = inbox.wait_for(2)
+    assert "At the stroke of eight" in text_of(email)
+
+
+def test_a_recipient_the_mail_server_refuses_does_not_stop_the_others(
+    night: Night, inbox: SmtpInbox
+) -> None:
+    inbox.replies[ACCOUNTS] = "550 5.1.1 No such user"
+    night.message(wall(LONDON, "2026-11-26 03:00"), name="Jo Bloggs")
+    night.clock.set(wall(LONDON, "2026-11-26 08:01"))
+    night.dispatcher().run_once()
+    (email,) = inbox.wait_for(1)
+    assert email["To"] == OLIVE
+    with night.sessions() as session:
+        from app.dispatch.models import Delivery
+
+        refused = session.scalars(select(Delivery).where(Delivery.address == ACCOUNTS)).one()
+    assert (refused.kind, refused.status) == ("summary", "failed")
+    assert "550" in (refused.error or "")
