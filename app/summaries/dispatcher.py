@@ -35,8 +35,12 @@ class SendSummaries:
             lambda session: owed_summaries(session, self.flows, now - SAVES_IN_FLIGHT)
         )
         written = 0
-        for summary in owed:  # one unit each: one client's failure leaves the others' alone
-            outcome = self.database.run_blocking(partial(self._queue, summary=summary, now=now))
+        for summary in owed:  # a unit each: one client's failure leaves the others' alone
+            try:
+                outcome = self.database.run_blocking(partial(self._queue, summary=summary, now=now))
+            except Exception:
+                log.exception("summary_failed", extra={"client": summary.client})
+                continue
             written += outcome.status != "taken"
         return written
 

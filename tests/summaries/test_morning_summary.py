@@ -280,3 +280,33 @@ def test_a_recipient_the_mail_server_refuses_does_not_stop_the_others(
         refused = session.scalars(select(Delivery).where(Delivery.address == ACCOUNTS)).one()
     assert (refused.kind, refused.status) == ("summary", "failed")
     assert "550" in (refused.error or "")
+
+
+def test_one_clients_failing_summary_does_not_hold_up_the_others(
+    night: Night, inbox: SmtpInbox
+) -> None:
+    class FailsWritingAcme(FlowStore):
+        """Finds Acme's summary due, then fails to write it, as a bug in its flow might."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.reads = 0
+
+        def get(self, session, version_id):
+            flow = super().get(session, version_id)
+            if flow.client == "acme-plumbing":
+                self.reads += 1
+                if self.reads > 1:
+                    raise RuntimeError("a bug in Acme's summary")
+            return flow
+
+    for yesterday in (wall(LONDON, "2026-11-25 08:01"), wall(NEW_YORK, "2026-11-25 07:31")):
+        night.clock.set(yesterday)
+        night.dispatcher().run_once()
+    assert len(inbox.wait_for(3)) == 3
+    dispatcher = night.dispatcher()
+    summaries = next(m for m in dispatcher.modules if m.name == "summaries")
+    summaries.flows = FailsWritingAcme()  # type: ignore[attr-defined]
+    night.clock.set(wall(NEW_YORK, "2026-11-26 07:31"))  # both are due: Acme's since 08:00 GMT
+    dispatcher.run_once()
+    assert [m["To"] for m in inbox.wait_for(4)[3:]] == [ROSA]
