@@ -27,6 +27,7 @@ class WebhookReceiver:
     def __init__(self) -> None:
         self.requests: list[Received] = []
         self._statuses: list[int] = []
+        self.refuse_containing: bytes | None = None  # answer 400 to any body with these bytes
         self._arrived = threading.Condition()
         receiver = self
 
@@ -38,6 +39,8 @@ class WebhookReceiver:
                         Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
                     )
                     status = receiver._statuses.pop(0) if receiver._statuses else 204
+                    if receiver.refuse_containing and receiver.refuse_containing in body:
+                        status = 400
                     receiver._arrived.notify_all()
                 self.send_response(status)
                 self.send_header("content-length", "0")

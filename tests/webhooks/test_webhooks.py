@@ -170,6 +170,28 @@ def test_a_url_failing_for_a_day_is_paused_and_the_client_told_then_resumed(
     assert len(receiver.wait_for(attempts + 2)) == attempts + 2
 
 
+def test_an_event_refused_for_a_day_while_others_arrive_is_given_up_and_the_url_stays_on(
+    hooks: Hooks, receiver: WebhookReceiver, clock: FakeClock
+) -> None:
+    endpoint_id, _ = hooks.add(receiver.url, "message.taken")
+    receiver.refuse_containing = b"Mallory"
+    hooks.message(name="Mallory")
+    for _ in range(30):  # a day and more, with the URL taking every other event meanwhile
+        hooks.message(name="Jo")
+        hooks.run()
+        clock.advance(hours=1)
+    hooks.run()
+    with hooks.sessions() as session:
+        endpoint = session.get(WebhookEndpoint, endpoint_id)
+        refused = session.scalars(
+            select(WebhookDelivery).where(WebhookDelivery.status != "delivered")
+        ).one()
+    assert endpoint is not None
+    assert endpoint.paused_at is None
+    assert (refused.status, refused.attempts, refused.response_status) == ("failed", 8, 400)
+    assert sum(b"Mallory" in r.body for r in receiver.requests) == 8
+
+
 def test_two_dispatchers_racing_post_each_event_once(
     hooks: Hooks, receiver: WebhookReceiver, settings, clock: FakeClock, fake_twilio
 ) -> None:
