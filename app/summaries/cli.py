@@ -3,6 +3,7 @@ summary up to now) and email them at once through the outbox."""
 
 from __future__ import annotations
 
+from collections import Counter
 from functools import partial
 from typing import Annotated
 
@@ -18,6 +19,7 @@ from app.dispatch.sending import SendDeliveries
 from app.settings import get_settings
 from app.summaries.digest import local
 from app.summaries.dispatcher import SAVES_IN_FLIGHT
+from app.summaries.queries import email_states
 from app.summaries.service import (
     Outcome,
     UnknownClientError,
@@ -58,24 +60,36 @@ def summaries_send(
         if not owed:
             typer.echo("no summary is due" + ("" if now else " (--now sends one anyway)"))
             return
+        keys: list[str] = []
         for summary in owed:
             write = partial(queue_summary, flows=flows, owed=summary, portal=portal, now=instant)
             outcome = database.run_blocking(write)
+            keys += outcome.email_keys
             typer.echo(describe(outcome))
-        sending = SendDeliveries(
-            database,
-            flows,
-            make_senders(settings),
-            Links(portal, settings.secret_key),
-            kinds=(DeliveryKind.summary,),
-        )
-        sent = 0
-        while done := sending.run(utcnow()):
-            sent += done
-        if sent:
-            typer.echo(f"{sent} email{'s' if sent != 1 else ''} handed to the mail server")
+        if keys:
+            sending = SendDeliveries(
+                database,
+                flows,
+                make_senders(settings),
+                Links(portal, settings.secret_key),
+                kinds=(DeliveryKind.summary,),
+            )
+            while sending.run(utcnow()):
+                pass
+            states = database.run_blocking(lambda session: email_states(session, keys))
+            typer.echo(_sent(states))
     finally:
         database.close()
+
+
+def _sent(states: Counter[str]) -> str:
+    sent = states["sent"] + states["delivered"]
+    line = f"{sent} email{'s' if sent != 1 else ''} handed to the mail server"
+    if states["pending"] or states["sending"]:
+        line += f"; {states['pending'] + states['sending']} left for the dispatcher to retry"
+    if states["failed"]:
+        line += f"; {states['failed']} refused (see the dispatcher's log)"
+    return line
 
 
 def describe(outcome: Outcome) -> str:

@@ -4,6 +4,8 @@ with whom each was sent to and who took it."""
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -115,3 +117,9 @@ def _entry(message: Message, client: str, reached: dict[str, list[str]], portal:
 
 # Shown as the caller's name already (MessageSummary.caller_name), so not again among answers.
 _NAME_KEYS = ("name", "patient_name", "caller_name", "full_name")
+
+
+def email_states(session: Session, keys: Sequence[str]) -> Counter[str]:
+    """How many of these deliveries (by dedupe key) are sent, pending, failed…"""
+    rows = session.scalars(select(Delivery.status).where(Delivery.dedupe_key.in_(keys)))
+    return Counter(rows)

@@ -52,6 +52,7 @@ class Outcome:
     messages: int = 0
     urgent: int = 0
     recipients: int = 0
+    email_keys: tuple[str, ...] = ()  # its deliveries' dedupe keys
 
 
 class UnknownClientError(LookupError):
@@ -132,11 +133,13 @@ def queue_summary(
     }
     if not insert_if_absent(session, Summary, values, "key"):
         return Outcome(owed, "taken")
+    keys: list[str] = []
     if status is SummaryStatus.queued:
         summary_id = session.scalars(select(Summary.id).where(Summary.key == key)).one()
         subject, text, html = render(Digest(flow.name, flow.zone, owed.period, entries))
         contacts = _contact_ids(session, owed.client_id)
         for index, (contact, address) in enumerate(addresses):
+            keys.append(f"summary:{summary_id}:{index}")
             queue_email(
                 session,
                 kind=DeliveryKind.summary,
@@ -144,7 +147,7 @@ def queue_summary(
                 subject=subject,
                 text=text,
                 html=html,
-                key=f"summary:{summary_id}:{index}",
+                key=keys[-1],
                 now=now,
                 contact_id=contacts.get(contact) if contact else None,
             )
@@ -157,7 +160,7 @@ def queue_summary(
             "on_demand": owed.on_demand,
         },
     )
-    return Outcome(owed, status.value, len(entries), urgent, queued_to)
+    return Outcome(owed, status.value, len(entries), urgent, queued_to, tuple(keys))
 
 
 def _contact_ids(session: Session, client_id: int) -> dict[str, int]:

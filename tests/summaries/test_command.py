@@ -11,7 +11,7 @@ from app.settings import get_settings
 from app.timeutil import utcnow
 from tests.summaries.conftest import ACCOUNTS, OLIVE, Night, text_of
 from tests.support.cli import nightdesk
-from tests.support.smtp import SmtpInbox
+from tests.support.smtp import SmtpInbox, free_port
 
 
 @pytest.fixture
@@ -55,3 +55,15 @@ def test_asking_for_a_client_without_a_summary_says_so() -> None:
     code, output = nightdesk("summaries", "send", "--client", "no-such-client")
     assert code == 1
     assert "no client 'no-such-client' with a summary in its flow file" in output
+
+
+@pytest.mark.usefixtures("command_env")
+def test_with_the_mail_server_down_the_command_says_the_dispatcher_will_retry(
+    night: Night, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NIGHTDESK_SMTP_URL", f"smtp://127.0.0.1:{free_port()}")
+    get_settings.cache_clear()
+    night.message(utcnow() - dt.timedelta(minutes=2), name="Jo Bloggs")
+    code, output = nightdesk("summaries", "send", "--client", "acme-plumbing", "--now")
+    assert code == 0, output
+    assert "0 emails handed to the mail server; 2 left for the dispatcher to retry" in output
