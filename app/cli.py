@@ -41,10 +41,13 @@ from app.flows.rota import next_handoffs, who_is_on_call
 from app.messages.queries import MessageNotFoundError, list_messages
 from app.observability import configure_logging
 from app.settings import Settings, get_settings
+from app.summaries.cli import summaries_app
+from app.summaries.dispatcher import add_summaries
 from app.telephony.sandbox.caller import Conversation, Press, SimulatedCaller
 from app.telephony.sandbox.caller import Say as Speak
 from app.telephony.sandbox.services import start_sandboxes
 from app.timeutil import utcnow
+from app.webhooks.cli import webhooks_app
 
 app = typer.Typer(
     help="Nightdesk: after-hours call answering. Add --debug to any command for tracebacks.",
@@ -60,6 +63,8 @@ app.add_typer(flows_app, name="flows")
 app.add_typer(messages_app, name="messages")
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="api-keys")
+app.add_typer(summaries_app, name="summaries")
+app.add_typer(webhooks_app, name="webhooks")
 
 
 def _sessions(settings: Settings) -> sessionmaker[Session]:
@@ -126,8 +131,8 @@ def worker() -> None:
     NIGHTDESK_RUN_DISPATCHER=false (at scale: any number of workers on one PostgreSQL)."""
     settings = get_settings()
     configure_logging(settings.log_level)
-    dispatcher = make_dispatcher(
-        settings, make_database(settings.database_url), FlowStore(), utcnow
+    dispatcher = add_summaries(
+        make_dispatcher(settings, make_database(settings.database_url), FlowStore(), utcnow)
     )
     stop = threading.Event()
 

@@ -26,6 +26,7 @@ from app.observability import LatencyMiddleware, configure_logging, configure_me
 from app.ops.routes import router as ops_router
 from app.portal.routes import router as portal_router
 from app.settings import Settings, get_settings
+from app.summaries.dispatcher import add_summaries
 from app.telephony.sandbox.services import Sandboxes, start_sandboxes
 from app.telephony.signature import BadWebhookError, TwilioSignatures
 from app.timeutil import Clock, utcnow
@@ -52,7 +53,7 @@ def create_app(
     configure_metrics(client_labels=settings.metrics_client_labels)
     database = make_database(settings.database_url)
     flows = FlowStore()
-    dispatcher = make_dispatcher(settings, database, flows, clock)
+    dispatcher = add_summaries(make_dispatcher(settings, database, flows, clock))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

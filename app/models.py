@@ -5,6 +5,8 @@ from app.calls.models import Call, CallEvent
 from app.clients.models import Client, Contact, FlowVersion, PhoneNumber
 from app.dispatch.models import Delivery, Escalation, ProviderEvent
 from app.messages.models import Message, MessageEvent
+from app.summaries.models import Summary
+from app.webhooks.models import WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "ApiKey",
@@ -21,6 +23,9 @@ __all__ = [
     "PhoneNumber",
     "ProviderEvent",
     "SignInLink",
+    "Summary",
     "User",
     "UserSession",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

@@ -25,6 +25,7 @@ from app.dispatch.models import (
 )
 from app.messages.models import Message, MessageEvent, MessageStatus, message_ref
 from app.messages.queries import MessageNotFoundError
+from app.webhooks.events import message_event
 
 log = logging.getLogger("nightdesk.dispatch")
 DONE = (MessageStatus.acknowledged, MessageStatus.closed)
@@ -85,6 +86,7 @@ def acknowledge(
         )
     )
     _tell_the_others(session, flows, message, ref, told_as or by, contact, now)
+    message_event(session, message, "message.acknowledged", now)
     log.info("message_acknowledged", extra={"message_id": message.id, "via": via})
     return Acknowledgement(message.id, ref, first=True, by=by)
 

@@ -3,6 +3,8 @@
 - `FireEscalations` moves each unacknowledged message to its policy's next step when it is due.
 - `SendDeliveries` claims due deliveries under a lease, sends them through the senders, and
   records the provider's id or the error (retry with backoff, or fail over).
+- `SendWebhooks` (app/webhooks) posts events to clients' own systems, signed, with retries.
+- `SendSummaries` (app/summaries, added by `add_summaries`) queues each client's morning summary.
 
 Claims use `FOR UPDATE SKIP LOCKED` on PostgreSQL, so any number of `nightdesk worker` processes
 can run side by side; SQLite has one writer at a time, which makes the one claimer safe there.
@@ -39,6 +41,7 @@ from app.flows.schema import Channel
 from app.observability import REGISTRY, log_safely
 from app.settings import Settings
 from app.timeutil import Clock
+from app.webhooks.sending import SendWebhooks, make_http
 
 log = logging.getLogger("nightdesk.dispatch")
 
@@ -93,6 +96,12 @@ class Dispatcher:
             FireEscalations(self.database, self.flows),
             SendDeliveries(self.database, self.flows, self.senders, self.links),
         ]
+
+    def add(self, module: Module) -> None:
+        """A module from a package above this one (summaries). It runs before sending, so the
+        emails it queues go out in the same cycle."""
+        sending = next(i for i, m in enumerate(self.modules) if isinstance(m, SendDeliveries))
+        self.modules.insert(sending, module)
 
     def run_once(self) -> int:
         """Do everything that is due now; returns how many rows were worked on."""
@@ -149,6 +158,7 @@ def make_dispatcher(
     base = settings.public_url.rstrip("/") or DEV_PUBLIC_URL
     links = Links(base, settings.secret_key, clock, settings.ack_link_days)
     dispatcher = Dispatcher(database, flows, make_senders(settings), links, clock)
+    dispatcher.add(SendWebhooks(database, flows, make_http(), outbox.queue_notice))
     wake_on_commit(database.sessions, dispatcher.waker)
     return dispatcher
 

@@ -346,6 +346,8 @@ def _settle(
     if outcome is None:
         return
     delivery.status = outcome
+    if delivery.message_id is None:  # Twilio calls back about texts and calls: each has one
+        return
     detail = {"delivery": delivery.id, "channel": delivery.channel, "status": report.status}
     if outcome is DeliveryStatus.delivered:
         add_event(session, delivery.message_id, "delivered", now, **detail)

@@ -21,6 +21,8 @@ class DeliveryKind(StrEnum):
     caller_update = "caller_update"  # "your message has been passed on" to the caller
     info = "info"  # "Sam has it" to the other contacts, confirmations
     fallback = "fallback"  # nobody acknowledged: tell the client's fallback contact
+    summary = "summary"  # the morning summary, an email about many messages (app/summaries)
+    notice = "notice"  # an email to the client about its service, e.g. a paused webhook
 
 
 class DeliveryStatus(StrEnum):
@@ -36,7 +38,11 @@ OPEN_DELIVERY = (DeliveryStatus.pending, DeliveryStatus.sending)
 
 
 class Delivery(Base):
-    """One notification to one address on one channel."""
+    """One notification to one address on one channel.
+
+    Most are about one message. An email about no single message (a summary, a notice) has no
+    `message_id`: its subject, text (`body`) and `html` are written when it is queued.
+    """
 
     __tablename__ = "deliveries"
     __table_args__ = (
@@ -45,7 +51,7 @@ class Delivery(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), index=True)
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
     kind: Mapped[str] = mapped_column(String(16), default=DeliveryKind.notify)
     channel: Mapped[str] = mapped_column(String(16))
@@ -57,6 +63,8 @@ class Delivery(Base):
     step: Mapped[int] = mapped_column(default=0)
     failover: Mapped[bool] = mapped_column(default=False)
     body: Mapped[str | None] = mapped_column(Text)
+    subject: Mapped[str | None] = mapped_column(String(300))  # emails with no message_id
+    html: Mapped[str | None] = mapped_column(Text)
     due_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.pending)
     lease_until: Mapped[dt.datetime | None]

@@ -25,6 +25,7 @@ from app.messages.models import MessageFacts, SavedMessage
 from app.messages.service import CallFacts, save_message
 from app.messages.timeline import add_event
 from app.oncall.escalation import Notification, Position, notifications_at, quiet_until, wait_after
+from app.webhooks.events import message_data, record_event
 
 log = logging.getLogger("nightdesk.dispatch")
 NOTIFY_CHANNEL = "nightdesk_dispatch"
@@ -54,11 +55,36 @@ def take_message(
     """Save the call's message and, in the same transaction, owe its notifications and tell the
     caller it was taken. None when the call has its message already (a repeat does nothing)."""
     message = save_message(session, call, save, attachments, now)
+    if message is not None:
+        _taken_webhook(session, message, save, attachments, now)
     if message is None or flow is None or message.outcome not in NOTIFIED_OUTCOMES:
         return message
     start_escalation(session, message, flow, now)
     queue_caller_update(session, message, flow, caller_taken_sms(flow.name), "taken", now)
     return message
+
+
+def _taken_webhook(
+    session: Session,
+    message: SavedMessage,
+    save: SaveMessage,
+    attachments: dict[str, Any],
+    now: dt.datetime,
+) -> None:
+    """`message.taken` to the client's webhooks, in the transaction that saved it."""
+    connected = message.outcome == "connected"  # a person took the call: saved acknowledged
+    data = message_data(
+        message_id=message.id,
+        caller=message.caller,
+        urgency=message.urgency,
+        outcome=message.outcome,
+        status="acknowledged" if connected else "new",
+        answers=save.answers,
+        transcription=attachments.get("transcription"),
+        created_at=now,
+        acknowledged_at=now if connected else None,
+    )
+    record_event(session, message.client_id, "message.taken", data, f"m{message.id}:taken", now)
 
 
 def start_escalation(session: Session, message: MessageFacts, flow: Flow, now: dt.datetime) -> None:
@@ -160,6 +186,56 @@ def queue_text(
     if inserted:
         wake_dispatcher(session)
     return inserted
+
+
+def queue_email(
+    session: Session,
+    *,
+    kind: DeliveryKind,
+    address: str,
+    subject: str,
+    text: str,
+    html: str | None,
+    key: str,
+    now: dt.datetime,
+    contact_id: int | None = None,
+) -> bool:
+    """An email about no single message (a summary, a notice), its words written now; sent once
+    per `key`, however often this runs."""
+    values = {
+        "message_id": None,
+        "dedupe_key": key,
+        "due_at": now,
+        "contact_id": contact_id,
+        "kind": kind.value,
+        "channel": Channel.email.value,
+        "address": address,
+        "subject": subject,
+        "body": text,
+        "html": html,
+        "created_at": now,
+        "updated_at": now,
+    }
+    inserted = insert_if_absent(session, Delivery, values, "dedupe_key")
+    if inserted:
+        wake_dispatcher(session)
+    return inserted
+
+
+def queue_notice(
+    session: Session, address: str, subject: str, text: str, key: str, now: dt.datetime
+) -> bool:
+    """A plain-text email to the client about its service (a webhook paused), sent once."""
+    return queue_email(
+        session,
+        kind=DeliveryKind.notice,
+        address=address,
+        subject=subject,
+        text=text,
+        html=None,
+        key=key,
+        now=now,
+    )
 
 
 def _insert_delivery(

@@ -67,6 +67,7 @@ class SendDeliveries:
     senders: Mapping[Channel, Sender]
     links: Links
     name: str = "deliveries"
+    kinds: tuple[DeliveryKind, ...] = ()  # only these kinds (a command sending its own); all
     # Sends wait on Twilio or SMTP, not on the CPU: several at once keep up with a busy night.
     _pool: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(SENDERS, thread_name_prefix="send"), repr=False
@@ -91,6 +92,8 @@ class SendDeliveries:
             and_(Delivery.status == DeliveryStatus.pending, Delivery.due_at <= now),
             and_(Delivery.status == DeliveryStatus.sending, Delivery.lease_until < now),
         )
+        if self.kinds:
+            claimable = and_(claimable, Delivery.kind.in_(self.kinds))
         rows = session.scalars(
             select(Delivery)
             .where(claimable)
@@ -141,6 +144,8 @@ class SendDeliveries:
 
     def _outgoing(self, session: Session, group: Sequence[Delivery]) -> Outgoing | None:
         first = group[0]
+        if first.message_id is None:
+            return _written_email(first)
         message = session.get(Message, first.message_id)
         client = session.get(Client, message.client_id) if message and message.client_id else None
         flow = self.flows.for_client(session, message.client_id) if message else None
@@ -221,6 +226,22 @@ class SendDeliveries:
                 _record_error(session, self.flows, delivery, error, now)
 
 
+def _written_email(delivery: Delivery) -> Outgoing:
+    """An email about no single message (a summary, a notice), written when it was queued."""
+    return Outgoing(
+        delivery_id=delivery.id,
+        channel=Channel.email,
+        to=delivery.address,
+        from_number="",
+        body=delivery.body or "",
+        ref="",
+        attempt_started=as_utc(delivery.created_at),
+        status_callback="",
+        subject=delivery.subject,
+        html=delivery.html,
+    )
+
+
 def _load_messages_and_clients(session: Session, rows: Sequence[Delivery]) -> None:
     """Two queries for the whole batch; later `session.get`s find them in the identity map."""
     messages = session.scalars(
@@ -253,7 +274,7 @@ def _record_sent(
         delivery.status = DeliveryStatus.sent
     delivery.provider_sid, delivery.sent_at = delivery.provider_sid or sid, now
     delivery.uncertain, delivery.lease_until, delivery.error = False, None, None
-    message = session.get(Message, delivery.message_id)
+    message = session.get(Message, delivery.message_id) if delivery.message_id else None
     if message is None:
         return
     if delivery.kind == DeliveryKind.notify and message.status == MessageStatus.new:
@@ -277,16 +298,26 @@ def _record_error(
         delivery.status = DeliveryStatus.pending
         delivery.due_at = now + retry_delay(delivery.attempts)
         detail["retry_at"] = as_utc(delivery.due_at).isoformat()
-        session.add(MessageEvent(message_id=delivery.message_id, kind="retrying", at=now,
-                                 detail=detail))  # fmt: skip
+        _on_timeline(session, delivery, "retrying", now, detail)
         return
     delivery.status = DeliveryStatus.failed
-    session.add(MessageEvent(message_id=delivery.message_id, kind="failed", at=now, detail=detail))
+    _on_timeline(session, delivery, "failed", now, detail)
     if isinstance(error, PermanentSendError) and error.code == 21610:  # the contact sent STOP
         contact = session.get(Contact, delivery.contact_id) if delivery.contact_id else None
         if contact is not None:
             contact.sms_opted_out = True
     move_on_after_failure(session, flows, delivery, now)
+
+
+def _on_timeline(
+    session: Session, delivery: Delivery, kind: str, now: dt.datetime, detail: dict[str, object]
+) -> None:
+    """On the delivery's message's timeline; an email about no one message goes to the log."""
+    if delivery.message_id is None:
+        log.warning(f"delivery_{kind}", extra={"delivery_id": delivery.id, "kind": delivery.kind,
+                                              "error": detail.get("error")})  # fmt: skip
+        return
+    session.add(MessageEvent(message_id=delivery.message_id, kind=kind, at=now, detail=detail))
 
 
 def move_on_after_failure(

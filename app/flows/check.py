@@ -58,6 +58,7 @@ def check_flow(flow: Flow) -> list[Problem]:
         *_inescapable_loops(flow),
         *_endings_without_a_message(flow),
         *_transfer_targets(flow),
+        *_summary_recipients(flow),
         *_rotation_contacts(flow),
         *_escalation_contacts(flow),
         *_answer_branches(flow),
@@ -316,6 +317,26 @@ def _empty_hours(flow: Flow) -> Iterator[Problem]:
                     "write 00:00-24:00 for a whole day"
                 )
                 yield Problem(None, ("hours", day.value, i), message)
+
+
+def _summary_recipients(flow: Flow) -> Iterator[Problem]:
+    """Each summary recipient is an email, or a contact who has one; no hours needs an `at`."""
+    if flow.summary is None:
+        return
+    contact_ids = [c.id for c in flow.contacts]
+    for i, recipient in enumerate(flow.summary.recipients):
+        if "@" in recipient:
+            continue
+        contact = flow.contact(recipient)
+        field = ("summary", "recipients", i)
+        if contact is None:
+            hint = "; or write an email address"
+            yield Problem(None, field, _unknown(recipient, contact_ids, "contact") + hint)
+        elif contact.email is None:
+            yield Problem(None, field, f"contact {recipient!r} has no email for the summary")
+    if flow.summary.at is None and not any(flow.hours.values()):
+        message = "with no opening hours, say when to send the summary ('at: \"07:30\"')"
+        yield Problem(None, ("summary",), message)
 
 
 def _duplicates(flow: Flow) -> Iterator[Problem]:

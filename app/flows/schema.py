@@ -180,6 +180,29 @@ class EscalationPolicy(Strict):
     fallback: Name | None = Field(None, description="Told when nobody acknowledges")
 
 
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class SummarySettings(Strict):
+    """The morning summary: one email of the messages since the last one, to each recipient."""
+
+    at: dt.time | None = Field(
+        None, description="Local time to send it every day. Default: opening time, on open days"
+    )
+    recipients: list[str] = Field(
+        min_length=1, description="Contact ids (their email) or email addresses"
+    )
+    skip_empty: bool = Field(False, description="Send nothing after a night with no messages")
+
+    @field_validator("recipients")
+    @classmethod
+    def _ids_or_emails(cls, value: list[str]) -> list[str]:
+        for recipient in value:
+            if "@" in recipient and not _EMAIL.match(recipient):
+                raise ValueError(f"{recipient!r} is not an email address")
+        return value
+
+
 # --- the call-taking steps ---------------------------------------------------------------
 
 
@@ -341,6 +364,7 @@ class Flow(Strict):
     escalation: EscalationPolicy = EscalationPolicy()
     escalation_by_urgency: dict[Urgency, EscalationPolicy] = Field(default_factory=dict)
     caller_updates: bool = Field(True, description="Text mobile callers when their message moves")
+    summary: SummarySettings | None = Field(None, description="The morning summary by email")
     goodbye: str = "Thank you for calling. Goodbye."
     start: StepId | None = Field(None, description="Default: the first step")
     steps: dict[StepId, Step] = Field(min_length=1)
@@ -374,3 +398,15 @@ class Flow(Strict):
 
     def policy_for(self, urgency: Urgency) -> EscalationPolicy:
         return self.escalation_by_urgency.get(urgency, self.escalation)
+
+    def summary_addresses(self) -> list[tuple[str | None, str]]:
+        """(contact id or None, email) for each summary recipient with an email, in order."""
+        if self.summary is None:
+            return []
+        found: list[tuple[str | None, str]] = []
+        for recipient in self.summary.recipients:
+            contact = None if "@" in recipient else self.contact(recipient)
+            email = recipient if "@" in recipient else (contact.email if contact else None)
+            if email and email not in [address for _, address in found]:
+                found.append((contact.id if contact else None, email))
+        return found

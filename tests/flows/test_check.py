@@ -274,3 +274,19 @@ def test_menus_before_a_message_count_the_longest_path_and_stop_at_the_first_que
     )
     assert most_menus_before_message(two_menus) == 2
     assert most_menus_before_message(flow(TAKE_MESSAGE)) == 0
+
+
+def test_summary_recipients_are_emails_or_contacts_who_have_one() -> None:
+    top = "summary:\n  at: '07:30'\n  recipients: [office, sam, nobody, owner@example.com]\n"
+    found = problems(TAKE_MESSAGE, top=top)
+    assert [p.message for p in found] == [
+        "contact 'sam' has no email for the summary",
+        "unknown contact 'nobody'; or write an email address",
+    ]
+    assert [p.field for p in found] == [("summary", "recipients", 1), ("summary", "recipients", 2)]
+
+
+def test_a_client_with_no_opening_hours_says_when_its_summary_goes() -> None:
+    found = problems(TAKE_MESSAGE, top="summary: {recipients: [office]}\n")
+    assert [p.field for p in found] == [("summary",)]
+    assert problems(TAKE_MESSAGE, top="summary: {at: '07:30', recipients: [office]}\n") == []
