@@ -14,6 +14,7 @@ from app.accounts.routes import router as accounts_router
 from app.calls.routes import router as calls_router
 from app.calls.service import CallService
 from app.clients.flows import FlowStore
+from app.console.queue import QueueRecorder
 from app.db import make_database
 from app.dispatch.dispatcher import make_dispatcher, start_in_background
 from app.dispatch.routes import router as dispatch_router
@@ -62,7 +63,7 @@ def create_app(settings: Settings | None = None, clock: Clock = utcnow) -> FastA
     app.state.flows = flows
     app.state.links = dispatcher.links
     app.state.dispatcher = dispatcher
-    app.state.calls = CallService(flows)
+    app.state.calls = CallService(flows, listeners=[QueueRecorder()])
     app.add_middleware(LatencyMiddleware)
     app.add_exception_handler(BadWebhookError, _bad_webhook)
     app.add_exception_handler(SignInRequiredError, _sign_in_first)

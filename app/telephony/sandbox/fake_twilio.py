@@ -32,7 +32,6 @@ from app.telephony.sandbox.fake_api import CallScript, FakeApi
 from app.telephony.sandbox.fake_callbacks import Deliver, SentCallback
 from app.telephony.sandbox.fake_http import Fault
 from app.telephony.sandbox.fake_resources import (
-    CALL_ENDED,
     DEFAULT_SMS_ERRORS,
     ApiRequest,
     CallOutcome,
@@ -163,13 +162,6 @@ class FakeTwilio(FakeApi):
             queue.members.append((call_sid, self._clock()))
             return queue.sid
 
-    def hang_up(self, call_sid: str) -> None:
-        """The caller hangs up: the call ends and leaves any queue."""
-        with self._lock:
-            call = self._calls[call_sid]
-            if call.status not in CALL_ENDED:
-                self._end_call(call, "completed")
-
     # -- serving ----------------------------------------------------------------------
 
     def start(self, timeout: float = 10.0) -> FakeTwilio:
@@ -198,8 +190,11 @@ class FakeTwilio(FakeApi):
         return self
 
     def stop(self) -> None:
-        """Stops the server and the callback thread (after the callbacks already due)."""
+        """Stops the server and the callback thread (after the callbacks already due); parties
+        still on a call hear it end."""
         self.stopping.set()
+        self.lines.close()
+        self.parties.wait_idle()
         if self._server is not None and self._thread is not None:
             self._server.should_exit = True
             self._thread.join(timeout=10)
