@@ -14,7 +14,9 @@ from app.accounts.routes import router as accounts_router
 from app.calls.routes import router as calls_router
 from app.calls.service import CallService
 from app.clients.flows import FlowStore
-from app.console.queue import QueueRecorder
+from app.console.desk import make_console
+from app.console.phone_routes import router as console_phone_router
+from app.console.routes import router as console_router
 from app.db import make_database
 from app.dispatch.dispatcher import make_dispatcher, start_in_background
 from app.dispatch.routes import router as dispatch_router
@@ -33,6 +35,7 @@ def create_app(settings: Settings | None = None, clock: Clock = utcnow) -> FastA
     database = make_database(settings.database_url)
     flows = FlowStore()
     dispatcher = make_dispatcher(settings, database, flows, clock)
+    console = make_console(settings, database, flows, clock)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -46,7 +49,10 @@ def create_app(settings: Settings | None = None, clock: Clock = utcnow) -> FastA
             if settings.run_dispatcher
             else None
         )
+        stop_console = console.start(settings.database_url)
         yield
+        stop_console()
+        await console.close()
         if stop_dispatcher is not None:
             stop_dispatcher()
         database.close()
@@ -63,7 +69,8 @@ def create_app(settings: Settings | None = None, clock: Clock = utcnow) -> FastA
     app.state.flows = flows
     app.state.links = dispatcher.links
     app.state.dispatcher = dispatcher
-    app.state.calls = CallService(flows, listeners=[QueueRecorder()])
+    app.state.console = console
+    app.state.calls = CallService(flows, listeners=[console.recorder])
     app.add_middleware(LatencyMiddleware)
     app.add_exception_handler(BadWebhookError, _bad_webhook)
     app.add_exception_handler(SignInRequiredError, _sign_in_first)
@@ -73,6 +80,8 @@ def create_app(settings: Settings | None = None, clock: Clock = utcnow) -> FastA
     app.include_router(ops_router)
     app.include_router(calls_router)
     app.include_router(dispatch_router)
+    app.include_router(console_router)
+    app.include_router(console_phone_router)
     return app
 
 

@@ -16,7 +16,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import psycopg
 from sqlalchemy import event, func, make_url, select
@@ -114,7 +114,7 @@ class LiveConsole(Generic[T]):
             self._refresher.cancel()
 
 
-def publish_on_commit(sessions: sessionmaker[Session], live: LiveConsole[object]) -> None:
+def publish_on_commit(sessions: sessionmaker[Session], live: LiveConsole[Any]) -> None:
     """SQLite: hand a committed unit's changes to this process's consoles."""
 
     @event.listens_for(sessions, "after_commit")
@@ -128,7 +128,7 @@ def publish_on_commit(sessions: sessionmaker[Session], live: LiveConsole[object]
         session.info.pop(_PENDING, None)
 
 
-def listen_for_changes(database_url: str, live: LiveConsole[object], stop: threading.Event) -> None:
+def listen_for_changes(database_url: str, live: LiveConsole[Any], stop: threading.Event) -> None:
     """PostgreSQL LISTEN: changes committed by any replica reach this process's consoles.
 
     After a lost connection it reconnects and refreshes every console, since notices sent

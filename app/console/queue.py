@@ -120,18 +120,20 @@ def claim(session: Session, entry_id: int, pa_id: int, now: dt.datetime) -> int 
 def release(session: Session, entry_id: int, offer: int, now: dt.datetime) -> bool:
     """The PA's phone didn't take the caller (no answer, busy, no key, a failure): the caller is
     still in line, waiting for the next PA. False when the offer had moved on already."""
-    pa_id = session.execute(
-        update(ENTRIES)
-        .where(
-            ENTRIES.c.id == entry_id,
-            ENTRIES.c.status == EntryStatus.offered.value,
-            ENTRIES.c.offers == offer,
-        )
-        .values(status=EntryStatus.waiting.value, pa_id=None, pa_call_sid=None, offered_at=None)
-        .returning(ENTRIES.c.pa_id)
-    ).scalar()
+    current = (
+        ENTRIES.c.id == entry_id,
+        ENTRIES.c.status == EntryStatus.offered.value,
+        ENTRIES.c.offers == offer,
+    )
+    # The PA it was offered to, read first: RETURNING would give the new, empty, pa_id.
+    pa_id = session.execute(select(ENTRIES.c.pa_id).where(*current).with_for_update()).scalar()
     if pa_id is None:
         return False
+    session.execute(
+        update(ENTRIES)
+        .where(*current)
+        .values(status=EntryStatus.waiting.value, pa_id=None, pa_call_sid=None, offered_at=None)
+    )
     _free_pa(session, pa_id, entry_id, now)
     announce(session, f"entry:{entry_id}")
     log.info("offer_released", extra={"entry_id": entry_id, "offer": offer})
@@ -233,25 +235,34 @@ def conversation_ended(
         .returning(ENTRIES.c.pa_id)
     ).scalar()
     if row is not None:
-        _set_presence_if(session, row, State.on_call, entry_id, State.wrap_up, now)
+        to_wrap_up(session, row, entry_id, now)
         announce(session, f"entry:{entry_id}")
 
 
 def caller_gone_after_answer(session: Session, entry_id: int, now: dt.datetime) -> int | None:
     """Moving the caller in failed (they hung up as the PA joined): the entry is abandoned after
     all. Returns the call's id, so the caller's partial message can be saved."""
-    call_id = session.execute(
+    row = session.execute(
         update(ENTRIES)
         .where(ENTRIES.c.id == entry_id, ENTRIES.c.status == EntryStatus.answered.value)
         .values(status=EntryStatus.abandoned.value, ended_at=now)
-        .returning(ENTRIES.c.call_id)
-    ).scalar()
-    if call_id is not None:
-        announce(session, f"entry:{entry_id}")
+        .returning(ENTRIES.c.call_id, ENTRIES.c.pa_id)
+    ).first()
+    if row is None:
+        return None
+    if row.pa_id is not None:
+        _free_pa(session, row.pa_id, entry_id, now)
+    announce(session, f"entry:{entry_id}")
+    call_id: int = row.call_id
     return call_id
 
 
 # --- presence changes that follow from calls ------------------------------------------------
+
+
+def to_wrap_up(session: Session, pa_id: int, entry_id: int, now: dt.datetime) -> None:
+    """The PA's conversation (or its message) is done: wrap-up time."""
+    _set_presence_if(session, pa_id, State.on_call, entry_id, State.wrap_up, now)
 
 
 def _free_pa(session: Session, pa_id: int, entry_id: int, now: dt.datetime) -> None:

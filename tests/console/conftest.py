@@ -8,20 +8,28 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+import httpx
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.console.models import QueueEntry
+from app.accounts.models import Role
+from app.accounts.service import add_user, sign_in_link
+from app.console.models import Presence, QueueEntry
+from app.db import transaction
 from app.messages.models import Message
 from app.settings import Settings
 from app.telephony.sandbox.caller import Conversation, SimulatedCaller
-from app.telephony.sandbox.conversation import CallerInput
+from app.telephony.sandbox.conversation import CallerInput, Press
+from app.telephony.sandbox.fake_resources import CallRecord
 from app.telephony.sandbox.fake_twilio import FakeTwilio
 from app.telephony.sandbox.switchboard import HttpSwitchboard
 from app.telephony.sandbox.webhooks import new_sid
+from tests.accounts.conftest import form_token
 from tests.clock import FakeClock
+from tests.conftest import PUBLIC_URL
 
 HARBOUR_LAW = "+61255501234"
 CALLER = "+61491570999"
@@ -93,8 +101,10 @@ Ring = Callable[..., WaitingCaller]
 
 
 @pytest.fixture
-def ring(console_client: TestClient, settings: Settings, fake_twilio: FakeTwilio) -> Ring:
-    """A caller rings a number and plays `script`, waiting in any queue for real."""
+def ring(console_client: TestClient, settings: Settings, fake_twilio: FakeTwilio) -> Iterator[Ring]:
+    """A caller rings a number and plays `script`, waiting in any queue for real. Callers still
+    on the line when the test ends hang up."""
+    callers: list[WaitingCaller] = []
 
     def start(
         to: str = HARBOUR_LAW, *script: CallerInput, hold_wait: float = 20.0, **options: object
@@ -120,9 +130,14 @@ def ring(console_client: TestClient, settings: Settings, fake_twilio: FakeTwilio
 
         waiting.thread = threading.Thread(target=play, daemon=True, name="waiting-caller")
         waiting.thread.start()
+        callers.append(waiting)
         return waiting
 
-    return start
+    yield start
+    fake_twilio.lines.close()
+    for caller in callers:
+        caller.thread.join(10)
+    fake_twilio.parties.wait_idle()
 
 
 def entries(sessions: sessionmaker[Session]) -> list[QueueEntry]:
@@ -145,3 +160,100 @@ def wait_for_entry(
         return rows if sum(e.status == status for e in rows) >= count else []
 
     return fake.wait_for(found, timeout=10)
+
+
+# --- PAs ------------------------------------------------------------------------------------------
+
+PA_PHONE = "+15005550006"
+OTHER_PA_PHONE = "+15005550007"
+
+
+@dataclass
+class Pa:
+    """A PA (or supervisor) signed in through the form, with a browser of their own."""
+
+    email: str
+    user_id: int
+    browser: TestClient
+
+    def page(self, path: str) -> httpx.Response:
+        response: httpx.Response = self.browser.get(path, follow_redirects=False)
+        return response
+
+    csrf_token: str = ""
+
+    def press(self, path: str, **fields: str) -> httpx.Response:
+        """Submit a form as a person would: with the session's CSRF token, as pages carry it."""
+        if not self.csrf_token:
+            self.csrf_token = form_token(self.browser.get("/console"))
+        response: httpx.Response = self.browser.post(
+            path, data={"csrf_token": self.csrf_token, **fields}, follow_redirects=False
+        )
+        return response
+
+    def set_presence(self, state: str) -> None:
+        assert self.press("/console/presence", state=state).status_code == 303
+
+    def take(self, entry_id: int) -> httpx.Response:
+        return self.press(f"/console/queue/{entry_id}/take")
+
+
+AddPa = Callable[..., Pa]
+
+
+@pytest.fixture
+def add_pa(
+    app: FastAPI,
+    session_factory: sessionmaker[Session],
+    clock: FakeClock,
+    console_client: TestClient,
+) -> Iterator[AddPa]:
+    """A PA with a phone, signed in with a browser of their own (its own cookies)."""
+    browsers: list[TestClient] = []
+
+    def add(
+        email: str = "sam@nightdesk.test", *, phone: str | None = PA_PHONE,
+        role: Role = Role.pa, name: str = "Sam Taylor", available: bool = True,
+    ) -> Pa:  # fmt: skip
+        with transaction(session_factory) as session:
+            user = add_user(session, email, role, clock(), name=name, phone=phone)
+            user_id, link = user.id, sign_in_link(session, user, clock())
+        browser = TestClient(app, base_url=PUBLIC_URL)
+        browsers.append(browser)
+        page = browser.get(f"/login/link/{link}")
+        signed_in = browser.post(
+            f"/login/link/{link}", data={"csrf_token": form_token(page)}, follow_redirects=False
+        )
+        assert signed_in.status_code == 303
+        pa = Pa(email, user_id, browser)
+        if available:
+            pa.set_presence("available")
+        return pa
+
+    yield add
+    for browser in browsers:
+        browser.close()
+
+
+def entry_of(sessions: sessionmaker[Session], entry_id: int) -> QueueEntry:
+    with sessions() as session:
+        entry = session.get(QueueEntry, entry_id)
+        assert entry is not None
+        return entry
+
+
+def presence_of(sessions: sessionmaker[Session], user_id: int) -> str:
+    with sessions() as session:
+        row = session.get(Presence, user_id)
+        return row.state if row else "none"
+
+
+def pa_phones_pick_up(fake: FakeTwilio, client: TestClient, *script: CallerInput) -> None:
+    """PAs' phones (calls to /twilio/console/...) are picked up by a simulated PA who plays
+    `script` (by default: presses 1)."""
+    keys = list(script) or [Press("1")]
+
+    def script_for(call: CallRecord) -> list[CallerInput] | None:
+        return keys if "/twilio/console/" in (call.url or "") else None
+
+    fake.parties.pick_up(script_for, client)
