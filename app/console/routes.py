@@ -143,7 +143,7 @@ async def call_screen(
         return _to("/console", "gone")
     return render(
         request, "call.html", screen=screen, problem=PROBLEMS.get(problem), problems={},
-        csrf_token=user.csrf_token, **screens.me_context(screen.standing, entry_id, user, now),
+        **screens.me_context(screen.standing, entry_id, user, now),
     )  # fmt: skip
 
 
@@ -168,7 +168,7 @@ async def save_message(
         assert screen is not None
         return render(
             request, "call.html", 422, screen=screen, problems=outcome.problems,
-            values=submitted, csrf_token=user.csrf_token, problem=None,
+            values=submitted, problem=None,
             **screens.me_context(screen.standing, entry_id, user, now),
         )  # fmt: skip
     return _to(f"/console/calls/{entry_id}", "gone")

@@ -90,8 +90,8 @@ def check(
     except ValueError:
         problems["urgency"] = "Choose routine, urgent or emergency."
         level = Urgency.routine
-    if not answers:
-        problems.setdefault(MESSAGE, "Write down at least what the caller wants.")
+    if not answers and not problems:
+        problems[MESSAGE] = "Write down at least what the caller wants."
     return Checked(answers, level, problems)
 
 

@@ -214,9 +214,12 @@ def add_pa(
     def add(
         email: str = "sam@nightdesk.test", *, phone: str | None = PA_PHONE,
         role: Role = Role.pa, name: str = "Sam Taylor", available: bool = True,
+        client: str | None = None,
     ) -> Pa:  # fmt: skip
         with transaction(session_factory) as session:
-            user = add_user(session, email, role, clock(), name=name, phone=phone)
+            user = add_user(
+                session, email, role, clock(), name=name, phone=phone, client_slug=client
+            )
             user_id, link = user.id, sign_in_link(session, user, clock())
         browser = TestClient(app, base_url=PUBLIC_URL)
         browsers.append(browser)
@@ -257,3 +260,38 @@ def pa_phones_pick_up(fake: FakeTwilio, client: TestClient, *script: CallerInput
         return keys if "/twilio/console/" in (call.url or "") else None
 
     fake.parties.pick_up(script_for, client)
+
+
+@dataclass
+class Answered:
+    """A PA on the phone with a caller who was waiting: the call is theirs."""
+
+    pa: Pa
+    caller: WaitingCaller
+    entry_id: int
+
+
+AnswerCall = Callable[..., Answered]
+
+
+@pytest.fixture
+def answered_call(
+    ring: Ring,
+    add_pa: AddPa,
+    fake_twilio: FakeTwilio,
+    console_client: TestClient,
+    session_factory: sessionmaker[Session],
+) -> AnswerCall:
+    """A caller waits, a PA takes them, picks up and presses 1: they are talking."""
+
+    def answer(*script: CallerInput, pa: Pa | None = None) -> Answered:
+        pa_phones_pick_up(fake_twilio, console_client, Press("1"))
+        pa = pa or add_pa()
+        caller = ring(HARBOUR_LAW, *(script or (Press("0"),)))
+        waiting = wait_for_entry(fake_twilio, session_factory, "waiting")
+        entry_id = waiting[-1].id
+        assert pa.take(entry_id).status_code == 303
+        fake_twilio.wait_for(lambda: entry_of(session_factory, entry_id).status == "answered")
+        return Answered(pa, caller, entry_id)
+
+    return answer
