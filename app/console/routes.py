@@ -143,7 +143,7 @@ async def call_screen(
         return _to("/console", "gone")
     return render(
         request, "call.html", screen=screen, problem=PROBLEMS.get(problem), problems={},
-        **screens.me_context(screen.standing, entry_id, user, now),
+        **screens.me_context(screen.standing, None, user, now),
     )  # fmt: skip
 
 
@@ -169,7 +169,7 @@ async def save_message(
         return render(
             request, "call.html", 422, screen=screen, problems=outcome.problems,
             values=submitted, problem=None,
-            **screens.me_context(screen.standing, entry_id, user, now),
+            **screens.me_context(screen.standing, None, user, now),
         )  # fmt: skip
     return _to(f"/console/calls/{entry_id}", "gone")
 

@@ -65,8 +65,11 @@ def fragments(
     supervising: bool, days: list[ClientDay] | None,
 ) -> dict[str, str]:  # fmt: skip
     """Every live part of the page, by the id of the element it fills."""
+    mine = me(snapshot, principal, now)
+    if entry_id is not None and mine["my_entry"] == entry_id:
+        mine["my_entry"] = None  # this page is that call
     parts = {
-        "me": fragment("_presence.html", **me(snapshot, principal, now)),
+        "me": fragment("_presence.html", **mine),
         "queue": fragment("_queue.html", **queue(snapshot, principal, now)),
     }
     if supervising:

@@ -3,45 +3,19 @@
 
 from __future__ import annotations
 
-import socket
 import time
-from collections.abc import Iterator
 
 import httpx
-import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.accounts.models import Role
 from app.console.presence import GONE_AFTER
-from app.settings import Settings
 from app.telephony.sandbox.caller import Press
 from app.telephony.sandbox.fake_twilio import FakeTwilio
 from tests.clock import FakeClock
-from tests.console.conftest import HARBOUR_LAW, AddPa, Ring, ToTheApp, presence_of
-from tests.support.live import EventStream, free_socket, serving, url_of
-
-
-@pytest.fixture
-def live_socket() -> Iterator[socket.socket]:
-    sock = free_socket()
-    yield sock
-    sock.close()
-
-
-@pytest.fixture
-def settings(settings: Settings, live_socket: socket.socket) -> Settings:
-    """The app's public URL is the live server's, so its cookies and links work there."""
-    return settings.model_copy(update={"public_url": url_of(live_socket)})
-
-
-@pytest.fixture
-def live_url(
-    app: FastAPI, live_socket: socket.socket, console_client: TestClient, callbacks: ToTheApp
-) -> Iterator[str]:
-    with serving(app, live_socket) as url:
-        yield url
+from tests.console.conftest import HARBOUR_LAW, AddPa, Ring, presence_of
+from tests.support.live import EventStream
 
 
 def watch(live_url: str, browser: TestClient, path: str = "/console/events") -> EventStream:
