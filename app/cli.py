@@ -22,6 +22,7 @@ from app.accounts.cli import keys_app, users_app
 from app.calls.queries import message_story
 from app.clients.flows import FlowStore, sync_flows
 from app.clients.models import Client, PhoneNumber
+from app.console.sandbox import answer_pa_phones
 from app.db import make_database, make_engine, make_session_factory, transaction, upgrade_database
 from app.dispatch.acks import acknowledge
 from app.dispatch.dispatcher import listen_for_work, make_dispatcher
@@ -31,10 +32,12 @@ from app.flows.loader import LoadedFlow, load_flows
 from app.flows.rota import next_handoffs, who_is_on_call
 from app.messages.queries import MessageNotFoundError, list_messages
 from app.observability import configure_logging
-from app.settings import Settings, get_settings
+from app.settings import DEFAULT_TWILIO_API_BASE, Settings, get_settings
 from app.telephony.sandbox.caller import Conversation, Press, SimulatedCaller
 from app.telephony.sandbox.caller import Say as Speak
+from app.telephony.sandbox.fake_resources import CallRecord
 from app.telephony.sandbox.fake_twilio import FakeTwilio
+from app.telephony.sandbox.switchboard import HttpSwitchboard
 from app.timeutil import utcnow
 
 app = typer.Typer(help="Nightdesk: after-hours call answering.", no_args_is_help=True)
@@ -142,7 +145,8 @@ def demo(
         sandbox.on_message = lambda record: typer.echo(
             f"[sandbox] SMS to {record.to}: {record.body}"
         )
-        sandbox.start()
+        answer_pa_phones(sandbox, f"http://{host}:{port}", on_done=_print_pa_phone)
+        sandbox.start(port=port + 1)
         os.environ["NIGHTDESK_TWILIO_API_BASE"] = sandbox.base_url
     get_settings.cache_clear()
     settings = get_settings()
@@ -157,8 +161,17 @@ def demo(
         "--say 'Sam Taylor' --say '07911 123456' --press 1 --say 'The boiler is leaking'\n"
         f"  uv run nightdesk call riverside-medical --url http://{host}:{port} --press 2\n"
         "  uv run nightdesk messages list\n"
+        "\nTake a caller in the PA console (the sandbox answers the PA's phone and presses 1):\n"
+        "  uv run nightdesk users add pa@example.test --role pa --phone +15005550006\n"
+        "  (open the link it prints, then press Set me available)\n"
+        f"  NIGHTDESK_TWILIO_API_BASE={os.environ['NIGHTDESK_TWILIO_API_BASE']} uv run nightdesk "
+        f"call harbour-law --url http://{host}:{port} --press 0\n"
     )
     serve(host=host, port=port, workers=1)
+
+
+def _print_pa_phone(call: CallRecord, conversation: Conversation) -> None:
+    typer.echo(f"[sandbox] the PA's phone ({call.to}):\n{conversation.transcript()}")
 
 
 @db_app.command("upgrade")
@@ -268,8 +281,19 @@ def call(
                 http, public_url=settings.public_url or url, auth_token=settings.twilio_auth_token,
                 account_sid=settings.twilio_account_sid, from_number=caller, to_number=number,
                 script=script, transfers=transfers,  # type: ignore[arg-type]
+                switchboard=_sandbox_switchboard(settings),
             ).run()  # fmt: skip
     typer.echo(conversation.transcript())
+
+
+def _sandbox_switchboard(settings: Settings) -> HttpSwitchboard | None:
+    """Against `nightdesk demo`'s sandbox, the caller waits in its queues in real time, until a
+    PA takes them from the console (or the flow's hold limit passes)."""
+    if settings.twilio_api_base.rstrip("/") == DEFAULT_TWILIO_API_BASE:
+        return None
+    return HttpSwitchboard(
+        settings.twilio_api_base, settings.twilio_account_sid, settings.twilio_auth_token
+    )
 
 
 def _number_for(settings: Settings, client_or_number: str) -> str:

@@ -164,13 +164,15 @@ class FakeTwilio(FakeApi):
 
     # -- serving ----------------------------------------------------------------------
 
-    def start(self, timeout: float = 10.0) -> FakeTwilio:
-        """Serves on 127.0.0.1 on a free port; returns once it accepts requests."""
+    def start(self, timeout: float = 10.0, port: int = 0) -> FakeTwilio:
+        """Serves on 127.0.0.1 on `port` (a free one by default); returns once it accepts
+        requests."""
         if self._server is not None:
             return self
         self.stopping.clear()
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.bind(("127.0.0.1", 0))
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restarted demo
+        self._socket.bind(("127.0.0.1", port))
         port = self._socket.getsockname()[1]
         config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off")
         # uvicorn installs signal handlers only on the main thread, so a thread is safe.
