@@ -396,7 +396,8 @@ class FakeApi(FakeHttpEdge):
         """The call's party hangs up: the call ends and leaves any queue or conference."""
         with self._lock:
             call = self._calls.get(call_sid)
-            if call is None:  # not registered yet (it is between two webhooks): it hears it
+            if call is None:  # not one of the fake's calls, or not registered yet: its party
+                self.lines.leave(call_sid)  # leaves any conference, and hears the end
                 self.lines.push(call_sid, Ended())
             elif call.status not in CALL_ENDED:
                 self._end_call(call, "completed")
