@@ -9,8 +9,11 @@ import httpx
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.settings import Settings
 from app.telephony.sandbox.caller import Press, Silence
 from app.telephony.sandbox.fake_twilio import FakeTwilio
+from app.telephony.sandbox.signing import signed_post
+from tests.conftest import AUTH_TOKEN
 from tests.console.conftest import (
     HARBOUR_LAW,
     OTHER_PA_PHONE,
@@ -18,6 +21,7 @@ from tests.console.conftest import (
     AddPa,
     Ring,
     entry_of,
+    messages,
     pa_phones_pick_up,
     presence_of,
     wait_for_entry,
@@ -54,6 +58,7 @@ def test_a_pa_who_presses_1_is_put_through_and_the_caller_is_moved_into_their_co
     assert "Harbour Law caller. Press 1 to take the call." in whisper.heard()
     fake_twilio.wait_for(lambda: presence_of(session_factory, pa.user_id) == "wrap_up")
     assert entry_of(session_factory, entry.id).ended_at is not None
+    assert messages(session_factory) == [], "the caller reached a person: the PA takes the message"
 
 
 def test_a_pa_whose_phone_is_busy_leaves_the_caller_in_line_for_the_next_pa(
@@ -164,5 +169,37 @@ def test_only_an_available_pa_with_a_phone_can_take_a_caller(
     assert no_phone.take(entry.id).headers["location"] == "/console?problem=no_phone"
     assert "Take call" not in on_break.page("/console").text
     assert entry_of(session_factory, entry.id).status == "waiting"
+    fake_twilio.hang_up(caller.call_sid)
+    caller.conversation()
+
+
+def test_a_late_callback_from_an_earlier_pa_leg_leaves_the_next_offer_alone(
+    ring: Ring,
+    add_pa: AddPa,
+    fake_twilio: FakeTwilio,
+    console_client: TestClient,
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+) -> None:
+    fake_twilio.set_call_outcome(PA_PHONE, "busy")
+    pa = add_pa()
+    caller = ring(HARBOUR_LAW, Press("0"))
+    (entry,) = wait_for_entry(fake_twilio, session_factory, "waiting")
+    pa.take(entry.id)
+    fake_twilio.settle()  # offer 1: busy, the caller is back in line
+    fake_twilio.set_call_outcome(PA_PHONE, "in-progress")
+    pa.take(entry.id)  # offer 2: ringing
+    fake_twilio.settle()
+
+    # Twilio repeats offer 1's final status callback, late.
+    late = {"CallSid": "CA" + "1" * 32, "CallStatus": "busy", "To": PA_PHONE}
+    path = f"/twilio/console/leg-status?entry={entry.id}&offer=1"
+    assert (
+        signed_post(console_client, settings.public_url, path, late, AUTH_TOKEN).status_code == 204
+    )
+
+    again = entry_of(session_factory, entry.id)
+    assert (again.status, again.offers, again.pa_id) == ("offered", 2, pa.user_id)
+    assert presence_of(session_factory, pa.user_id) == "on_call"
     fake_twilio.hang_up(caller.call_sid)
     caller.conversation()
