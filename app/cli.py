@@ -25,6 +25,7 @@ from app.accounts.cli import keys_app, users_app
 from app.calls.queries import message_story
 from app.clients.flows import FlowStore, sync_flows
 from app.clients.models import Client, PhoneNumber
+from app.console.sandbox import answer_pa_phones
 from app.db import (
     explain_database_error,
     make_database,
@@ -40,12 +41,14 @@ from app.flows.loader import LoadedFlow, load_flows
 from app.flows.rota import next_handoffs, who_is_on_call
 from app.messages.queries import MessageNotFoundError, list_messages
 from app.observability import configure_logging
-from app.settings import Settings, get_settings
+from app.settings import DEFAULT_TWILIO_API_BASE, Settings, get_settings
 from app.summaries.cli import summaries_app
 from app.summaries.dispatcher import add_summaries
 from app.telephony.sandbox.caller import Conversation, Press, SimulatedCaller
 from app.telephony.sandbox.caller import Say as Speak
+from app.telephony.sandbox.fake_resources import CallRecord
 from app.telephony.sandbox.services import start_sandboxes
+from app.telephony.sandbox.switchboard import HttpSwitchboard
 from app.timeutil import utcnow
 from app.webhooks.cli import webhooks_app
 
@@ -169,6 +172,8 @@ def demo(
     # The server builds its settings from the environment: point it at these sandboxes.
     os.environ["NIGHTDESK_TWILIO_API_BASE"] = sandboxes.settings.twilio_api_base
     os.environ["NIGHTDESK_SMTP_URL"] = sandboxes.settings.smtp_url
+    if sandboxes.twilio is not None:  # the sandbox answers PAs' phones and presses 1
+        answer_pa_phones(sandboxes.twilio, f"http://{host}:{port}", on_done=_print_pa_phone)
     get_settings.cache_clear()
     settings = get_settings()
     loaded = _prepare_database(settings)
@@ -184,6 +189,11 @@ def demo(
         "--say 'Sam Taylor' --say '07911 123456' --press 1 --say 'The boiler is leaking'\n"
         f"  {command} call riverside-medical --at 2026-12-25T02:00 --press 2\n"
         f"  {command} messages list\n"
+        "\nTake a caller in the PA console (the sandbox answers the PA's phone and presses 1):\n"
+        f"  {command} users add pa@example.test --role pa --phone +15005550006\n"
+        "  (open the link it prints, then press Set me available)\n"
+        f"  NIGHTDESK_TWILIO_API_BASE={os.environ['NIGHTDESK_TWILIO_API_BASE']} {command} "
+        f"call harbour-law --url http://{host}:{port} --press 0\n"
     )
     serve(host=host, port=port, workers=1)
 
@@ -201,6 +211,10 @@ def _this_command() -> str:
         return f"./{script.relative_to(Path.cwd())}"
     except ValueError:
         return str(script)
+
+
+def _print_pa_phone(call: CallRecord, conversation: Conversation) -> None:
+    typer.echo(f"[sandbox] the PA's phone ({call.to}):\n{conversation.transcript()}")
 
 
 @db_app.command("upgrade")
@@ -332,6 +346,7 @@ def call(
                     auth_token=settings.twilio_auth_token,
                     account_sid=settings.twilio_account_sid, from_number=caller,
                     to_number=number, script=script, transfers=transfers,  # type: ignore[arg-type]
+                    switchboard=_sandbox_switchboard(settings),
                 ).run()  # fmt: skip
         except httpx.TransportError as exc:
             typer.echo(
@@ -341,6 +356,16 @@ def call(
             )
             raise typer.Exit(1) from None
     typer.echo(conversation.transcript())
+
+
+def _sandbox_switchboard(settings: Settings) -> HttpSwitchboard | None:
+    """Against `nightdesk demo`'s sandbox, the caller waits in its queues in real time, until a
+    PA takes them from the console (or the flow's hold limit passes)."""
+    if settings.twilio_api_base.rstrip("/") == DEFAULT_TWILIO_API_BASE:
+        return None
+    return HttpSwitchboard(
+        settings.twilio_api_base, settings.twilio_account_sid, settings.twilio_auth_token
+    )
 
 
 def _number_for(settings: Settings, client_or_number: str) -> tuple[str, ZoneInfo]:

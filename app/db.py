@@ -329,7 +329,8 @@ class SqliteWriter:
             self._write_batch(batch, wait=False)
         except _LockTakenError:  # by another process: wait for it on a thread, not on the loop
             self._waiting_for_lock = True
-            waited = loop.run_in_executor(None, self._write_batch, batch, True)
+            unwritten = [unit for unit in batch if unit.error is None]  # (a failed one is done)
+            waited = loop.run_in_executor(None, self._write_batch, unwritten, True)
             waited.add_done_callback(lambda _done: self._lock_waited(batch))
             return
         _settle(batch)

@@ -19,6 +19,9 @@ from app.api.routes import router as api_router
 from app.calls.routes import router as calls_router
 from app.calls.service import CallService
 from app.clients.flows import FlowStore
+from app.console.desk import make_console
+from app.console.phone_routes import router as console_phone_router
+from app.console.routes import router as console_router
 from app.db import make_database
 from app.dispatch.dispatcher import make_dispatcher, start_in_background
 from app.dispatch.routes import router as dispatch_router
@@ -54,6 +57,7 @@ def create_app(
     database = make_database(settings.database_url)
     flows = FlowStore()
     dispatcher = add_summaries(make_dispatcher(settings, database, flows, clock))
+    console = make_console(settings, database, flows, clock)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -67,7 +71,10 @@ def create_app(
             if settings.run_dispatcher
             else None
         )
+        stop_console = console.start(settings.database_url)
         yield
+        stop_console()
+        await console.close()
         if stop_dispatcher is not None:
             # Off the loop: the dispatcher may be waiting for the loop to write its last unit.
             await asyncio.to_thread(stop_dispatcher)
@@ -88,7 +95,8 @@ def create_app(
     app.state.flows = flows
     app.state.links = dispatcher.links
     app.state.dispatcher = dispatcher
-    app.state.calls = CallService(flows)
+    app.state.console = console
+    app.state.calls = CallService(flows, listeners=[console.recorder])
     app.add_middleware(LatencyMiddleware)
     app.add_exception_handler(BadWebhookError, _bad_webhook)
     app.add_exception_handler(SignInRequiredError, _sign_in_first)
@@ -102,6 +110,8 @@ def create_app(
     app.include_router(api_router)
     app.include_router(docs_router)
     app.include_router(portal_router)
+    app.include_router(console_router)
+    app.include_router(console_phone_router)
     return app
 
 

@@ -3,6 +3,7 @@
 from app.accounts.models import ApiKey, AuditEvent, SignInLink, User, UserSession
 from app.calls.models import Call, CallEvent
 from app.clients.models import Client, Contact, FlowVersion, PhoneNumber
+from app.console.models import Presence, QueueEntry
 from app.dispatch.models import Delivery, Escalation, ProviderEvent
 from app.messages.models import Message, MessageEvent
 from app.summaries.models import Summary
@@ -21,7 +22,9 @@ __all__ = [
     "Message",
     "MessageEvent",
     "PhoneNumber",
+    "Presence",
     "ProviderEvent",
+    "QueueEntry",
     "SignInLink",
     "Summary",
     "User",

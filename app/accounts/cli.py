@@ -39,6 +39,9 @@ def users_add(
         str | None, typer.Option(help="The client business a client user belongs to (its slug)")
     ] = None,
     name: Annotated[str | None, typer.Option(help="The name shown in the console")] = None,
+    phone: Annotated[
+        str | None, typer.Option(help="A PA's phone (+E.164): the console rings it for calls")
+    ] = None,
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="Read a password from standard input")
     ] = False,
@@ -51,8 +54,9 @@ def users_add(
     try:
         with transaction(_sessions()) as session:
             user = add_user(
-                session, email, role, now, client_slug=client, name=name, password=password
-            )
+                session, email, role, now, client_slug=client, name=name, password=password,
+                phone=phone,
+            )  # fmt: skip
             token = None if password else sign_in_link(session, user, now)
             described = f"{user.role} {user.email}" + (f" of {client}" if client else "")
     except AccountError as exc:

@@ -38,6 +38,8 @@ class User(Base):
     # Exactly one client for a client user; none for staff.
     client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id"), index=True)
     password_hash: Mapped[str | None] = mapped_column(String(200))
+    # A PA's own phone (+E.164): the console rings it to put them through to a waiting caller.
+    phone: Mapped[str | None] = mapped_column(String(20))
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     last_sign_in_at: Mapped[dt.datetime | None]

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+import phonenumbers
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -74,9 +75,12 @@ def add_user(
     client_slug: str | None = None,
     name: str | None = None,
     password: str | None = None,
+    phone: str | None = None,
 ) -> User:
-    """A new account. A client user belongs to exactly one client; staff to none."""
+    """A new account. A client user belongs to exactly one client; staff to none. A PA's
+    `phone` is the one the console rings to put them through to callers."""
     email = normalise_email(email)
+    phone = normalise_phone(phone) if phone else None
     if session.scalar(select(User.id).where(User.email == email)) is not None:
         raise AccountError(f"there is already an account for {email}")
     client_id = None
@@ -94,12 +98,24 @@ def add_user(
         role=role.value,
         client_id=client_id,
         password_hash=hash_password(password) if password else None,
+        phone=phone,
         created_at=now,
     )
     session.add(user)
     session.flush()
     audit(session, "user_added", now, user_id=user.id, client_id=client_id, role=role.value)
     return user
+
+
+def normalise_phone(phone: str) -> str:
+    """A phone number in +E.164 form, as Twilio dials it."""
+    try:
+        number = phonenumbers.parse(phone.strip(), None)
+    except phonenumbers.NumberParseException:
+        raise AccountError(f"{phone!r} is not a phone number in +E.164 form") from None
+    if not phonenumbers.is_possible_number(number):
+        raise AccountError(f"{phone!r} is not a possible phone number")
+    return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
 
 
 def normalise_email(email: str) -> str:

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlencode
 
 from sqlalchemy import select
@@ -81,11 +82,21 @@ def _turn_urls(base: str, number: int) -> TurnUrls:
     )
 
 
+class TurnListener(Protocol):
+    """Told of every stored turn, inside its unit of work (the console's queue of waiting
+    callers is kept this way)."""
+
+    def turn_stored(
+        self, session: Session, call: CallFacts, flow: Flow | None, turn: Turn, now: dt.datetime
+    ) -> None: ...
+
+
 class CallService:
     """Answers voice webhooks with TwiML, keeping each call's state and timeline in the database."""
 
-    def __init__(self, flows: FlowStore) -> None:
+    def __init__(self, flows: FlowStore, listeners: Sequence[TurnListener] = ()) -> None:
         self.flows = flows
+        self.listeners = tuple(listeners)
 
     def answer(self, session: Session, hook: VoiceWebhook, urls: Urls, now: dt.datetime) -> str:
         """A new call: find the client by the number dialled and run its flow's first turn."""
@@ -162,6 +173,7 @@ class CallService:
             session, call.id, hook.call_status, turn.state.to_json(), hook.duration, now
         )
         self._save_messages(session, _Call.of(call), flow, turn, now)
+        self._tell_listeners(session, _Call.of(call), flow, turn, now)
         log.info("call_ended", extra={"call_sid": call.sid, "status": hook.call_status})
 
     def recording(
@@ -205,7 +217,14 @@ class CallService:
         events = [{"kind": note.kind, "detail": note.detail, "at": now} for note in turn.notes]
         queries.save_turn(session, call.id, number, turn.state.to_json(), twiml, events)
         self._save_messages(session, call, flow, turn, now)
+        self._tell_listeners(session, call, flow, turn, now)
         return twiml
+
+    def _tell_listeners(
+        self, session: Session, call: _Call, flow: Flow | None, turn: Turn, now: dt.datetime
+    ) -> None:
+        for listener in self.listeners:
+            listener.turn_stored(session, call, flow, turn, now)
 
     def _save_messages(
         self, session: Session, call: _Call, flow: Flow | None, turn: Turn, now: dt.datetime

@@ -243,6 +243,13 @@ def advance(flow: Flow, state: CallState, heard: CallerInput, now: dt.datetime) 
             turn.note("queue_ended", result=result)
             if result == "bridged":
                 return _connected(turn, flow)
+            if result == "hangup":
+                return _hang_up(turn)
+            if result == "redirected":
+                # Moved out of the queue to a PA (the console): a person has the call, and
+                # Twilio runs the TwiML it was moved to, not this turn's.
+                turn.state = replace(turn.state, person_reached=True)
+                return turn
             return _run(flow, turn, step.on_timeout, now)
     turn.note("error", reason=f"step {state.step!r} was not waiting for the caller")
     return _run(flow, turn, state.step, now)

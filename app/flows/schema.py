@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import string
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -203,6 +204,34 @@ class SummarySettings(Strict):
         return value
 
 
+class Console(Strict):
+    """What a virtual PA sees when they take this client's caller in the console."""
+
+    answer_phrase: str = Field(
+        "{greeting}, {client}, {pa} speaking.",
+        description="What the PA says on answering: {greeting} is Good morning/afternoon/"
+        "evening in the client's time, {client} the client's name, {pa} the PA's first name",
+        examples=["{greeting}, Acme Plumbing, this is {pa}. How can I help?"],
+    )
+    instructions: str = Field(
+        "Take the caller's name, the best number to call them back on, and what it is about. "
+        "Read the number back to them.",
+        description="The client's instructions for PAs, shown beside the message form",
+    )
+
+    @field_validator("answer_phrase")
+    @classmethod
+    def _known_placeholders(cls, value: str) -> str:
+        names = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
+        unknown = names - {"greeting", "client", "pa"}
+        if unknown:
+            first = sorted(unknown)[0]
+            raise ValueError(
+                f"unknown placeholder {{{first}}} (use {{greeting}}, {{client}}, {{pa}})"
+            )
+        return value
+
+
 # --- the call-taking steps ---------------------------------------------------------------
 
 
@@ -366,6 +395,7 @@ class Flow(Strict):
     caller_updates: bool = Field(True, description="Text mobile callers when their message moves")
     summary: SummarySettings | None = Field(None, description="The morning summary by email")
     goodbye: str = "Thank you for calling. Goodbye."
+    console: Console = Field(Console(), description="The PA console's script for this client")
     start: StepId | None = Field(None, description="Default: the first step")
     steps: dict[StepId, Step] = Field(min_length=1)
 

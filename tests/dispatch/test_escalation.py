@@ -161,8 +161,8 @@ def texts_to(fake: FakeTwilio, number: str) -> list[str]:
     return [m.body for m in fake.messages if m.to == number]
 
 
-def deliveries(dispatcher: Dispatcher, message_id: int) -> list[Delivery]:
-    with dispatcher.database.sessions() as session:
+def deliveries(sessions: sessionmaker[Session], message_id: int) -> list[Delivery]:
+    with sessions() as session:
         return list(
             session.scalars(
                 select(Delivery).where(Delivery.message_id == message_id).order_by(Delivery.id)
@@ -171,7 +171,10 @@ def deliveries(dispatcher: Dispatcher, message_id: int) -> list[Delivery]:
 
 
 def test_the_engineer_on_call_gets_a_text_with_the_caller_and_a_reference(
-    dispatcher: Dispatcher, leave_message: Callable[..., int], fake_twilio: FakeTwilio
+    dispatcher: Dispatcher,
+    leave_message: Callable[..., int],
+    fake_twilio: FakeTwilio,
+    session_factory: sessionmaker[Session],
 ) -> None:
     message_id = leave_message(name="Jo Bloggs", callback=CALLER_MOBILE)
     dispatcher.run_once()
@@ -182,14 +185,14 @@ def test_the_engineer_on_call_gets_a_text_with_the_caller_and_a_reference(
     assert "Jo Bloggs" in text
     assert "Reply 1" in text
     assert "http" not in text  # carriers filter links
-    sent = [d for d in deliveries(dispatcher, message_id) if d.address == SAM]
+    sent = [d for d in deliveries(session_factory, message_id) if d.address == SAM]
     assert sent[0].status in ("sent", "delivered")
     assert sent[0].provider_sid == fake_twilio.messages[0].sid or sent[0].provider_sid
 
 
 def test_the_caller_is_told_their_message_was_passed_on_and_then_who_has_it(
     dispatcher: Dispatcher, leave_message: Callable[..., int], fake_twilio: FakeTwilio,
-    clock: FakeClock,
+    clock: FakeClock, session_factory: sessionmaker[Session],
 ) -> None:  # fmt: skip
     message_id = leave_message()
     dispatcher.run_once()
@@ -197,7 +200,7 @@ def test_the_caller_is_told_their_message_was_passed_on_and_then_who_has_it(
         "Your message for Night Shift Plumbing has been passed to the person on call. "
         "They'll be in touch."
     ]
-    with transaction(dispatcher.database.sessions) as session:
+    with transaction(session_factory) as session:
         acknowledge(session, dispatcher.flows, message_id, by="Sam Taylor", via="sms", now=clock())
     dispatcher.run_once()
     assert texts_to(fake_twilio, CALLER_MOBILE)[-1] == (
@@ -231,7 +234,7 @@ def test_no_acknowledgement_after_10_minutes_pages_the_next_contact(
 
 def test_when_nobody_acknowledges_the_whole_policy_repeats_then_the_fallback_is_told(
     dispatcher: Dispatcher, leave_message: Callable[..., int], fake_twilio: FakeTwilio,
-    clock: FakeClock, inbox: SmtpInbox,
+    clock: FakeClock, inbox: SmtpInbox, session_factory: sessionmaker[Session],
 ) -> None:  # fmt: skip
     message_id = leave_message()
     for _ in range(6):
@@ -242,7 +245,7 @@ def test_when_nobody_acknowledges_the_whole_policy_repeats_then_the_fallback_is_
     assert len(texts_to(fake_twilio, ALEX)) == 2
     (warning,) = inbox.wait_for(1)
     assert "nobody has acknowledged" in warning.get_content() or "nobody" in str(warning)
-    with dispatcher.database.sessions() as session:
+    with session_factory() as session:
         from app.messages.models import Message
 
         message = session.get(Message, message_id)
@@ -252,11 +255,11 @@ def test_when_nobody_acknowledges_the_whole_policy_repeats_then_the_fallback_is_
 
 def test_an_acknowledgement_stops_escalation_on_every_channel(
     dispatcher: Dispatcher, leave_message: Callable[..., int], fake_twilio: FakeTwilio,
-    clock: FakeClock,
+    clock: FakeClock, session_factory: sessionmaker[Session],
 ) -> None:  # fmt: skip
     message_id = leave_message()
     dispatcher.run_once()
-    with transaction(dispatcher.database.sessions) as session:
+    with transaction(session_factory) as session:
         first = acknowledge(session, dispatcher.flows, message_id, by="Sam Taylor", via="sms",
                             now=clock())  # fmt: skip
         second = acknowledge(session, dispatcher.flows, message_id, by="Alex Reed", via="sms",
@@ -283,13 +286,13 @@ def test_a_failed_text_moves_to_the_contacts_next_channel_without_waiting(
 
 def test_a_twilio_outage_is_retried_with_backoff(
     dispatcher: Dispatcher, leave_message: Callable[..., int], fake_twilio: FakeTwilio,
-    clock: FakeClock,
+    clock: FakeClock, session_factory: sessionmaker[Session],
 ) -> None:  # fmt: skip
     fake_twilio.fail_next(2, status=500)
     message_id = leave_message(caller="+441134960999")  # a landline: only Sam's text goes out
     dispatcher.run_once()
     assert texts_to(fake_twilio, SAM) == []
-    (pending,) = [d for d in deliveries(dispatcher, message_id) if d.address == SAM]
+    (pending,) = [d for d in deliveries(session_factory, message_id) if d.address == SAM]
     assert pending.status == "pending"
     assert pending.attempts == 1
     for _ in range(3):
@@ -299,13 +302,16 @@ def test_a_twilio_outage_is_retried_with_backoff(
 
 
 def test_an_invalid_number_is_recorded_and_skipped(
-    dispatcher: Dispatcher, leave_message: Callable[..., int], fake_twilio: FakeTwilio
+    dispatcher: Dispatcher,
+    leave_message: Callable[..., int],
+    fake_twilio: FakeTwilio,
+    session_factory: sessionmaker[Session],
 ) -> None:
     fake_twilio.mark_invalid(SAM)
     message_id = leave_message(caller="+441134960999")
     dispatcher.run_once()
     dispatcher.run_once()
-    sam = [d for d in deliveries(dispatcher, message_id) if d.address == SAM]
+    sam = [d for d in deliveries(session_factory, message_id) if d.address == SAM]
     assert [d.status for d in sam] == ["failed", "failed"], "Sam's text, then Sam's call"
     assert "21211" in (sam[0].error or "")
     dispatcher.run_once()
@@ -314,7 +320,7 @@ def test_an_invalid_number_is_recorded_and_skipped(
 
 def test_a_timeout_after_twilio_accepted_the_text_does_not_send_it_twice(
     dispatcher: Dispatcher, leave_message: Callable[..., int], fake_twilio: FakeTwilio,
-    clock: FakeClock, settings: Settings,
+    clock: FakeClock, settings: Settings, session_factory: sessionmaker[Session],
 ) -> None:  # fmt: skip
     impatient = make_senders(settings.model_copy(update={"twilio_timeout": 0.3}))
     dispatcher.senders = impatient
@@ -326,21 +332,21 @@ def test_a_timeout_after_twilio_accepted_the_text_does_not_send_it_twice(
     dispatcher.run_once()
     fake_twilio.settle()
     assert len(texts_to(fake_twilio, SAM)) == 1
-    (sam,) = [d for d in deliveries(dispatcher, message_id) if d.address == SAM]
+    (sam,) = [d for d in deliveries(session_factory, message_id) if d.address == SAM]
     assert sam.status in ("sent", "delivered")
     assert sam.provider_sid == fake_twilio.messages[0].sid
 
 
 def test_a_worker_killed_mid_send_leaves_nothing_stuck_and_nothing_doubled(
     dispatcher: Dispatcher, leave_message: Callable[..., int], fake_twilio: FakeTwilio,
-    clock: FakeClock,
+    clock: FakeClock, session_factory: sessionmaker[Session],
 ) -> None:  # fmt: skip
     message_id = leave_message(caller="+441134960999")
     dispatcher.run_once()
     fake_twilio.settle()  # Twilio's status callbacks for it are in
     assert len(texts_to(fake_twilio, SAM)) == 1
     # Another worker claimed Sam's text again, reached Twilio, and died before writing it down.
-    with transaction(dispatcher.database.sessions) as session:
+    with transaction(session_factory) as session:
         session.execute(
             update(Delivery)
             .where(Delivery.message_id == message_id, Delivery.address == SAM)
@@ -351,7 +357,7 @@ def test_a_worker_killed_mid_send_leaves_nothing_stuck_and_nothing_doubled(
     clock.advance(minutes=2)
     dispatcher.run_once()
     assert len(texts_to(fake_twilio, SAM)) == 1, "the text Twilio already has is recognised"
-    (sam,) = [d for d in deliveries(dispatcher, message_id) if d.address == SAM]
+    (sam,) = [d for d in deliveries(session_factory, message_id) if d.address == SAM]
     assert sam.status in ("sent", "delivered")
 
 
@@ -386,7 +392,7 @@ def test_routine_messages_wait_for_the_end_of_a_contacts_quiet_hours(
 
 def test_an_email_carries_the_details_and_a_signed_acknowledge_link(
     dispatcher: Dispatcher, leave_message: Callable[..., int], inbox: SmtpInbox,
-    client: TestClient,
+    client: TestClient, session_factory: sessionmaker[Session],
 ) -> None:  # fmt: skip
     message_id = leave_message(caller="+441134960999", urgency=Urgency.emergency,
                                name="Jo Bloggs")  # fmt: skip
@@ -402,7 +408,7 @@ def test_an_email_carries_the_details_and_a_signed_acknowledge_link(
     assert link.startswith("https://nightdesk.test/ack/")
     assert "This link works for 7 days." in plain.get_content()
     assert "This link works for 7 days." in html.get_content()
-    with dispatcher.database.sessions() as session:
+    with session_factory() as session:
         from app.messages.models import Message
 
         assert session.get(Message, message_id).status == "notified"  # type: ignore[union-attr]
@@ -410,7 +416,7 @@ def test_an_email_carries_the_details_and_a_signed_acknowledge_link(
 
 def test_two_dispatchers_racing_send_each_notification_once(
     dispatcher: Dispatcher, leave_message: Callable[..., int], fake_twilio: FakeTwilio,
-    settings: Settings, app: FastAPI, clock: FakeClock,
+    settings: Settings, app: FastAPI, clock: FakeClock, session_factory: sessionmaker[Session],
 ) -> None:  # fmt: skip
     other = Dispatcher(
         database=make_database(settings.database_url),  # as a second process would have
@@ -437,7 +443,7 @@ def test_two_dispatchers_racing_send_each_notification_once(
     dispatcher.run_once()
     bodies = texts_to(fake_twilio, SAM)
     assert len(bodies) == len(set(bodies))
-    with dispatcher.database.sessions() as session:
+    with session_factory() as session:
         sent = session.scalars(select(Delivery).where(Delivery.address == SAM)).all()
     assert all(d.attempts == 1 for d in sent)
 

@@ -276,6 +276,25 @@ def test_the_pa_queue_falls_back_to_a_voicemail_when_nobody_picks_up() -> None:
     assert isinstance(left.actions[-1], Record)
 
 
+def test_a_caller_who_hangs_up_in_the_queue_leaves_a_partial_message_and_no_more_steps() -> None:
+    flow = flow_from(QUEUE)
+    state = start_call(flow, "+61400000000", LONDON_THURSDAY_NIGHT).state
+    turn = advance(flow, state, QueueEnded("hangup"), LONDON_THURSDAY_NIGHT)
+    assert [s.outcome for s in saved(turn)] == ["partial"]
+    assert turn.state.ended
+    assert not [a for a in turn.actions if isinstance(a, Record)]
+
+
+def test_a_caller_taken_out_of_the_queue_by_a_pa_counts_as_a_person_reached() -> None:
+    flow = flow_from(QUEUE)
+    state = start_call(flow, "+61400000000", LONDON_THURSDAY_NIGHT).state
+    turn = advance(flow, state, QueueEnded("redirected"), LONDON_THURSDAY_NIGHT)
+    assert turn.actions == []  # Twilio runs the TwiML the caller was moved to
+    assert turn.state.person_reached
+    hung_up = advance(flow, turn.state, HungUp(), LONDON_THURSDAY_NIGHT)
+    assert saved(hung_up) == [], "the PA takes the message, not the hang-up"
+
+
 def test_a_take_message_without_next_says_the_flows_goodbye() -> None:
     flow = flow_from(QUEUE)
     state = start_call(flow, "+61400000000", LONDON_THURSDAY_NIGHT).state

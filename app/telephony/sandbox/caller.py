@@ -30,7 +30,15 @@ from app.telephony.sandbox.conversation import (
     describe,
 )
 from app.telephony.sandbox.signing import sign, signed_post
+from app.telephony.sandbox.switchboard import (
+    ConferenceEnded,
+    Ended,
+    LineEvent,
+    Redirected,
+    Switchboard,
+)
 from app.telephony.sandbox.twiml_reader import (
+    ConferenceNoun,
     DialVerb,
     EnqueueVerb,
     GatherVerb,
@@ -104,7 +112,15 @@ class SimulatedCaller:
         max_queue_rounds: int = 20,
         voice_path: str = "/twilio/voice",
         status_callback_path: str | None = "/twilio/voice/status",
+        switchboard: Switchboard | None = None,
+        hold_wait: float = QUEUE_ROUND_SECONDS,
+        talk_wait: float = 600.0,
+        direction: str = "inbound",
     ) -> None:
+        """With a `switchboard` the call lives in real time beside Twilio's other calls: it waits
+        in a queue until someone takes it out (each play of the hold music waits up to
+        `hold_wait` real seconds for that), and stays in a conference until it ends (up to
+        `talk_wait` seconds). Without one, queues and conferences are decided by `queue`."""
         self._script: deque[CallerInput] = deque(script)
         self._transfers = transfers
         self._queue = queue
@@ -112,6 +128,9 @@ class SimulatedCaller:
         self._max_queue_rounds = max_queue_rounds
         self._voice_path = voice_path
         self._status_callback_path = status_callback_path
+        self._switchboard = switchboard
+        self._hold_wait = hold_wait
+        self._talk_wait = talk_wait
         self._conversation = Conversation(call_sid=call_sid or new_sid("CA"))
         self._webhooks = Webhooks(
             client,
@@ -121,7 +140,9 @@ class SimulatedCaller:
             account_sid=account_sid,
             from_number=from_number,
             to_number=to_number,
+            direction=direction,
         )
+        self._from, self._to = from_number, to_number
         self._answered = False
         self._final_status = "completed"
         self._elapsed = 0
@@ -263,6 +284,8 @@ class SimulatedCaller:
         return None
 
     def _dial(self, verb: DialVerb, url: str) -> _Outcome:
+        if verb.conference is not None:
+            return self._conference(verb, verb.conference, url)
         self._line("nightdesk", f"(dialling {verb.target})")
         params = {"DialCallSid": new_sid("CA")}
         match self._transfers:
@@ -281,10 +304,122 @@ class SimulatedCaller:
             return None  # Twilio goes on with the next verb (after the bridge, if answered)
         return Request(urljoin(url, verb.action), verb.method, params)
 
+    def _conference(self, verb: DialVerb, room: ConferenceNoun, url: str) -> _Outcome:
+        """In a conference until it ends, the call is ended or redirected; then the Dial action.
+        https://www.twilio.com/docs/voice/twiml/conference"""
+        self._line("nightdesk", f"(joins the conference {room.name})")
+        sid = self._conversation.call_sid
+        board = self._switchboard
+        conference_sid = (
+            board.join_conference(sid, room.name, room.end_on_exit) if board else new_sid("CF")
+        )
+        self._conference_event(room, url, conference_sid, "join")
+        if board is None:
+            self._line("system", f"(they talk for {TALK_SECONDS} s)")
+            self._elapsed += TALK_SECONDS
+        else:
+            event = board.next_event(sid, self._talk_wait)
+            match event:
+                case Redirected():
+                    return self._redirected(event, url)
+                case Ended():
+                    self._line("system", "(the call is ended)")
+                    return _Stop.END
+                case ConferenceEnded():
+                    self._line("system", "(the conference ends)")
+                case None:
+                    self._line("system", f"(hangs up after {self._talk_wait:g} s)")
+                    return self._caller_hangs_up()
+        self._conference_event(room, url, conference_sid, "leave")
+        params = {"DialCallStatus": "completed", "DialCallSid": new_sid("CA")}
+        return Request(urljoin(url, verb.action), verb.method, params) if verb.action else None
+
+    def _conference_event(
+        self, room: ConferenceNoun, url: str, conference_sid: str, event: str
+    ) -> None:
+        """The conference status callback Twilio sends for this participant, if it asked.
+        https://www.twilio.com/docs/voice/twiml/conference#attributes-statusCallback-parameters"""
+        if room.status_callback is None or event not in room.status_callback_events:
+            return
+        params = {
+            "AccountSid": self._webhooks.account_sid,
+            "CallSid": self._conversation.call_sid,
+            "ConferenceSid": conference_sid,
+            "FriendlyName": room.name,
+            "StatusCallbackEvent": f"participant-{event}",
+            "EndConferenceOnExit": "true" if room.end_on_exit else "false",
+            "Muted": "false",
+            "Hold": "false",
+        }
+        callback = Callback(urljoin(url, room.status_callback), room.status_callback_method, params)
+        self._webhooks.notify(callback)
+
+    def _redirected(self, event: Redirected, url: str) -> _Outcome:
+        """New instructions for the call, from the REST API: a URL to fetch, or TwiML to run."""
+        if event.twiml is not None:
+            try:
+                verbs = parse_twiml(event.twiml)
+            except TwimlError as exc:
+                self._line("system", f"the TwiML it was sent is not usable: {exc}; call ends")
+                return _Stop.END
+            return self._play(_Document(url, verbs), in_queue=False)
+        return Request(urljoin(url, event.url or ""), event.method)
+
+    def _wait_in_line(self, verb: EnqueueVerb, url: str, board: Switchboard) -> _Outcome:
+        """Wait in the switchboard's queue, playing the hold TwiML, until a PA takes the caller
+        out (a REST redirect), the hold TwiML says <Leave/>, or the call is ended."""
+        sid = self._conversation.call_sid
+        queue_sid = board.wait_in_queue(sid, verb.queue_name, self._from, self._to)
+        result, queue_time = "hangup", 0
+        for round_number in range(self._max_queue_rounds):
+            queue_time = round_number * QUEUE_ROUND_SECONDS
+            outcome = self._hold(verb, url, queue_sid, queue_time)
+            if outcome is _Stop.ERROR:
+                return outcome
+            if outcome is _Stop.LEAVE:
+                board.leave_queue(sid)
+                result = "leave"
+                break
+            if outcome is _Stop.END:
+                break
+            event: LineEvent | None = board.next_event(sid, self._hold_wait)
+            if isinstance(event, Redirected):
+                self._line("system", "(taken out of the queue)")
+                # Twilio reports how the wait ended and runs the new instructions, not the
+                # action's: https://www.twilio.com/docs/voice/twiml/enqueue#attributes-action
+                if verb.action:
+                    self._queue_result(verb, url, queue_sid, queue_time, "redirected")
+                return self._redirected(event, url)
+            if isinstance(event, Ended):
+                self._caller_hangs_up()
+                break
+            self._elapsed += QUEUE_ROUND_SECONDS
+        else:
+            queue_time = self._max_queue_rounds * QUEUE_ROUND_SECONDS
+            self._line("system", f"(nobody answers in {queue_time} s)")
+            self._caller_hangs_up()
+        if result == "hangup":
+            self._webhooks.status = "completed"
+            if verb.action:
+                self._queue_result(verb, url, queue_sid, queue_time, result)
+            return _Stop.END
+        action = _resolve(url, verb.action)
+        params = {"QueueResult": result, "QueueSid": queue_sid, "QueueTime": str(queue_time)}
+        return Request(action, verb.method, params) if verb.action else None
+
+    def _queue_result(
+        self, verb: EnqueueVerb, url: str, queue_sid: str, queue_time: int, result: str
+    ) -> None:
+        """The Enqueue action, whose TwiML Twilio ignores (the call is over, or elsewhere)."""
+        params = {"QueueResult": result, "QueueSid": queue_sid, "QueueTime": str(queue_time)}
+        self._webhooks.request(Request(_resolve(url, verb.action), verb.method, params))
+
     def _enqueue(self, verb: EnqueueVerb, url: str) -> _Outcome:
         """Hold, replaying the wait TwiML, until it says <Leave/>, a PA answers, or someone hangs
         up; then request the Enqueue action: https://www.twilio.com/docs/voice/twiml/enqueue"""
         self._line("nightdesk", f"(queues the caller in {verb.queue_name or 'a queue'})")
+        if self._switchboard is not None:
+            return self._wait_in_line(verb, url, self._switchboard)
         queue_sid = new_sid("QU")
         result = "hangup"
         queue_time = 0
@@ -376,6 +511,8 @@ class SimulatedCaller:
     def _end_call(self) -> None:
         """Hang up and send the call status callback Twilio sends when the number has one."""
         self._line("system", "call ended")
+        if self._switchboard is not None:
+            self._switchboard.hang_up(self._conversation.call_sid)
         self._webhooks.status = self._final_status
         duration = self._elapsed if self._answered else 0
         self._conversation.duration = duration

@@ -9,6 +9,8 @@ https://www.twilio.com/docs/voice/api/call-resource, .../voice/api/queue-resourc
 
 from __future__ import annotations
 
+import asyncio
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,10 +19,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from app.telephony.sandbox.conversation import CallerInput
 from app.telephony.sandbox.fake_callbacks import Callback, CallbackSender, Deliver
 from app.telephony.sandbox.fake_http import FakeHttpEdge, Form
+from app.telephony.sandbox.fake_lines import Lines
+from app.telephony.sandbox.fake_parties import Parties
 from app.telephony.sandbox.fake_resources import (
     API_VERSION,
     CALL_ENDED,
@@ -40,6 +47,7 @@ from app.telephony.sandbox.fake_resources import (
     message_steps,
     new_sid,
 )
+from app.telephony.sandbox.switchboard import Ended, LineEvent, Redirected, event_to_json
 
 ACCOUNT = f"/{API_VERSION}/Accounts/{{account_sid}}"
 
@@ -66,6 +74,8 @@ class FakeApi(FakeHttpEdge):
     ) -> None:
         super().__init__(account_sid, auth_token, clock)
         self.callback_sender = CallbackSender(auth_token, deliver, callback_delay)
+        self.lines = Lines(self._lock)
+        self.parties = Parties(self, account_sid, auth_token)
         # Told of each message as it is created: `nightdesk demo` prints what it would send.
         self.on_message: Callable[[MessageRecord], None] | None = None
         self.on_call: Callable[[CallRecord], None] | None = None
@@ -88,6 +98,8 @@ class FakeApi(FakeHttpEdge):
             self._call_scripts: dict[str, CallScript] = {}
             self._recordings: dict[str, bytes] = {}
             self._sequence: dict[str, int] = {}
+            self._party_scripts: dict[str, list[CallerInput]] = {}
+        self.lines.reset()
         self.callback_sender.clear()
 
     def _routes(self) -> list[Route]:
@@ -106,7 +118,20 @@ class FakeApi(FakeHttpEdge):
             self.route("GET", f"{members}/{{sid}}.json", self._fetch_member),
             self.route("POST", f"{members}/{{sid}}.json", self._dequeue),
             self.route("GET", f"{ACCOUNT}/Recordings/{{sid}}.mp3", self._recording_media),
+            *self._sandbox_routes(),
             self.not_found_route(),
+        ]
+
+    def _sandbox_routes(self) -> list[Route]:
+        """Not Twilio's: how a simulated party in another process (`nightdesk call`) lives
+        beside the calls here (`HttpSwitchboard`)."""
+        calls = "/sandbox/Calls/{sid}"
+        return [
+            self.route("POST", f"{calls}/Queue", self._sandbox_queue),
+            self.route("POST", f"{calls}/Leave", self._sandbox_leave),
+            self.route("POST", f"{calls}/Conference", self._sandbox_conference),
+            self.route("POST", f"{calls}/Hangup", self._sandbox_hang_up),
+            Route(f"{calls}/Events", self._sandbox_events, methods=["GET"]),
         ]
 
     # -- resources (called with the lock held) ------------------------------------------
@@ -198,7 +223,12 @@ class FakeApi(FakeHttpEdge):
         self._calls[call.sid] = call
         if self.on_call is not None:
             self.on_call(call)
-        script = self._call_scripts.get(to, CallScript("completed", None, 30))
+        script = self._call_scripts.get(to)
+        party = self.parties.script_for(call) if script is None else None
+        if party is not None:  # a simulated person picks up, and stays until the call ends
+            self._party_scripts[call.sid] = list(party)
+            script = CallScript("in-progress", None, 0)
+        script = script or CallScript("completed", None, 30)
         answered_by = (script.answered_by or "human") if call.machine_detection else None
         for event, status in call_steps(script.outcome):
             step = partial(
@@ -237,6 +267,10 @@ class FakeApi(FakeHttpEdge):
             if call.status in CALL_ENDED:
                 raise TwilioApiError(400, 21220, "Call is not in-progress. Cannot redirect.")
             call.redirects.append(new_instructions)
+            self._leave_queues(call.sid)
+            self.lines.leave(call.sid)  # a redirected call leaves its conference
+            method = form.get("Method", "POST").upper()
+            self.lines.push(call.sid, Redirected(form.get("Url"), method, form.get("Twiml")))
         status = form.get("Status")
         if status in ("completed", "canceled") and call.status not in CALL_ENDED:
             # "canceled" only stops a call not yet answered; "completed" hangs up any call.
@@ -257,6 +291,9 @@ class FakeApi(FakeHttpEdge):
             call.status = status
             if status == "in-progress":
                 call.start_time, call.answered_by = now, answered_by
+                party = self._party_scripts.pop(sid, None)
+                if party is not None:
+                    self.parties.answer(copy.copy(call), party)
             if status in CALL_ENDED:
                 call.end_time, call.duration = now, duration if call.start_time else 0
             return self._call_callback(call, event)
@@ -266,9 +303,14 @@ class FakeApi(FakeHttpEdge):
         now = self._clock()
         call.status, call.end_time = status, now
         call.duration = int((now - call.start_time).total_seconds()) if call.start_time else 0
-        for queue in self._queues.values():
-            queue.members = [m for m in queue.members if m[0] != call.sid]
+        self._leave_queues(call.sid)
+        self.lines.leave(call.sid)
+        self.lines.push(call.sid, Ended())
         self.callback_sender.submit(partial(self._locked_call_callback, call.sid))
+
+    def _leave_queues(self, call_sid: str) -> None:
+        for queue in self._queues.values():
+            queue.members = [m for m in queue.members if m[0] != call_sid]
 
     def _locked_call_callback(self, sid: str) -> Callback | None:
         with self._lock:
@@ -334,7 +376,73 @@ class FakeApi(FakeHttpEdge):
         queue.members = [m for m in queue.members if m[0] != sid]
         if sid in self._calls:
             self._calls[sid].redirects.append(url)
+        self.lines.push(sid, Redirected(url, form.get("Method", "POST").upper()))
         return 200, body
+
+    # -- the switchboard (calls between their webhooks) ----------------------------------
+
+    def wait_in_queue(self, call_sid: str, queue_name: str, from_: str, to: str) -> str:
+        """An inbound call joins a queue, as `<Enqueue>` does; returns the queue's sid."""
+        with self._lock:
+            if call_sid not in self._calls:
+                now = self._clock()
+                call = CallRecord(call_sid, self.account_sid, to, from_, now, "inbound")
+                call.status, call.start_time = "in-progress", now
+                self._calls[call_sid] = call
+            queue = next((q for q in self._queues.values() if q.friendly_name == queue_name), None)
+            if queue is None:
+                queue = QueueRecord(new_sid("QU"), self.account_sid, queue_name, self._clock())
+                self._queues[queue.sid] = queue
+            queue.members.append((call_sid, self._clock()))
+            return queue.sid
+
+    def leave_queue(self, call_sid: str) -> None:
+        with self._lock:
+            self._leave_queues(call_sid)
+
+    def join_conference(self, call_sid: str, name: str, end_on_exit: bool) -> str:
+        return self.lines.join(call_sid, name, end_on_exit)
+
+    def next_event(self, call_sid: str, timeout: float) -> LineEvent | None:
+        return self.lines.next_event(call_sid, timeout)
+
+    def hang_up(self, call_sid: str) -> None:
+        """The call's party hangs up: the call ends and leaves any queue or conference."""
+        with self._lock:
+            call = self._calls.get(call_sid)
+            if call is None:  # not one of the fake's calls, or not registered yet: its party
+                self.lines.leave(call_sid)  # leaves any conference, and hears the end
+                self.lines.push(call_sid, Ended())
+            elif call.status not in CALL_ENDED:
+                self._end_call(call, "completed")
+
+    def _sandbox_queue(self, path: dict[str, str], form: Form) -> tuple[int, dict[str, Any]]:
+        queue_name, from_, to = form.get("QueueName", ""), form.get("From", ""), form.get("To", "")
+        return 200, {"queue_sid": self.wait_in_queue(path["sid"], queue_name, from_, to)}
+
+    def _sandbox_leave(self, path: dict[str, str], form: Form) -> tuple[int, dict[str, Any]]:
+        self.leave_queue(path["sid"])
+        return 200, {}
+
+    def _sandbox_conference(self, path: dict[str, str], form: Form) -> tuple[int, dict[str, Any]]:
+        end_on_exit = form.get("EndConferenceOnExit") == "true"
+        sid = self.join_conference(path["sid"], form.get("Name", ""), end_on_exit)
+        return 200, {"conference_sid": sid}
+
+    def _sandbox_hang_up(self, path: dict[str, str], form: Form) -> tuple[int, dict[str, Any]]:
+        self.hang_up(path["sid"])
+        return 200, {}
+
+    async def _sandbox_events(self, request: Request) -> Response:
+        """A long poll: the call's next event, waiting (off the event loop) for one."""
+        try:
+            self._authenticate(request)
+        except TwilioApiError as error:
+            return JSONResponse(error.body(), error.status, headers=error.headers)
+        timeout = min(float(request.query_params.get("Timeout", "30")), 600.0)
+        sid = request.path_params["sid"]
+        event = await asyncio.to_thread(self.lines.next_event, sid, timeout)
+        return JSONResponse(event_to_json(event))
 
     # -- helpers ----------------------------------------------------------------------
 

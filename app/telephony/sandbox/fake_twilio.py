@@ -34,7 +34,6 @@ from app.telephony.sandbox.fake_callbacks import Deliver, SentCallback
 from app.telephony.sandbox.fake_http import Fault
 from app.telephony.sandbox.fake_resources import (
     API_VERSION,
-    CALL_ENDED,
     DEFAULT_SMS_ERRORS,
     ApiRequest,
     CallOutcome,
@@ -173,22 +172,17 @@ class FakeTwilio(FakeApi):
             self._recordings[sid] = audio
         return f"https://api.twilio.com/{API_VERSION}/Accounts/{self.account_sid}/Recordings/{sid}"
 
-    def hang_up(self, call_sid: str) -> None:
-        """The caller hangs up: the call ends and leaves any queue."""
-        with self._lock:
-            call = self._calls[call_sid]
-            if call.status not in CALL_ENDED:
-                self._end_call(call, "completed")
-
     # -- serving ----------------------------------------------------------------------
 
-    def start(self, timeout: float = 10.0) -> FakeTwilio:
-        """Serves on 127.0.0.1 on a free port; returns once it accepts requests."""
+    def start(self, timeout: float = 10.0, port: int = 0) -> FakeTwilio:
+        """Serves on 127.0.0.1 on `port` (a free one by default); returns once it accepts
+        requests."""
         if self._server is not None:
             return self
         self.stopping.clear()
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.bind(("127.0.0.1", 0))
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restarted demo
+        self._socket.bind(("127.0.0.1", port))
         port = self._socket.getsockname()[1]
         config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off")
         # uvicorn installs signal handlers only on the main thread, so a thread is safe.
@@ -208,8 +202,11 @@ class FakeTwilio(FakeApi):
         return self
 
     def stop(self) -> None:
-        """Stops the server and the callback thread (after the callbacks already due)."""
+        """Stops the server and the callback thread (after the callbacks already due); parties
+        still on a call hear it end."""
         self.stopping.set()
+        self.lines.close()
+        self.parties.wait_idle()
         if self._server is not None and self._thread is not None:
             self._server.should_exit = True
             self._thread.join(timeout=10)

@@ -58,11 +58,23 @@ class RecordVerb:
 
 
 @dataclass(frozen=True)
+class ConferenceNoun:
+    """<Dial><Conference>: join a named conference room."""
+
+    name: str
+    end_on_exit: bool  # endConferenceOnExit: the room closes when this participant leaves
+    status_callback: str | None
+    status_callback_method: str
+    status_callback_events: frozenset[str]  # start, end, join, leave, ...
+
+
+@dataclass(frozen=True)
 class DialVerb:
-    target: str  # the number (or client, SIP address) being called
+    target: str  # the number (or client, SIP address, conference) being called
     action: str | None  # None: execution continues with the next verb
     method: str
     timeout: int
+    conference: ConferenceNoun | None = None
 
 
 @dataclass(frozen=True)
@@ -159,11 +171,13 @@ def _verb(el: ElementTree.Element) -> Verb:
             )
         case "Dial":
             nouns = [_text(child) for child in el if child.tag in {"Number", "Client", "Sip"}]
+            room = el.find("Conference")
             return DialVerb(
                 target=", ".join(nouns) or _text(el),
                 action=el.get("action"),
                 method=_method(el, "method"),
                 timeout=_int(el, "timeout", 30),
+                conference=None if room is None else _conference(room),
             )
         case "Enqueue":
             return EnqueueVerb(
@@ -183,6 +197,17 @@ def _verb(el: ElementTree.Element) -> Verb:
             return RejectVerb(reason=el.get("reason", "rejected"))
         case _:
             return UnknownVerb(name=el.tag)
+
+
+def _conference(el: ElementTree.Element) -> ConferenceNoun:
+    # https://www.twilio.com/docs/voice/twiml/conference#attributes
+    return ConferenceNoun(
+        name=_text(el),
+        end_on_exit=el.get("endConferenceOnExit", "false") == "true",
+        status_callback=el.get("statusCallback"),
+        status_callback_method=_method(el, "statusCallbackMethod"),
+        status_callback_events=frozenset(el.get("statusCallbackEvent", "").split()),
+    )
 
 
 def _prompt(el: ElementTree.Element) -> Prompt:

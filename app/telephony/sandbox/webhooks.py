@@ -60,8 +60,10 @@ class Webhooks:
         account_sid: str,
         from_number: str,
         to_number: str,
+        direction: str = "inbound",
     ) -> None:
         self._client = client
+        self._direction = direction
         self._conversation = conversation
         self._public_url = public_url.rstrip("/")
         self._auth_token = auth_token
@@ -69,6 +71,10 @@ class Webhooks:
         self._from = from_number
         self._to = to_number
         self.status = "ringing"  # CallStatus: "in-progress" once answered, "completed" at the end
+
+    @property
+    def account_sid(self) -> str:
+        return self._account_sid
 
     def url(self, path: str) -> str:
         """The public URL Twilio would call for a path of the service."""
@@ -97,7 +103,7 @@ class Webhooks:
             "Caller": self._from,
             "Called": self._to,
             "CallStatus": self.status,
-            "Direction": "inbound",
+            "Direction": self._direction,
             "ApiVersion": "2010-04-01",
         }
         for prefix, number in (("From", self._from), ("To", self._to)):
