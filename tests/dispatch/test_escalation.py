@@ -6,24 +6,31 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TypeVar
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import select, update
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.clients.flows import FlowStore
-from app.db import make_database, transaction
+from app.db import Work, make_database, transaction
+from app.dispatch import outbox
 from app.dispatch.acks import acknowledge
 from app.dispatch.dispatcher import Dispatcher
+from app.dispatch.escalations import FireEscalations
 from app.dispatch.links import Links
 from app.dispatch.models import Delivery
-from app.dispatch.senders import make_senders
-from app.flows.schema import Urgency
+from app.dispatch.senders import Outgoing, Sender, make_senders
+from app.dispatch.sending import SendDeliveries
+from app.flows.schema import Channel, Urgency
+from app.messages.models import Message, MessageEvent
 from app.settings import Settings
 from app.telephony.sandbox.fake_twilio import FakeTwilio
 from tests.clock import FakeClock
+from tests.support.locks import Racer
 from tests.support.smtp import SmtpInbox
 
 NIGHT_SHIFT = """
@@ -58,6 +65,7 @@ NIGHT_SHIFT = """
         type: take_message
         urgency: urgent
 """
+T = TypeVar("T")
 SAM, ALEX, QUINN = "+447911123456", "+447911654321", "+447911000111"
 CALLER_MOBILE = "+447700123456"
 
@@ -250,6 +258,30 @@ def test_when_nobody_acknowledges_the_whole_policy_repeats_then_the_fallback_is_
         assert message.status == "unacknowledged"
 
 
+def test_an_escalation_step_run_twice_notifies_each_contact_once(
+    dispatcher: Dispatcher, leave_message: Callable[..., int], fake_twilio: FakeTwilio,
+    clock: FakeClock,
+) -> None:  # fmt: skip
+    """A retry or a second worker running a step again finds its rows there (dedupe keys)."""
+    message_id = leave_message()
+
+    def start_again(session: Session) -> None:
+        message = session.get(Message, message_id)
+        assert message is not None
+        flow = dispatcher.flows.for_client(session, message.client_id)
+        assert flow is not None
+        outbox.start_escalation(session, message, flow, clock())
+        outbox.queue_caller_update(session, message, flow, "Passed on.", "taken", clock())
+
+    dispatcher.database.run_blocking(start_again)
+    dispatcher.database.run_blocking(start_again)
+    dispatcher.run_once()
+
+    assert len(texts_to(fake_twilio, SAM)) == 1
+    assert len(texts_to(fake_twilio, CALLER_MOBILE)) == 1
+    assert [d.address for d in deliveries(dispatcher, message_id)] == [SAM, CALLER_MOBILE]
+
+
 def test_an_acknowledgement_stops_escalation_on_every_channel(
     dispatcher: Dispatcher, leave_message: Callable[..., int], fake_twilio: FakeTwilio,
     clock: FakeClock,
@@ -355,6 +387,53 @@ def test_a_worker_killed_mid_send_leaves_nothing_stuck_and_nothing_doubled(
     assert sam.status in ("sent", "delivered")
 
 
+class Killed(BaseException):
+    """The process dying: nothing after it runs, not even `except Exception`."""
+
+
+@dataclass
+class DiesAfterSending:
+    """A sender whose process is killed the moment Twilio has accepted the text."""
+
+    sender: Sender
+
+    def send(self, outgoing: Outgoing) -> str:
+        self.sender.send(outgoing)
+        raise Killed
+
+    def find_previous(self, outgoing: Outgoing) -> str | None:
+        return self.sender.find_previous(outgoing)
+
+
+def test_a_dispatcher_killed_after_twilio_took_the_text_is_not_followed_by_a_second_text(
+    dispatcher: Dispatcher, leave_message: Callable[..., int], fake_twilio: FakeTwilio,
+    clock: FakeClock, callbacks: ToTheApp, client: TestClient, settings: Settings,
+) -> None:  # fmt: skip
+    """The claim itself marks the delivery as possibly sent, so whoever claims it after the
+    lease asks Twilio first: the killed process never got to write anything down."""
+    senders = make_senders(settings)
+    dying = Dispatcher(
+        database=dispatcher.database, flows=dispatcher.flows, links=dispatcher.links,
+        senders={**senders, Channel.sms: DiesAfterSending(senders[Channel.sms])}, clock=clock,
+    )  # fmt: skip
+    message_id = leave_message(caller="+441134960999")  # a landline: only Sam's text
+    callbacks.client = None  # the process that would hear Twilio's status callbacks is dead
+    with pytest.raises(Killed):
+        dying.run_once()
+    fake_twilio.settle()
+    callbacks.client = client
+    assert len(texts_to(fake_twilio, SAM)) == 1
+    dispatcher.run_once()
+    assert len(texts_to(fake_twilio, SAM)) == 1, "its lease hasn't run out yet"
+    clock.advance(minutes=2)
+    dispatcher.run_once()
+    assert len(texts_to(fake_twilio, SAM)) == 1, "the text Twilio already has is recognised"
+    (sam,) = [d for d in deliveries(dispatcher, message_id) if d.address == SAM]
+    assert sam.status in ("sent", "delivered")
+    assert sam.provider_sid == fake_twilio.messages[0].sid
+    assert sam.attempts == 2
+
+
 def test_messages_arriving_together_for_one_contact_are_bundled_into_one_text(
     dispatcher: Dispatcher, leave_message: Callable[..., int], fake_twilio: FakeTwilio,
     clock: FakeClock,
@@ -438,6 +517,83 @@ def test_two_dispatchers_racing_send_each_notification_once(
     with dispatcher.database.sessions() as session:
         sent = session.scalars(select(Delivery).where(Delivery.address == SAM)).all()
     assert all(d.attempts == 1 for d in sent)
+
+
+@dataclass
+class Holding:
+    """A `Database` whose units all run in one transaction the test keeps open: a dispatcher
+    caught in the middle of its work, its rows locked."""
+
+    session: Session
+    engine: Engine = field(init=False)
+    sessions: sessionmaker[Session] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.engine = self.session.get_bind().engine
+        self.sessions = sessionmaker(self.engine)
+
+    def run_blocking(self, work: Work[T]) -> T:
+        return work(self.session)
+
+    async def run(self, work: Work[T]) -> T:
+        return work(self.session)
+
+    def close(self) -> None:
+        pass
+
+
+def only_on_postgresql(dispatcher: Dispatcher) -> None:
+    if dispatcher.database.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer: a second dispatcher waits for it whatever it does")
+
+
+def test_a_second_dispatcher_passes_over_an_escalation_the_first_is_firing(
+    dispatcher: Dispatcher, leave_message: Callable[..., int], fake_twilio: FakeTwilio,
+    clock: FakeClock,
+) -> None:  # fmt: skip
+    """SKIP LOCKED: it neither waits for the first nor fires the step again."""
+    only_on_postgresql(dispatcher)
+    message_id = leave_message(caller="+441134960999")
+    dispatcher.run_once()
+    clock.advance(minutes=10)
+    sessions, flows = dispatcher.database.sessions, dispatcher.flows
+
+    with transaction(sessions) as session:
+        assert FireEscalations(Holding(session), flows).run(clock()) == 1
+        second = Racer(sessions, lambda other: FireEscalations(Holding(other), flows).run(clock()))
+        assert second.result() == 0, "it waited for the first, or fired the step too"
+    dispatcher.run_once()
+
+    assert len(texts_to(fake_twilio, ALEX)) == 1
+    with sessions() as session:
+        escalated = session.scalars(
+            select(MessageEvent).where(
+                MessageEvent.message_id == message_id, MessageEvent.kind == "escalated"
+            )
+        ).all()
+    assert len(escalated) == 1
+
+
+def test_a_second_dispatcher_passes_over_the_texts_the_first_is_sending(
+    dispatcher: Dispatcher, leave_message: Callable[..., int], fake_twilio: FakeTwilio,
+    clock: FakeClock,
+) -> None:  # fmt: skip
+    """SKIP LOCKED: it neither waits for the first nor sends the same texts."""
+    only_on_postgresql(dispatcher)
+    leave_message(caller="+441134960999")
+    sessions = dispatcher.database.sessions
+
+    def sending(session: Session) -> SendDeliveries:
+        d = dispatcher
+        return SendDeliveries(Holding(session), d.flows, d.senders, d.links)
+
+    with transaction(sessions) as session:
+        assert sending(session).run(clock()) == 1
+        second = Racer(sessions, lambda other: sending(other).run(clock()))
+        assert second.result() == 0, "it waited for the first, or sent the texts too"
+    fake_twilio.settle()
+
+    assert len(texts_to(fake_twilio, SAM)) == 1
 
 
 def test_inside_the_server_the_dispatcher_is_woken_by_the_commit_not_a_timer(
