@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.calls.models import Call, CallEvent
 from app.calls.service import CallService
 from app.main import create_app
 from app.messages.models import Message
@@ -22,6 +23,7 @@ from app.observability import REGISTRY
 from app.settings import Settings
 from app.telephony.sandbox.caller import HangUp, Press, Say
 from app.telephony.sandbox.signing import signed_post
+from app.timeutil import as_utc
 from tests.calls.conftest import ACME, CALLER, Phone
 from tests.clock import FakeClock
 from tests.conftest import PUBLIC_URL
@@ -172,7 +174,10 @@ def test_a_step_without_its_turn_gets_a_clear_400(client: TestClient, settings: 
 
 
 def test_twilio_repeating_a_request_gets_the_same_answer_and_no_second_side_effect(
-    client: TestClient, settings: Settings, session_factory: sessionmaker[Session]
+    client: TestClient,
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    clock: FakeClock,
 ) -> None:
     first = post(client, settings, "/twilio/voice", voice_params())
     again = post(client, settings, "/twilio/voice", voice_params())
@@ -184,8 +189,16 @@ def test_twilio_repeating_a_request_gets_the_same_answer_and_no_second_side_effe
     assert "turn=2" in one.text
     ended = voice_params(CallStatus="completed", CallDuration="30")
     post(client, settings, "/twilio/voice/status", ended)
+    ended_at = clock()
+    clock.advance(minutes=1)
     post(client, settings, "/twilio/voice/status", ended)
     assert len(all_messages(session_factory)) == 1
+    with session_factory() as session:
+        call = session.scalars(select(Call)).one()
+        kinds = session.scalars(select(CallEvent.kind).where(CallEvent.call_id == call.id))
+        assert list(kinds).count("call_ended") == 1
+        assert call.ended_at is not None
+        assert as_utc(call.ended_at) == ended_at
 
 
 def test_an_unknown_number_hears_a_polite_message_and_its_voicemail_is_kept(

@@ -434,6 +434,50 @@ def test_a_dispatcher_killed_after_twilio_took_the_text_is_not_followed_by_a_sec
     assert sam.attempts == 2
 
 
+@dataclass
+class Slow:
+    """A sender that has claimed its text and not yet reached Twilio until the test says so."""
+
+    sender: Sender
+    reached: threading.Event = field(default_factory=threading.Event)
+    go: threading.Event = field(default_factory=threading.Event)
+
+    def send(self, outgoing: Outgoing) -> str:
+        self.reached.set()
+        self.go.wait(timeout=10)
+        return self.sender.send(outgoing)
+
+    def find_previous(self, outgoing: Outgoing) -> str | None:
+        return self.sender.find_previous(outgoing)
+
+
+def test_a_text_being_sent_is_left_alone_by_another_dispatcher_until_its_lease_runs_out(
+    dispatcher: Dispatcher, leave_message: Callable[..., int], fake_twilio: FakeTwilio,
+    clock: FakeClock, settings: Settings,
+) -> None:  # fmt: skip
+    """Claimed, committed, not yet at Twilio: a lookup would find nothing, so only the lease
+    keeps a second dispatcher from sending it too."""
+    senders = make_senders(settings)
+    slow = Slow(senders[Channel.sms])
+    first = Dispatcher(
+        database=dispatcher.database, flows=dispatcher.flows, links=dispatcher.links,
+        senders={**senders, Channel.sms: slow}, clock=clock,
+    )  # fmt: skip
+    leave_message(caller="+441134960999")  # a landline: only Sam's text
+    sending = threading.Thread(target=first.run_once)
+    sending.start()
+    try:
+        assert slow.reached.wait(timeout=10)
+        clock.advance(seconds=30)
+        dispatcher.run_once()
+    finally:
+        slow.go.set()
+        sending.join()
+    fake_twilio.settle()
+
+    assert len(texts_to(fake_twilio, SAM)) == 1
+
+
 def test_messages_arriving_together_for_one_contact_are_bundled_into_one_text(
     dispatcher: Dispatcher, leave_message: Callable[..., int], fake_twilio: FakeTwilio,
     clock: FakeClock,
