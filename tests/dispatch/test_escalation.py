@@ -313,6 +313,40 @@ def test_a_failed_text_moves_to_the_contacts_next_channel_without_waiting(
     assert len(calls) == 1, "Sam's next channel is a voice call, placed straight away"
 
 
+@dataclass
+class HearsBackFirst:
+    """A sender whose send returns only after Twilio's status callbacks for it are in."""
+
+    sender: Sender
+    twilio: FakeTwilio
+
+    def send(self, outgoing: Outgoing) -> str:
+        sid = self.sender.send(outgoing)
+        self.twilio.settle()
+        return sid
+
+    def find_previous(self, outgoing: Outgoing) -> str | None:
+        return self.sender.find_previous(outgoing)
+
+
+def test_a_failure_twilio_reports_before_the_send_is_written_down_is_kept(
+    dispatcher: Dispatcher, leave_message: Callable[..., int], fake_twilio: FakeTwilio,
+) -> None:  # fmt: skip
+    """The status callback beat the dispatcher's own record: "sent" must not overwrite it."""
+    senders = dict(dispatcher.senders)
+    senders[Channel.sms] = HearsBackFirst(senders[Channel.sms], fake_twilio)
+    dispatcher.senders = senders
+    dispatcher.__post_init__()
+    fake_twilio.set_sms_outcome(SAM, "undelivered", error_code=30003)
+    message_id = leave_message(caller="+441134960999")
+    dispatcher.run_once()
+
+    text, call = deliveries(dispatcher, message_id)
+    assert (text.channel, text.status, text.provider_status) == ("sms", "failed", "undelivered")
+    assert "30003" in (text.error or "")
+    assert (call.channel, call.status) == ("voice", "pending")
+
+
 def test_a_twilio_outage_is_retried_with_backoff(
     dispatcher: Dispatcher, leave_message: Callable[..., int], fake_twilio: FakeTwilio,
     clock: FakeClock,
