@@ -21,16 +21,18 @@ from app.dispatch import outbox
 from app.dispatch.acks import acknowledge
 from app.dispatch.dispatcher import Dispatcher
 from app.dispatch.escalations import FireEscalations
+from app.dispatch.inbound import apply_status
 from app.dispatch.links import Links
 from app.dispatch.models import Delivery
 from app.dispatch.senders import Outgoing, Sender, make_senders
 from app.dispatch.sending import SendDeliveries
+from app.dispatch.webhooks import StatusReport
 from app.flows.schema import Channel, Urgency
 from app.messages.models import Message, MessageEvent
 from app.settings import Settings
 from app.telephony.sandbox.fake_twilio import FakeTwilio
 from tests.clock import FakeClock
-from tests.support.locks import Racer
+from tests.support.locks import Racer, wait_until_someone_waits_for
 from tests.support.smtp import SmtpInbox
 
 NIGHT_SHIFT = """
@@ -347,6 +349,45 @@ def test_a_failure_twilio_reports_before_the_send_is_written_down_is_kept(
     assert (call.channel, call.status) == ("voice", "pending")
 
 
+def test_a_failure_twilio_reports_while_the_send_is_written_down_is_kept(
+    dispatcher: Dispatcher, leave_message: Callable[..., int], fake_twilio: FakeTwilio,
+    clock: FakeClock, callbacks: ToTheApp, settings: Settings,
+) -> None:  # fmt: skip
+    """PostgreSQL: the dispatcher's record waits at the delivery's row lock while the callback
+    is stored, then sees the failure. Reading the row unlocked, it would write "sent" over it."""
+    only_on_postgresql(dispatcher)
+    senders = make_senders(settings)
+    paused = PausesAfterSending(senders[Channel.sms])
+    sending = Dispatcher(
+        database=dispatcher.database, flows=dispatcher.flows, links=dispatcher.links,
+        senders={**senders, Channel.sms: paused}, clock=clock,
+    )  # fmt: skip
+    callbacks.client = None  # this test delivers the one callback that matters itself
+    message_id = leave_message(caller="+441134960999")
+    thread = threading.Thread(target=sending.run_once)
+    thread.start()
+    try:
+        assert paused.sent.wait(timeout=10)
+        (text,) = deliveries(dispatcher, message_id)
+        failed = StatusReport.for_sms(
+            {"MessageSid": fake_twilio.messages[0].sid, "MessageStatus": "undelivered",
+             "ErrorCode": "30003"}
+        )  # fmt: skip
+        sessions = dispatcher.database.sessions
+        with transaction(sessions) as session:
+            apply_status(session, dispatcher.flows, text.id, failed, clock())
+            paused.go.set()
+            wait_until_someone_waits_for(session, sessions)
+    finally:
+        paused.go.set()
+        thread.join()
+
+    text, call = deliveries(dispatcher, message_id)
+    assert (text.status, text.provider_status) == ("failed", "undelivered")
+    assert "30003" in (text.error or "")
+    assert (call.channel, call.status) == ("voice", "pending")
+
+
 def test_a_twilio_outage_is_retried_with_backoff(
     dispatcher: Dispatcher, leave_message: Callable[..., int], fake_twilio: FakeTwilio,
     clock: FakeClock,
@@ -480,6 +521,24 @@ class Slow:
         self.reached.set()
         self.go.wait(timeout=10)
         return self.sender.send(outgoing)
+
+    def find_previous(self, outgoing: Outgoing) -> str | None:
+        return self.sender.find_previous(outgoing)
+
+
+@dataclass
+class PausesAfterSending:
+    """A sender that has reached Twilio and waits for the test before saying so."""
+
+    sender: Sender
+    sent: threading.Event = field(default_factory=threading.Event)
+    go: threading.Event = field(default_factory=threading.Event)
+
+    def send(self, outgoing: Outgoing) -> str:
+        sid = self.sender.send(outgoing)
+        self.sent.set()
+        self.go.wait(timeout=10)
+        return sid
 
     def find_previous(self, outgoing: Outgoing) -> str | None:
         return self.sender.find_previous(outgoing)

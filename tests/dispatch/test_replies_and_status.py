@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 from app.clients.flows import FlowStore
 from app.db import transaction
 from app.dispatch.acks import Acknowledgement, acknowledge
-from app.dispatch.inbound import answer_sms
-from app.dispatch.webhooks import SmsReceived
+from app.dispatch.inbound import answer_sms, apply_status
+from app.dispatch.webhooks import SmsReceived, StatusReport
 from app.messages.models import Message, MessageStatus
 from tests.dispatch.conftest import ALEX, NUMBER, SAM, Desk, ref
 from tests.support.locks import Racer
@@ -234,6 +234,30 @@ def test_a_failed_text_fails_over_to_the_next_channel_once(desk: Desk) -> None:
     [call] = desk.deliveries(leak, contact_id=desk.contact("sam").id, channel="voice")
     assert (call.status, call.address, call.failover) == ("pending", SAM, True)
     assert desk.timeline(leak).count("failed") == 1
+
+
+def test_a_late_sent_arriving_while_undelivered_is_stored_changes_nothing(desk: Desk) -> None:
+    """PostgreSQL: the second callback waits at the delivery's row lock, then finds it settled.
+    Reading the row unlocked, it would write its progress over the failure."""
+    only_on_postgresql(desk)
+    leak = desk.message()
+    sid = "SM" + "e" * 32
+    delivery = desk.sent(leak, "sam", sid=sid)
+
+    def callback(status: str, code: str = "") -> Callable[[Session], None]:
+        report = StatusReport.for_sms(
+            {"MessageSid": sid, "MessageStatus": status, "ErrorCode": code}
+        )
+        return lambda session: apply_status(session, FlowStore(), delivery, report, desk.clock())
+
+    with transaction(desk.sessions) as session:
+        callback("undelivered", "30003")(session)
+        late = Racer(desk.sessions, callback("sent"))
+        late.wait_until_blocked()
+    late.result()
+
+    [row] = desk.deliveries(leak, id=delivery)
+    assert (row.status, row.provider_status) == ("failed", "undelivered")
 
 
 def test_a_bundled_text_settles_every_delivery_in_it(desk: Desk) -> None:

@@ -6,6 +6,9 @@
         second.wait_until_blocked()  # it now waits for `first` at a lock
     second.result()  # `first` has committed; the second finished after it
 
+`wait_until_someone_waits_for(first, sessions)` does the same for work the test starts some
+other way (a dispatcher on its own thread).
+
 A guard that locks the row makes the second wait at its SELECT ... FOR UPDATE and then read what
 the first wrote; without it, the second reads the row as it was, and waits only at its UPDATE,
 too late. Either way it waits, so the test always knows when to let the first commit.
@@ -63,3 +66,18 @@ class Racer(Generic[T]):
 
     def result(self, timeout: float = 10.0) -> T:
         return self._result.result(timeout)
+
+
+def wait_until_someone_waits_for(
+    holder: Session, sessions: sessionmaker[Session], timeout: float = 10.0
+) -> None:
+    """Return once another transaction (one the test can't watch itself, such as a
+    dispatcher's) waits for a lock that `holder`'s transaction holds."""
+    pid = holder.scalar(text("SELECT pg_backend_pid()"))
+    waiting = text("SELECT count(*) FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid))")
+    deadline = time.monotonic() + timeout
+    with sessions() as watcher:
+        while not watcher.scalar(waiting, {"pid": pid}):
+            if time.monotonic() > deadline:
+                raise TimeoutError("nobody waited for the held transaction")
+            watcher.rollback()  # pg_stat_activity is read once a transaction
