@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.calls.models import Call, CallEvent
 from app.calls.service import CallService
 from app.main import create_app
-from app.messages.models import Message
+from app.messages.models import Message, MessageEvent
 from app.observability import REGISTRY
 from app.settings import Settings
 from app.telephony.sandbox.caller import HangUp, Press, Say
@@ -253,6 +253,30 @@ def test_a_recording_that_arrives_before_the_call_ends_still_lands_on_its_messag
     assert message.recording_sid == "RE" + "4" * 32
     assert message.transcription == "Hi"
     assert message.outcome == "voicemail"
+
+
+def test_a_recording_twilio_sends_again_after_the_call_ended_is_attached_once(
+    client: TestClient, settings: Settings, session_factory: sessionmaker[Session]
+) -> None:
+    sid = "CA" + "5" * 32
+    post(client, settings, "/twilio/voice", voice_params(sid))
+    post(client, settings, "/twilio/voice/status", voice_params(sid, CallStatus="completed"))
+    recording = {
+        "CallSid": sid,
+        "RecordingSid": "RE" + "6" * 32,
+        "RecordingUrl": "https://api.twilio.com/rec/RE6",
+        "RecordingDuration": "9",
+    }
+    for _ in range(2):
+        assert post(client, settings, "/twilio/voice/recording", recording).status_code == 204
+
+    (message,) = all_messages(session_factory)
+    assert (message.recording_sid, message.outcome) == ("RE" + "6" * 32, "voicemail")
+    with session_factory() as session:
+        kinds = session.scalars(
+            select(MessageEvent.kind).where(MessageEvent.message_id == message.id)
+        )
+        assert list(kinds).count("recording") == 1
 
 
 def test_when_the_database_is_down_the_caller_still_gets_a_voicemail(

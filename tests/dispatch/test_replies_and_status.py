@@ -219,6 +219,18 @@ def test_delivered_is_recorded(desk: Desk) -> None:
     assert desk.look(leak).status == MessageStatus.notified  # delivered is not acknowledged
 
 
+def test_a_sent_arriving_after_delivered_changes_nothing(desk: Desk) -> None:
+    """Twilio doesn't promise its callbacks' order."""
+    leak = desk.message()
+    delivery = desk.sent(leak, "sam", sid="SM" + "d" * 32)
+
+    assert sms_status(desk, delivery, "SM" + "d" * 32, "delivered") == 204
+    assert sms_status(desk, delivery, "SM" + "d" * 32, "sent") == 204
+
+    [row] = desk.deliveries(leak, id=delivery)
+    assert (row.status, row.provider_status) == ("delivered", "delivered")
+
+
 def test_a_failed_text_fails_over_to_the_next_channel_once(desk: Desk) -> None:
     leak = desk.message()
     sid = "SM" + "f" * 32
