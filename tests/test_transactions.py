@@ -193,3 +193,21 @@ def test_while_another_process_holds_sqlites_lock_the_event_loop_goes_on(
     finally:
         other_process.close()
     assert slugs(session_factory) == {"after-the-command"}
+
+
+def test_a_webhook_whose_caller_went_away_does_not_strand_the_others_in_its_batch(
+    database: Database, session_factory: sessionmaker[Session]
+) -> None:
+    """Twilio gave up on one webhook (its task is cancelled) while its unit waited in a batch:
+    the units queued beside it still get their results."""
+    if not isinstance(database, SqliteWriter):
+        pytest.skip("only SQLite's units wait for a shared batch")
+
+    async def one_caller_hangs_up() -> list[str]:
+        units = [asyncio.ensure_future(database.run(add_client(f"c-{n}"))) for n in range(3)]
+        await asyncio.sleep(0)  # all three are queued for the next batch, not yet written
+        units[1].cancel()
+        return list(await asyncio.wait_for(asyncio.gather(units[0], units[2]), timeout=10))
+
+    assert asyncio.run(one_caller_hangs_up()) == ["c-0", "c-2"]
+    assert slugs(session_factory) == {"c-0", "c-1", "c-2"}  # its work was done all the same

@@ -273,7 +273,9 @@ def _record_sent(
     if not keep_status:
         delivery.status = DeliveryStatus.sent
     delivery.provider_sid, delivery.sent_at = delivery.provider_sid or sid, now
-    delivery.uncertain, delivery.lease_until, delivery.error = False, None, None
+    delivery.uncertain, delivery.lease_until = False, None
+    if delivery.status != DeliveryStatus.failed:  # a failure Twilio reported keeps its reason
+        delivery.error = None
     message = session.get(Message, delivery.message_id) if delivery.message_id else None
     if message is None:
         return

@@ -14,10 +14,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.calls.models import Call, CallEvent
 from app.calls.service import Urls
 from app.calls.webhooks import VoiceWebhook
+from app.db import transaction
 from app.settings import Settings
 from app.telephony.sandbox.signing import SIGNATURE_HEADER, sign
 from tests.calls.conftest import ACME, CALLER
 from tests.clock import FakeClock
+from tests.support.locks import Racer
 
 pytestmark = pytest.mark.usefixtures("demo_clients")
 
@@ -50,6 +52,37 @@ def test_two_copies_of_one_step_arriving_together_advance_the_call_once(
         )
     assert call.turn == 2
     assert heard == 1
+
+
+def test_a_step_repeated_while_the_first_is_being_stored_waits_for_it_and_is_a_repeat(
+    app: FastAPI, clock: FakeClock, session_factory: sessionmaker[Session]
+) -> None:
+    """PostgreSQL: the second copy waits at the call's row lock, then finds the turn taken.
+    Reading the call without the lock, it would advance from the state the first replaced."""
+    if app.state.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's one writer never runs two turns at once")
+    calls, sessions = app.state.calls, app.state.session_factory
+    urls = Urls("https://nightdesk.test")
+    hook = VoiceWebhook.parse({"CallSid": "CA" + "8" * 32, "From": CALLER, "To": ACME})
+    with transaction(sessions) as session:
+        calls.answer(session, hook, urls, clock())
+    pressed = VoiceWebhook.parse({**hook.__dict__, "CallSid": hook.call_sid, "Digits": "2"})
+
+    def take_step(session: Session) -> str:
+        twiml: str = calls.step(session, pressed, 1, False, urls, clock())
+        return twiml
+
+    with transaction(sessions) as session:
+        first = take_step(session)
+        repeat = Racer(sessions, take_step)
+        repeat.wait_until_blocked()
+
+    assert repeat.result() == first
+    with session_factory() as session:
+        call = session.scalars(select(Call)).one()
+        kinds = session.scalars(select(CallEvent.kind).order_by(CallEvent.id)).all()
+    assert call.turn == 2
+    assert kinds.count("heard") == 1
 
 
 def test_thirty_callers_ringing_at_once_each_hear_their_greeting_and_their_calls_are_kept(

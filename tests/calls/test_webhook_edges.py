@@ -15,13 +15,15 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.calls.models import Call, CallEvent
 from app.calls.service import CallService
 from app.main import create_app
-from app.messages.models import Message
+from app.messages.models import Message, MessageEvent
 from app.observability import REGISTRY
 from app.settings import Settings
 from app.telephony.sandbox.caller import HangUp, Press, Say
 from app.telephony.sandbox.signing import signed_post
+from app.timeutil import as_utc
 from tests.calls.conftest import ACME, CALLER, Phone
 from tests.clock import FakeClock
 from tests.conftest import PUBLIC_URL
@@ -172,7 +174,10 @@ def test_a_step_without_its_turn_gets_a_clear_400(client: TestClient, settings: 
 
 
 def test_twilio_repeating_a_request_gets_the_same_answer_and_no_second_side_effect(
-    client: TestClient, settings: Settings, session_factory: sessionmaker[Session]
+    client: TestClient,
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    clock: FakeClock,
 ) -> None:
     first = post(client, settings, "/twilio/voice", voice_params())
     again = post(client, settings, "/twilio/voice", voice_params())
@@ -184,8 +189,16 @@ def test_twilio_repeating_a_request_gets_the_same_answer_and_no_second_side_effe
     assert "turn=2" in one.text
     ended = voice_params(CallStatus="completed", CallDuration="30")
     post(client, settings, "/twilio/voice/status", ended)
+    ended_at = clock()
+    clock.advance(minutes=1)
     post(client, settings, "/twilio/voice/status", ended)
     assert len(all_messages(session_factory)) == 1
+    with session_factory() as session:
+        call = session.scalars(select(Call)).one()
+        kinds = session.scalars(select(CallEvent.kind).where(CallEvent.call_id == call.id))
+        assert list(kinds).count("call_ended") == 1
+        assert call.ended_at is not None
+        assert as_utc(call.ended_at) == ended_at
 
 
 def test_an_unknown_number_hears_a_polite_message_and_its_voicemail_is_kept(
@@ -240,6 +253,30 @@ def test_a_recording_that_arrives_before_the_call_ends_still_lands_on_its_messag
     assert message.recording_sid == "RE" + "4" * 32
     assert message.transcription == "Hi"
     assert message.outcome == "voicemail"
+
+
+def test_a_recording_twilio_sends_again_after_the_call_ended_is_attached_once(
+    client: TestClient, settings: Settings, session_factory: sessionmaker[Session]
+) -> None:
+    sid = "CA" + "5" * 32
+    post(client, settings, "/twilio/voice", voice_params(sid))
+    post(client, settings, "/twilio/voice/status", voice_params(sid, CallStatus="completed"))
+    recording = {
+        "CallSid": sid,
+        "RecordingSid": "RE" + "6" * 32,
+        "RecordingUrl": "https://api.twilio.com/rec/RE6",
+        "RecordingDuration": "9",
+    }
+    for _ in range(2):
+        assert post(client, settings, "/twilio/voice/recording", recording).status_code == 204
+
+    (message,) = all_messages(session_factory)
+    assert (message.recording_sid, message.outcome) == ("RE" + "6" * 32, "voicemail")
+    with session_factory() as session:
+        kinds = session.scalars(
+            select(MessageEvent.kind).where(MessageEvent.message_id == message.id)
+        )
+        assert list(kinds).count("recording") == 1
 
 
 def test_when_the_database_is_down_the_caller_still_gets_a_voicemail(

@@ -6,24 +6,33 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TypeVar
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import select, update
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.clients.flows import FlowStore
-from app.db import make_database, transaction
+from app.db import Work, make_database, transaction
+from app.dispatch import outbox
 from app.dispatch.acks import acknowledge
 from app.dispatch.dispatcher import Dispatcher
+from app.dispatch.escalations import FireEscalations
+from app.dispatch.inbound import apply_status
 from app.dispatch.links import Links
 from app.dispatch.models import Delivery
-from app.dispatch.senders import make_senders
-from app.flows.schema import Urgency
+from app.dispatch.senders import Outgoing, Sender, make_senders
+from app.dispatch.sending import SendDeliveries
+from app.dispatch.webhooks import StatusReport
+from app.flows.schema import Channel, Urgency
+from app.messages.models import Message, MessageEvent
 from app.settings import Settings
 from app.telephony.sandbox.fake_twilio import FakeTwilio
 from tests.clock import FakeClock
+from tests.support.locks import Racer, wait_until_someone_waits_for
 from tests.support.smtp import SmtpInbox
 
 NIGHT_SHIFT = """
@@ -58,6 +67,7 @@ NIGHT_SHIFT = """
         type: take_message
         urgency: urgent
 """
+T = TypeVar("T")
 SAM, ALEX, QUINN = "+447911123456", "+447911654321", "+447911000111"
 CALLER_MOBILE = "+447700123456"
 
@@ -161,13 +171,18 @@ def texts_to(fake: FakeTwilio, number: str) -> list[str]:
     return [m.body for m in fake.messages if m.to == number]
 
 
-def deliveries(sessions: sessionmaker[Session], message_id: int) -> list[Delivery]:
-    with sessions() as session:
-        return list(
-            session.scalars(
-                select(Delivery).where(Delivery.message_id == message_id).order_by(Delivery.id)
-            )
-        )
+def deliveries(reader: sessionmaker[Session] | Dispatcher, message_id: int) -> list[Delivery]:
+    """A message's deliveries, read as the test's own process, or through the dispatcher's
+    database (its unit of work waits its turn with the app's)."""
+
+    def read(session: Session) -> list[Delivery]:
+        query = select(Delivery).where(Delivery.message_id == message_id).order_by(Delivery.id)
+        return list(session.scalars(query))
+
+    if isinstance(reader, Dispatcher):
+        return reader.database.run_blocking(read)
+    with reader() as session:
+        return read(session)
 
 
 def test_the_engineer_on_call_gets_a_text_with_the_caller_and_a_reference(
@@ -253,6 +268,30 @@ def test_when_nobody_acknowledges_the_whole_policy_repeats_then_the_fallback_is_
         assert message.status == "unacknowledged"
 
 
+def test_an_escalation_step_run_twice_notifies_each_contact_once(
+    dispatcher: Dispatcher, leave_message: Callable[..., int], fake_twilio: FakeTwilio,
+    clock: FakeClock,
+) -> None:  # fmt: skip
+    """A retry or a second worker running a step again finds its rows there (dedupe keys)."""
+    message_id = leave_message()
+
+    def start_again(session: Session) -> None:
+        message = session.get(Message, message_id)
+        assert message is not None
+        flow = dispatcher.flows.for_client(session, message.client_id)
+        assert flow is not None
+        outbox.start_escalation(session, message, flow, clock())
+        outbox.queue_caller_update(session, message, flow, "Passed on.", "taken", clock())
+
+    dispatcher.database.run_blocking(start_again)
+    dispatcher.database.run_blocking(start_again)
+    dispatcher.run_once()
+
+    assert len(texts_to(fake_twilio, SAM)) == 1
+    assert len(texts_to(fake_twilio, CALLER_MOBILE)) == 1
+    assert [d.address for d in deliveries(dispatcher, message_id)] == [SAM, CALLER_MOBILE]
+
+
 def test_an_acknowledgement_stops_escalation_on_every_channel(
     dispatcher: Dispatcher, leave_message: Callable[..., int], fake_twilio: FakeTwilio,
     clock: FakeClock, session_factory: sessionmaker[Session],
@@ -282,6 +321,79 @@ def test_a_failed_text_moves_to_the_contacts_next_channel_without_waiting(
     dispatcher.run_once()
     calls = [c for c in fake_twilio.calls if c.to == SAM]
     assert len(calls) == 1, "Sam's next channel is a voice call, placed straight away"
+
+
+@dataclass
+class HearsBackFirst:
+    """A sender whose send returns only after Twilio's status callbacks for it are in."""
+
+    sender: Sender
+    twilio: FakeTwilio
+
+    def send(self, outgoing: Outgoing) -> str:
+        sid = self.sender.send(outgoing)
+        self.twilio.settle()
+        return sid
+
+    def find_previous(self, outgoing: Outgoing) -> str | None:
+        return self.sender.find_previous(outgoing)
+
+
+def test_a_failure_twilio_reports_before_the_send_is_written_down_is_kept(
+    dispatcher: Dispatcher, leave_message: Callable[..., int], fake_twilio: FakeTwilio,
+) -> None:  # fmt: skip
+    """The status callback beat the dispatcher's own record: "sent" must not overwrite it."""
+    senders = dict(dispatcher.senders)
+    senders[Channel.sms] = HearsBackFirst(senders[Channel.sms], fake_twilio)
+    dispatcher.senders = senders
+    dispatcher.__post_init__()
+    fake_twilio.set_sms_outcome(SAM, "undelivered", error_code=30003)
+    message_id = leave_message(caller="+441134960999")
+    dispatcher.run_once()
+
+    text, call = deliveries(dispatcher, message_id)
+    assert (text.channel, text.status, text.provider_status) == ("sms", "failed", "undelivered")
+    assert "30003" in (text.error or "")
+    assert (call.channel, call.status) == ("voice", "pending")
+
+
+def test_a_failure_twilio_reports_while_the_send_is_written_down_is_kept(
+    dispatcher: Dispatcher, leave_message: Callable[..., int], fake_twilio: FakeTwilio,
+    clock: FakeClock, callbacks: ToTheApp, settings: Settings,
+) -> None:  # fmt: skip
+    """PostgreSQL: the dispatcher's record waits at the delivery's row lock while the callback
+    is stored, then sees the failure. Reading the row unlocked, it would write "sent" over it."""
+    only_on_postgresql(dispatcher)
+    senders = make_senders(settings)
+    paused = PausesAfterSending(senders[Channel.sms])
+    sending = Dispatcher(
+        database=dispatcher.database, flows=dispatcher.flows, links=dispatcher.links,
+        senders={**senders, Channel.sms: paused}, clock=clock,
+    )  # fmt: skip
+    callbacks.client = None  # this test delivers the one callback that matters itself
+    message_id = leave_message(caller="+441134960999")
+    thread = threading.Thread(target=sending.run_once)
+    thread.start()
+    try:
+        assert paused.sent.wait(timeout=10)
+        (text,) = deliveries(dispatcher, message_id)
+        failed = StatusReport.for_sms(
+            {"MessageSid": fake_twilio.messages[0].sid, "MessageStatus": "undelivered",
+             "ErrorCode": "30003"}
+        )  # fmt: skip
+        sessions = dispatcher.database.sessions
+        with transaction(sessions) as session:
+            apply_status(session, dispatcher.flows, text.id, failed, clock())
+            paused.go.set()
+            wait_until_someone_waits_for(session, sessions)
+    finally:
+        paused.go.set()
+        thread.join()
+
+    text, call = deliveries(dispatcher, message_id)
+    assert (text.status, text.provider_status) == ("failed", "undelivered")
+    assert "30003" in (text.error or "")
+    assert (call.channel, call.status) == ("voice", "pending")
 
 
 def test_a_twilio_outage_is_retried_with_backoff(
@@ -359,6 +471,115 @@ def test_a_worker_killed_mid_send_leaves_nothing_stuck_and_nothing_doubled(
     assert len(texts_to(fake_twilio, SAM)) == 1, "the text Twilio already has is recognised"
     (sam,) = [d for d in deliveries(session_factory, message_id) if d.address == SAM]
     assert sam.status in ("sent", "delivered")
+
+
+class Killed(BaseException):
+    """The process dying: nothing after it runs, not even `except Exception`."""
+
+
+@dataclass
+class DiesAfterSending:
+    """A sender whose process is killed the moment Twilio has accepted the text."""
+
+    sender: Sender
+
+    def send(self, outgoing: Outgoing) -> str:
+        self.sender.send(outgoing)
+        raise Killed
+
+    def find_previous(self, outgoing: Outgoing) -> str | None:
+        return self.sender.find_previous(outgoing)
+
+
+def test_a_dispatcher_killed_after_twilio_took_the_text_is_not_followed_by_a_second_text(
+    dispatcher: Dispatcher, leave_message: Callable[..., int], fake_twilio: FakeTwilio,
+    clock: FakeClock, callbacks: ToTheApp, client: TestClient, settings: Settings,
+) -> None:  # fmt: skip
+    """The claim itself marks the delivery as possibly sent, so whoever claims it after the
+    lease asks Twilio first: the killed process never got to write anything down."""
+    senders = make_senders(settings)
+    dying = Dispatcher(
+        database=dispatcher.database, flows=dispatcher.flows, links=dispatcher.links,
+        senders={**senders, Channel.sms: DiesAfterSending(senders[Channel.sms])}, clock=clock,
+    )  # fmt: skip
+    message_id = leave_message(caller="+441134960999")  # a landline: only Sam's text
+    callbacks.client = None  # the process that would hear Twilio's status callbacks is dead
+    with pytest.raises(Killed):
+        dying.run_once()
+    fake_twilio.settle()
+    callbacks.client = client
+    assert len(texts_to(fake_twilio, SAM)) == 1
+    dispatcher.run_once()
+    assert len(texts_to(fake_twilio, SAM)) == 1, "its lease hasn't run out yet"
+    clock.advance(minutes=2)
+    dispatcher.run_once()
+    assert len(texts_to(fake_twilio, SAM)) == 1, "the text Twilio already has is recognised"
+    (sam,) = [d for d in deliveries(dispatcher, message_id) if d.address == SAM]
+    assert sam.status in ("sent", "delivered")
+    assert sam.provider_sid == fake_twilio.messages[0].sid
+    assert sam.attempts == 2
+
+
+@dataclass
+class Slow:
+    """A sender that has claimed its text and not yet reached Twilio until the test says so."""
+
+    sender: Sender
+    reached: threading.Event = field(default_factory=threading.Event)
+    go: threading.Event = field(default_factory=threading.Event)
+
+    def send(self, outgoing: Outgoing) -> str:
+        self.reached.set()
+        self.go.wait(timeout=10)
+        return self.sender.send(outgoing)
+
+    def find_previous(self, outgoing: Outgoing) -> str | None:
+        return self.sender.find_previous(outgoing)
+
+
+@dataclass
+class PausesAfterSending:
+    """A sender that has reached Twilio and waits for the test before saying so."""
+
+    sender: Sender
+    sent: threading.Event = field(default_factory=threading.Event)
+    go: threading.Event = field(default_factory=threading.Event)
+
+    def send(self, outgoing: Outgoing) -> str:
+        sid = self.sender.send(outgoing)
+        self.sent.set()
+        self.go.wait(timeout=10)
+        return sid
+
+    def find_previous(self, outgoing: Outgoing) -> str | None:
+        return self.sender.find_previous(outgoing)
+
+
+def test_a_text_being_sent_is_left_alone_by_another_dispatcher_until_its_lease_runs_out(
+    dispatcher: Dispatcher, leave_message: Callable[..., int], fake_twilio: FakeTwilio,
+    clock: FakeClock, settings: Settings,
+) -> None:  # fmt: skip
+    """Claimed, committed, not yet at Twilio: a lookup would find nothing, so only the lease
+    keeps a second dispatcher from sending it too."""
+    senders = make_senders(settings)
+    slow = Slow(senders[Channel.sms])
+    first = Dispatcher(
+        database=dispatcher.database, flows=dispatcher.flows, links=dispatcher.links,
+        senders={**senders, Channel.sms: slow}, clock=clock,
+    )  # fmt: skip
+    leave_message(caller="+441134960999")  # a landline: only Sam's text
+    sending = threading.Thread(target=first.run_once)
+    sending.start()
+    try:
+        assert slow.reached.wait(timeout=10)
+        clock.advance(seconds=30)
+        dispatcher.run_once()
+    finally:
+        slow.go.set()
+        sending.join()
+    fake_twilio.settle()
+
+    assert len(texts_to(fake_twilio, SAM)) == 1
 
 
 def test_messages_arriving_together_for_one_contact_are_bundled_into_one_text(
@@ -446,6 +667,83 @@ def test_two_dispatchers_racing_send_each_notification_once(
     with session_factory() as session:
         sent = session.scalars(select(Delivery).where(Delivery.address == SAM)).all()
     assert all(d.attempts == 1 for d in sent)
+
+
+@dataclass
+class Holding:
+    """A `Database` whose units all run in one transaction the test keeps open: a dispatcher
+    caught in the middle of its work, its rows locked."""
+
+    session: Session
+    engine: Engine = field(init=False)
+    sessions: sessionmaker[Session] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.engine = self.session.get_bind().engine
+        self.sessions = sessionmaker(self.engine)
+
+    def run_blocking(self, work: Work[T]) -> T:
+        return work(self.session)
+
+    async def run(self, work: Work[T]) -> T:
+        return work(self.session)
+
+    def close(self) -> None:
+        pass
+
+
+def only_on_postgresql(dispatcher: Dispatcher) -> None:
+    if dispatcher.database.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer: a second dispatcher waits for it whatever it does")
+
+
+def test_a_second_dispatcher_passes_over_an_escalation_the_first_is_firing(
+    dispatcher: Dispatcher, leave_message: Callable[..., int], fake_twilio: FakeTwilio,
+    clock: FakeClock,
+) -> None:  # fmt: skip
+    """SKIP LOCKED: it neither waits for the first nor fires the step again."""
+    only_on_postgresql(dispatcher)
+    message_id = leave_message(caller="+441134960999")
+    dispatcher.run_once()
+    clock.advance(minutes=10)
+    sessions, flows = dispatcher.database.sessions, dispatcher.flows
+
+    with transaction(sessions) as session:
+        assert FireEscalations(Holding(session), flows).run(clock()) == 1
+        second = Racer(sessions, lambda other: FireEscalations(Holding(other), flows).run(clock()))
+        assert second.result() == 0, "it waited for the first, or fired the step too"
+    dispatcher.run_once()
+
+    assert len(texts_to(fake_twilio, ALEX)) == 1
+    with sessions() as session:
+        escalated = session.scalars(
+            select(MessageEvent).where(
+                MessageEvent.message_id == message_id, MessageEvent.kind == "escalated"
+            )
+        ).all()
+    assert len(escalated) == 1
+
+
+def test_a_second_dispatcher_passes_over_the_texts_the_first_is_sending(
+    dispatcher: Dispatcher, leave_message: Callable[..., int], fake_twilio: FakeTwilio,
+    clock: FakeClock,
+) -> None:  # fmt: skip
+    """SKIP LOCKED: it neither waits for the first nor sends the same texts."""
+    only_on_postgresql(dispatcher)
+    leave_message(caller="+441134960999")
+    sessions = dispatcher.database.sessions
+
+    def sending(session: Session) -> SendDeliveries:
+        d = dispatcher
+        return SendDeliveries(Holding(session), d.flows, d.senders, d.links)
+
+    with transaction(sessions) as session:
+        assert sending(session).run(clock()) == 1
+        second = Racer(sessions, lambda other: sending(other).run(clock()))
+        assert second.result() == 0, "it waited for the first, or sent the texts too"
+    fake_twilio.settle()
+
+    assert len(texts_to(fake_twilio, SAM)) == 1
 
 
 def test_inside_the_server_the_dispatcher_is_woken_by_the_commit_not_a_timer(

@@ -136,6 +136,16 @@ def test_pressing_3_takes_it_and_rings_the_caller_back(desk: Desk, leak: int, ca
     assert desk.timeline(leak)[-1] == "caller_called_back"
 
 
+def test_twilio_repeating_the_press_of_3_records_the_call_back_once(
+    desk: Desk, leak: int, call: int
+) -> None:
+    first = press(desk, call, "3")
+    again = press(desk, call, "3")
+
+    assert ET.tostring(again) == ET.tostring(first)
+    assert desk.timeline(leak).count("caller_called_back") == 1
+
+
 def test_pressing_3_for_a_withheld_caller_takes_it_without_a_call(desk: Desk) -> None:
     withheld = desk.message(caller="anonymous")
     delivery = desk.sent(withheld, "priya")

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import urlencode
 
 import pytest
+from sqlalchemy.orm import Session
 
+from app.clients.flows import FlowStore
+from app.db import transaction
+from app.dispatch.acks import Acknowledgement, acknowledge
+from app.dispatch.inbound import answer_sms, apply_status
+from app.dispatch.webhooks import SmsReceived, StatusReport
 from app.messages.models import Message, MessageStatus
-from tests.dispatch.conftest import ALEX, SAM, Desk, ref
+from tests.dispatch.conftest import ALEX, NUMBER, SAM, Desk, ref
+from tests.support.locks import Racer
 
 # --- replies --------------------------------------------------------------------------------
 
@@ -146,6 +154,60 @@ def test_a_repeated_reply_is_acted_on_once(desk: Desk) -> None:
     assert desk.timeline(leak).count("reply") == 1
 
 
+# --- at the same moment (PostgreSQL runs both at once; SQLite's one writer, one after another) --
+
+
+def reply(desk: Desk, sender: str, body: str) -> Callable[[Session], str | None]:
+    """A text arriving, as the /twilio/sms route stores it: one unit of work."""
+    sms = SmsReceived(desk.sid("SM"), sender, NUMBER, body)
+    return lambda session: answer_sms(session, FlowStore(), sms, desk.clock())
+
+
+def only_on_postgresql(desk: Desk) -> None:
+    if not desk.settings.database_url.startswith("postgresql"):
+        pytest.skip("SQLite's one writer never acknowledges twice at once")
+
+
+def test_two_contacts_replying_at_once_one_has_it_and_the_other_is_told_who(desk: Desk) -> None:
+    """Alex's reply waits at the message's row lock while Sam's is stored, then finds it taken.
+    Reading the message without the lock, both would take it and both be told it is theirs."""
+    only_on_postgresql(desk)
+    leak = desk.message()
+    desk.sent(leak, "sam")
+    desk.sent(leak, "alex")
+
+    with transaction(desk.sessions) as session:
+        sams = reply(desk, SAM, "1")(session)
+        alexs = Racer(desk.sessions, reply(desk, ALEX, "1"))
+        alexs.wait_until_blocked()
+
+    assert sams == f"Thanks, Acme Plumbing #{ref(leak)} is yours."
+    assert alexs.result() == f"Sam Taylor already has #{ref(leak)}."
+    assert desk.look(leak).acknowledged_by == "Sam Taylor"
+    assert desk.timeline(leak).count("acknowledged") == 1
+
+
+def test_an_operator_acknowledging_as_a_contact_replies_is_told_who_has_it(desk: Desk) -> None:
+    """`nightdesk messages ack` calls acknowledge() itself: its own row lock makes it wait."""
+    only_on_postgresql(desk)
+    leak = desk.message()
+    desk.sent(leak, "sam")
+
+    def operator(session: Session) -> Acknowledgement:
+        return acknowledge(session, FlowStore(), leak, by="operator", via="operator",
+                           now=desk.clock())  # fmt: skip
+
+    with transaction(desk.sessions) as session:
+        sams = reply(desk, SAM, "1")(session)
+        operators = Racer(desk.sessions, operator)
+        operators.wait_until_blocked()
+
+    assert sams == f"Thanks, Acme Plumbing #{ref(leak)} is yours."
+    assert operators.result() == Acknowledgement(leak, ref(leak), first=False, by="Sam Taylor")
+    assert desk.look(leak).acknowledged_by == "Sam Taylor"
+    assert desk.timeline(leak).count("acknowledged") == 1
+
+
 # --- status callbacks -----------------------------------------------------------------------
 
 
@@ -166,6 +228,18 @@ def test_delivered_is_recorded(desk: Desk) -> None:
     assert desk.look(leak).status == MessageStatus.notified  # delivered is not acknowledged
 
 
+def test_a_sent_arriving_after_delivered_changes_nothing(desk: Desk) -> None:
+    """Twilio doesn't promise its callbacks' order."""
+    leak = desk.message()
+    delivery = desk.sent(leak, "sam", sid="SM" + "d" * 32)
+
+    assert sms_status(desk, delivery, "SM" + "d" * 32, "delivered") == 204
+    assert sms_status(desk, delivery, "SM" + "d" * 32, "sent") == 204
+
+    [row] = desk.deliveries(leak, id=delivery)
+    assert (row.status, row.provider_status) == ("delivered", "delivered")
+
+
 def test_a_failed_text_fails_over_to_the_next_channel_once(desk: Desk) -> None:
     leak = desk.message()
     sid = "SM" + "f" * 32
@@ -181,6 +255,30 @@ def test_a_failed_text_fails_over_to_the_next_channel_once(desk: Desk) -> None:
     [call] = desk.deliveries(leak, contact_id=desk.contact("sam").id, channel="voice")
     assert (call.status, call.address, call.failover) == ("pending", SAM, True)
     assert desk.timeline(leak).count("failed") == 1
+
+
+def test_a_late_sent_arriving_while_undelivered_is_stored_changes_nothing(desk: Desk) -> None:
+    """PostgreSQL: the second callback waits at the delivery's row lock, then finds it settled.
+    Reading the row unlocked, it would write its progress over the failure."""
+    only_on_postgresql(desk)
+    leak = desk.message()
+    sid = "SM" + "e" * 32
+    delivery = desk.sent(leak, "sam", sid=sid)
+
+    def callback(status: str, code: str = "") -> Callable[[Session], None]:
+        report = StatusReport.for_sms(
+            {"MessageSid": sid, "MessageStatus": status, "ErrorCode": code}
+        )
+        return lambda session: apply_status(session, FlowStore(), delivery, report, desk.clock())
+
+    with transaction(desk.sessions) as session:
+        callback("undelivered", "30003")(session)
+        late = Racer(desk.sessions, callback("sent"))
+        late.wait_until_blocked()
+    late.result()
+
+    [row] = desk.deliveries(leak, id=delivery)
+    assert (row.status, row.provider_status) == ("failed", "undelivered")
 
 
 def test_a_bundled_text_settles_every_delivery_in_it(desk: Desk) -> None:
