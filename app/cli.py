@@ -168,7 +168,7 @@ def demo(
     if "NIGHTDESK_PUBLIC_URL" not in os.environ:
         os.environ["NIGHTDESK_PUBLIC_URL"] = f"http://{host}:{port}"
     get_settings.cache_clear()
-    sandboxes = start_sandboxes(get_settings(), typer.echo)
+    sandboxes = start_sandboxes(get_settings(), typer.echo, twilio_port=port + 1)
     # The server builds its settings from the environment: point it at these sandboxes.
     os.environ["NIGHTDESK_TWILIO_API_BASE"] = sandboxes.settings.twilio_api_base
     os.environ["NIGHTDESK_SMTP_URL"] = sandboxes.settings.smtp_url

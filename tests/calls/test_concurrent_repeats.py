@@ -61,7 +61,7 @@ def test_a_step_repeated_while_the_first_is_being_stored_waits_for_it_and_is_a_r
     Reading the call without the lock, it would advance from the state the first replaced."""
     if app.state.engine.dialect.name != "postgresql":
         pytest.skip("SQLite's one writer never runs two turns at once")
-    calls, sessions = app.state.calls, app.state.session_factory
+    calls, sessions = app.state.calls, app.state.database.sessions
     urls = Urls("https://nightdesk.test")
     hook = VoiceWebhook.parse({"CallSid": "CA" + "8" * 32, "From": CALLER, "To": ACME})
     with transaction(sessions) as session:

@@ -37,11 +37,15 @@ class Sandboxes:
 
 
 def start_sandboxes(
-    settings: Settings, announce: Announce, deliver: Deliver | None = None
+    settings: Settings,
+    announce: Announce,
+    deliver: Deliver | None = None,
+    twilio_port: int = 0,
 ) -> Sandboxes:
     """Start the stand-ins `settings` call for; each text, call and email is announced as a
     line ("[sandbox] SMS to +44…: …"). `deliver` replaces the fake Twilio's status callbacks
-    (an in-process app has no port for them to reach)."""
+    (an in-process app has no port for them to reach). `twilio_port`: where the fake Twilio
+    listens (0: any free port), so `nightdesk demo` can say where it is."""
     updates: dict[str, str] = {}
     sandboxes = Sandboxes(settings)
     if settings.wants_twilio_sandbox:
@@ -50,7 +54,7 @@ def start_sandboxes(
         )
         twilio.on_message = lambda sms: announce(_sms_line(sms))
         twilio.on_call = lambda call: announce(_call_line(call))
-        sandboxes.twilio = twilio.start()
+        sandboxes.twilio = twilio.start(port=twilio_port)
         updates["twilio_api_base"] = twilio.base_url
     if settings.wants_email_sandbox:
         mailbox = SmtpInbox()
