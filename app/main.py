@@ -11,16 +11,19 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from app.accounts.deps import MaybeSignedIn, SignInRequiredError, sign_in_redirect
 from app.accounts.routes import router as accounts_router
+from app.calls.routes import replays as call_replays
 from app.calls.routes import router as calls_router
 from app.calls.service import CallService
 from app.clients.flows import FlowStore
 from app.db import make_database
 from app.dispatch.dispatcher import make_dispatcher, start_in_background
+from app.dispatch.routes import replays as status_replays
 from app.dispatch.routes import router as dispatch_router
 from app.observability import LatencyMiddleware, configure_logging
 from app.ops.routes import router as ops_router
 from app.settings import Settings, get_settings
 from app.telephony.signature import BadWebhookError, TwilioSignatures
+from app.telephony.spool import Spool
 from app.timeutil import Clock, utcnow
 from app.web.pages import render, static_files
 
@@ -31,7 +34,10 @@ def create_app(settings: Settings | None = None, clock: Clock = utcnow) -> FastA
     configure_logging(settings.log_level)
     database = make_database(settings.database_url)
     flows = FlowStore()
-    dispatcher = make_dispatcher(settings, database, flows, clock)
+    calls = CallService(flows)
+    replays = {**call_replays(calls), **status_replays(flows)}
+    # The dispatcher notifies unless RUN_DISPATCHER is false; either way it replays the spool.
+    dispatcher = make_dispatcher(settings, database, flows, clock, replays)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -40,14 +46,9 @@ def create_app(settings: Settings | None = None, clock: Clock = utcnow) -> FastA
         # server for tens of milliseconds now and then (a busy night's p99).
         gc.collect()
         gc.freeze()
-        stop_dispatcher = (
-            start_in_background(dispatcher, settings.database_url)
-            if settings.run_dispatcher
-            else None
-        )
+        stop_dispatcher = start_in_background(dispatcher, settings.database_url)
         yield
-        if stop_dispatcher is not None:
-            stop_dispatcher()
+        stop_dispatcher()
         database.close()
 
     app = FastAPI(title="Nightdesk", version="0.1.0", lifespan=lifespan)
@@ -62,7 +63,8 @@ def create_app(settings: Settings | None = None, clock: Clock = utcnow) -> FastA
     app.state.flows = flows
     app.state.links = dispatcher.links
     app.state.dispatcher = dispatcher
-    app.state.calls = CallService(flows)
+    app.state.calls = calls
+    app.state.spool = Spool(settings.spool_dir)
     app.add_middleware(LatencyMiddleware)
     app.add_exception_handler(BadWebhookError, _bad_webhook)
     app.add_exception_handler(SignInRequiredError, _sign_in_first)

@@ -19,6 +19,7 @@ class Settings(BaseSettings):
 
     environment: str = "development"
     database_url: str = "sqlite:///./var/nightdesk.db"
+    spool_dir: Path = Path("var/spool")  # Twilio callbacks kept while the database refuses them
     public_url: str = ""
     twilio_account_sid: str = "AC00000000000000000000000000000000"
     twilio_auth_token: str = DEVELOPMENT_SECRET

@@ -3,6 +3,9 @@
 - `FireEscalations` moves each unacknowledged message to its policy's next step when it is due.
 - `SendDeliveries` claims due deliveries under a lease, sends them through the senders, and
   records the provider's id or the error (retry with backoff, or fail over).
+- `ReplaySpool` (inside `nightdesk serve`) replays the Twilio callbacks the database refused
+  while it was down, kept in the process's spool (`app.telephony.spool`). An API-only replica
+  (`NIGHTDESK_RUN_DISPATCHER=false`) still runs this one module: nobody else sees its spool.
 
 Claims use `FOR UPDATE SKIP LOCKED` on PostgreSQL, so any number of `nightdesk worker` processes
 can run side by side; SQLite has one writer at a time, which makes the one claimer safe there.
@@ -30,6 +33,7 @@ from app.db import Database
 from app.dispatch import outbox
 from app.dispatch.escalations import FireEscalations
 from app.dispatch.links import Links
+from app.dispatch.replay import ReplaySpool
 from app.dispatch.senders import (
     Sender,
     make_senders,
@@ -38,6 +42,7 @@ from app.dispatch.sending import SendDeliveries
 from app.flows.schema import Channel
 from app.observability import REGISTRY
 from app.settings import Settings
+from app.telephony.spool import Replay, Spool
 from app.timeutil import Clock
 
 log = logging.getLogger("nightdesk.dispatch")
@@ -80,12 +85,18 @@ class Dispatcher:
     clock: Clock
     waker: Waker = field(default_factory=Waker)
     poll: float = 1.0  # seconds between looks when nothing wakes it
+    spool: ReplaySpool | None = None  # the web process's spool, replayed first each cycle
+    notify: bool = True  # False: only replay the spool (an API-only replica)
     modules: list[Module] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.modules = [
+        notifying: list[Module] = [
             FireEscalations(self.database, self.flows),
             SendDeliveries(self.database, self.flows, self.senders, self.links),
+        ]
+        self.modules = [
+            *([self.spool] if self.spool is not None else []),
+            *(notifying if self.notify else []),
         ]
 
     def run_once(self) -> int:
@@ -123,12 +134,23 @@ def wake_on_commit(sessions: sessionmaker[Session], waker: Waker) -> None:
 
 
 def make_dispatcher(
-    settings: Settings, database: Database, flows: FlowStore, clock: Clock
+    settings: Settings,
+    database: Database,
+    flows: FlowStore,
+    clock: Clock,
+    replays: Mapping[str, Replay] | None = None,
 ) -> Dispatcher:
-    """The dispatcher as `nightdesk serve` and `nightdesk worker` run it."""
+    """The dispatcher as `nightdesk serve` (which passes the spool's `replays`, and notifies
+    unless NIGHTDESK_RUN_DISPATCHER is false) and `nightdesk worker` run it."""
     base = settings.public_url.rstrip("/") or DEV_PUBLIC_URL
     links = Links(base, settings.secret_key)
-    dispatcher = Dispatcher(database, flows, make_senders(settings), links, clock)
+    spool = None
+    if replays is not None:
+        spool = ReplaySpool(database, Spool(settings.spool_dir), replays)
+    notify = replays is None or settings.run_dispatcher
+    dispatcher = Dispatcher(
+        database, flows, make_senders(settings), links, clock, spool=spool, notify=notify
+    )
     wake_on_commit(database.sessions, dispatcher.waker)
     return dispatcher
 
@@ -155,7 +177,7 @@ def start_in_background(dispatcher: Dispatcher, database_url: str) -> Callable[[
     """Run the dispatcher on daemon threads (inside `nightdesk serve`); returns a stop function."""
     stop = threading.Event()
     threads = [threading.Thread(target=dispatcher.run_forever, args=(stop,), name="dispatcher")]
-    if database_url.startswith("postgresql"):
+    if dispatcher.notify and database_url.startswith("postgresql"):
         threads.append(
             threading.Thread(
                 target=listen_for_work,
