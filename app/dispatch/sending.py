@@ -240,10 +240,8 @@ class SendDeliveries:
             return _Sent(None, TransientSendError(str(exc)), looked_up)
 
     def _record(self, session: Session, send: _Send, sent: _Sent, now: dt.datetime) -> None:
-        rows = [session.get(Delivery, i) for i in send.deliveries]  # loaded, locked, by the caller
-        # One retry time for the whole send, so its deliveries are claimed again together.
-        retry_at = now + retry_delay(max((r.attempts for r in rows if r), default=1))
-        for delivery in rows:
+        for delivery_id in send.deliveries:
+            delivery = session.get(Delivery, delivery_id)  # loaded, locked, by the caller
             if delivery is None or delivery.status == DeliveryStatus.cancelled:
                 continue
             if delivery.status != DeliveryStatus.sending:
@@ -255,7 +253,7 @@ class SendDeliveries:
                 continue
             verdict = after_send(sent.result(), attempts=delivery.attempts,
                                  was_uncertain=send.check_first)  # fmt: skip
-            _record_error(session, self.flows, delivery, sent.error, verdict, retry_at, now)
+            _record_error(session, self.flows, delivery, sent.error, verdict, now)
 
 
 def _claimable(now: dt.datetime) -> ColumnElement[bool]:
@@ -363,7 +361,6 @@ def _record_error(
     delivery: Delivery,
     error: SendError,
     verdict: Verdict,
-    retry_at: dt.datetime,
     now: dt.datetime,
 ) -> None:
     delivery.error = str(error)
@@ -376,7 +373,7 @@ def _record_error(
               "code": error.code, "attempt": delivery.attempts}  # fmt: skip
     if verdict.next is Next.retry:
         delivery.status = DeliveryStatus.pending
-        delivery.due_at = retry_at
+        delivery.due_at = now + retry_delay(delivery.attempts)
         detail["retry_at"] = as_utc(delivery.due_at).isoformat()
         session.add(MessageEvent(message_id=delivery.message_id, kind="retrying", at=now,
                                  detail=detail))  # fmt: skip

@@ -29,6 +29,7 @@ from app.dispatch.outbox import take_message
 from app.dispatch.senders import make_senders
 from app.flows.engine import SaveMessage
 from app.flows.schema import Urgency
+from app.messages.models import Message
 from app.settings import Settings
 from app.telephony.sandbox.fake_twilio import FakeTwilio
 from tests.clock import FakeClock
@@ -86,6 +87,47 @@ def test_a_bundle_whose_outcome_is_unknown_goes_again_exactly_as_it_was(
     assert sorted(told) == sorted(set(told)), f"a message reached Sam twice: {texts}"
     assert len(set(told)) == 3
     assert len(look_ups(fake_twilio)) == 1
+
+
+def test_a_text_in_doubt_goes_again_in_its_first_words_though_the_message_has_grown(
+    dispatcher: Dispatcher, leave_message: Callable[..., int], fake_twilio: FakeTwilio,
+    clock: FakeClock, settings: Settings, callbacks: ToTheApp,
+) -> None:  # fmt: skip
+    """The voicemail's transcription lands between the attempts: a text written afresh would
+    say more, and Twilio's copy of the first would not be recognised."""
+    impatient(dispatcher, settings)
+    callbacks.client = None
+    message_id = leave_message(caller=LANDLINES[0])
+    fake_twilio.delay_next(3.0, path_contains="/Messages.json")
+    dispatcher.run_once()
+    with transaction(dispatcher.database.sessions) as session:
+        session.get_one(Message, message_id).transcription = "The boiler is leaking badly"
+
+    clock.advance(seconds=5)
+    dispatcher.run_once()
+
+    (text,) = texts_to(fake_twilio, SAM)
+    assert "boiler" not in text
+    (sam,) = [d for d in deliveries(dispatcher, message_id) if d.address == SAM]
+    assert sam.status in ("sent", "delivered")
+
+
+def test_twilios_status_callback_for_a_bundle_in_doubt_settles_every_message_in_it(
+    dispatcher: Dispatcher, leave_message: Callable[..., int], fake_twilio: FakeTwilio,
+    clock: FakeClock, settings: Settings,
+) -> None:  # fmt: skip
+    impatient(dispatcher, settings)
+    first, second = leave_message(caller=LANDLINES[0]), leave_message(caller=LANDLINES[1])
+    fake_twilio.delay_next(3.0, path_contains="/Messages.json")
+    dispatcher.run_once()
+    fake_twilio.settle()  # its "sent" and "delivered" callbacks name the bundle's first delivery
+
+    statuses = {d.status for m in (first, second) for d in deliveries(dispatcher, m)}
+    assert statuses == {"delivered"}
+    clock.advance(seconds=5)
+    dispatcher.run_once()
+    assert look_ups(fake_twilio) == []
+    assert len(texts_to(fake_twilio, SAM)) == 1
 
 
 def test_a_look_up_that_fails_keeps_the_doubt_until_one_answers(
