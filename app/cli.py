@@ -122,6 +122,7 @@ def worker() -> None:
             daemon=True,
         ).start()
     dispatcher.run_forever(stop)
+    dispatcher.sending.wait_until(in_flight=0, timeout=30)  # record the sends under way
 
 
 @app.command()

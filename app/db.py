@@ -253,6 +253,8 @@ class SqliteWriter:
         self.engine = engine
         self.sessions = make_session_factory(engine)
         self._queue: queue.SimpleQueue[_Unit | None] = queue.SimpleQueue()
+        self._closing = threading.Lock()  # no unit is queued behind the sentinel close() puts
+        self._closed = False
         self._thread = threading.Thread(target=self._write_forever, name="sqlite-writer")
         self._thread.daemon = True  # a unit still queued at exit is one whose caller gave up
         self._thread.start()
@@ -260,20 +262,29 @@ class SqliteWriter:
     async def run(self, work: Work[T]) -> T:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.put(_Unit(work, future, loop))
+        self._put(_Unit(work, future, loop))
         return await future
 
     def run_blocking(self, work: Work[T]) -> T:
         if threading.current_thread() is self._thread:
             raise RuntimeError("a unit of work cannot wait for another one: it would wait forever")
         future: Future[T] = Future()
-        self._queue.put(_Unit(work, future, None))
+        self._put(_Unit(work, future, None))
         return future.result()
 
     def close(self) -> None:
-        self._queue.put(None)
+        with self._closing:
+            self._closed = True
+            self._queue.put(None)
         self._thread.join(timeout=30)
         self.engine.dispose()
+
+    def _put(self, unit: _Unit) -> None:
+        """Queue a unit for the writer; after close() nothing would ever write it: refuse."""
+        with self._closing:
+            if self._closed:
+                raise RuntimeError("the database is closed")
+            self._queue.put(unit)
 
     def _write_forever(self) -> None:
         while (batch := self._next_batch()) is not None:

@@ -38,7 +38,7 @@ from app.dispatch.senders import (
     Sender,
     make_senders,
 )
-from app.dispatch.sending import SendDeliveries
+from app.dispatch.sending import LEASE, SendDeliveries, lease_for
 from app.flows.schema import Channel
 from app.observability import REGISTRY
 from app.settings import Settings
@@ -86,21 +86,30 @@ class Dispatcher:
     waker: Waker = field(default_factory=Waker)
     poll: float = 1.0  # seconds between looks when nothing wakes it
     spool: ReplaySpool | None = None  # the web process's spool, replayed first each cycle
+    lease: dt.timedelta = LEASE  # how long a claim holds its deliveries
     notify: bool = True  # False: only replay the spool (an API-only replica)
     modules: list[Module] = field(init=False)
+    sending: SendDeliveries = field(init=False)
 
     def __post_init__(self) -> None:
-        notifying: list[Module] = [
-            FireEscalations(self.database, self.flows),
-            SendDeliveries(self.database, self.flows, self.senders, self.links),
-        ]
+        self.sending = SendDeliveries(
+            self.database, self.flows, self.senders, self.links, self.lease
+        )
+        notifying: list[Module] = [FireEscalations(self.database, self.flows), self.sending]
         self.modules = [
             *([self.spool] if self.spool is not None else []),
             *(notifying if self.notify else []),
         ]
 
     def run_once(self) -> int:
-        """Do everything that is due now; returns how many rows were worked on."""
+        """Do everything that is due now, and wait until the sends it started are recorded:
+        what tests and commands call. Returns how many rows were worked on."""
+        done = self.cycle()
+        self.sending.wait_until(in_flight=0)
+        return done
+
+    def cycle(self) -> int:
+        """One pass over the modules; the sends they start go on in the background."""
         done = 0
         for module in self.modules:
             started = time.perf_counter()
@@ -115,7 +124,7 @@ class Dispatcher:
     def run_forever(self, stop: threading.Event) -> None:
         log.info("dispatcher_started")
         while not stop.is_set():
-            if self.run_once() == 0:
+            if self.cycle() == 0:
                 self.waker.wait(self.poll)
         log.info("dispatcher_stopped")
 
@@ -149,8 +158,9 @@ def make_dispatcher(
         spool = ReplaySpool(database, Spool(settings.spool_dir), replays)
     notify = replays is None or settings.run_dispatcher
     dispatcher = Dispatcher(
-        database, flows, make_senders(settings), links, clock, spool=spool, notify=notify
-    )
+        database, flows, make_senders(settings), links, clock, spool=spool, notify=notify,
+        lease=lease_for(settings.twilio_timeout),
+    )  # fmt: skip
     wake_on_commit(database.sessions, dispatcher.waker)
     return dispatcher
 
@@ -194,5 +204,8 @@ def start_in_background(dispatcher: Dispatcher, database_url: str) -> Callable[[
         dispatcher.waker.wake()
         for thread in threads:
             thread.join(timeout=10)
+        # Sends under way finish (each within its timeout) and are recorded before the
+        # database closes; one still stuck is looked up by whoever claims it next.
+        dispatcher.sending.wait_until(in_flight=0, timeout=30)
 
     return stop_it

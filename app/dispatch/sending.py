@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -51,9 +52,18 @@ from app.timeutil import as_utc
 
 log = logging.getLogger("nightdesk.dispatch")
 
-LEASE = dt.timedelta(seconds=60)
+LEASE = dt.timedelta(seconds=60)  # the default: six times the default send timeout
+
+
+def lease_for(send_timeout: float) -> dt.timedelta:
+    """How long a claim holds its deliveries: well past the longest a send can take (a look-up
+    and a send, each a connection and a read within the timeout), so a lease runs out only
+    when its worker has died; whoever claims the rows then asks Twilio first."""
+    return dt.timedelta(seconds=6 * send_timeout)
+
+
 BATCH = 50
-SENDERS = 8  # sends in flight at once
+SENDERS = 32  # sends in flight at once
 THROTTLED_CHANNELS = (Channel.sms.value, Channel.voice.value)
 
 
@@ -85,37 +95,67 @@ class _Sent:
 
 @dataclass
 class SendDeliveries:
+    """Claims due deliveries and sends them, each send on its own thread with its own timeout
+    (the senders'), each outcome recorded in a unit of work of its own as soon as it is known:
+    one stalled request at Twilio holds up nobody else's notification, and the next claim does
+    not wait for it either."""
+
     database: Database
     flows: FlowStore
     senders: Mapping[Channel, Sender]
     links: Links
+    lease: dt.timedelta = LEASE
     name: str = "deliveries"
-    # Sends wait on Twilio or SMTP, not on the CPU: several at once keep up with a busy night.
+    # Sends wait on Twilio or SMTP, not on the CPU: many at once keep up with a busy night and
+    # leave room for a few stalled ones.
     _pool: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(SENDERS, thread_name_prefix="send"), repr=False
     )
+    _in_flight: int = field(default=0, repr=False)
+    _changed: threading.Condition = field(default_factory=threading.Condition, repr=False)
 
     def run(self, now: dt.datetime) -> int:
-        sends = self.database.run_blocking(lambda session: self._claim(session, now))
-        if not sends:
+        """Claim what is due, as many as there are free senders, and start sending it."""
+        with self._changed:
+            room = SENDERS - self._in_flight
+        if room <= 0:  # every sender waits on a slow provider: a claim would only queue
             return 0
-        outcomes = list(self._pool.map(self._send, sends))
-
-        def record(session: Session) -> None:  # one write for the whole batch
-            _lock_batch(session, [i for send in sends for i in send.deliveries])
-            for send, sent in zip(sends, outcomes, strict=True):
-                self._record(session, send, sent, now)
-
-        self.database.run_blocking(record)
+        sends = self.database.run_blocking(lambda session: self._claim(session, now, room))
+        for send in sends:
+            with self._changed:
+                self._in_flight += 1
+            self._pool.submit(self._send_and_record, send, now)
         return sum(len(s.deliveries) for s in sends)
 
-    def _claim(self, session: Session, now: dt.datetime) -> list[_Send]:
+    def wait_until(self, in_flight: int = 0, timeout: float | None = None) -> bool:
+        """Wait until at most `in_flight` sends are under way (recorded once they are not);
+        False if `timeout` passed first. Tests and shutdown wait for 0."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._in_flight <= in_flight, timeout)
+
+    def _send_and_record(self, send: _Send, now: dt.datetime) -> None:
+        try:
+            sent = self._send(send)
+
+            def record(session: Session) -> None:
+                _lock_batch(session, send.deliveries)
+                self._record(session, send, sent, now)
+
+            self.database.run_blocking(record)
+        except Exception:  # the rows stay leased; whoever claims them next asks Twilio first
+            log.exception("send_not_recorded", extra={"delivery_id": send.outgoing.delivery_id})
+        finally:
+            with self._changed:
+                self._in_flight -= 1
+                self._changed.notify_all()
+
+    def _claim(self, session: Session, now: dt.datetime, room: int = BATCH) -> list[_Send]:
         rows = list(
             session.scalars(
                 select(Delivery)
                 .where(_claimable(now), _LEADS_ITS_SEND)
                 .order_by(Delivery.due_at, Delivery.id)
-                .limit(BATCH)
+                .limit(min(BATCH, room))
                 .with_for_update(skip_locked=True)
             )
         )
@@ -138,7 +178,7 @@ class SendDeliveries:
                 continue
             check_first = any(r.uncertain for r in group)
             for row in group:
-                row.status, row.lease_until = DeliveryStatus.sending, now + LEASE
+                row.status, row.lease_until = DeliveryStatus.sending, now + self.lease
                 row.attempts += 1
                 row.uncertain = True
             outgoing = self._outgoing(session, group, now, in_doubt=check_first)
@@ -324,7 +364,7 @@ def _load_messages_and_clients(session: Session, rows: Sequence[Delivery]) -> No
 
 
 def _lock_batch(session: Session, delivery_ids: Sequence[int]) -> None:
-    """The sent batch's deliveries, locked, with their messages and clients: three queries."""
+    """A send's deliveries, locked, with their messages and clients: three queries."""
     deliveries = session.scalars(
         select(Delivery).where(Delivery.id.in_(delivery_ids)).with_for_update()
     ).all()

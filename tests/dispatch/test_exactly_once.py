@@ -35,6 +35,7 @@ from app.telephony.sandbox.fake_twilio import FakeTwilio
 from tests.clock import FakeClock
 from tests.databases import postgres_server_url
 from tests.dispatch.test_escalation import (  # noqa: F401 - fixtures, used by name
+    CALLER_MOBILE,
     SAM,
     ToTheApp,
     callbacks,
@@ -275,3 +276,25 @@ def leave_for(sessions: sessionmaker[Session], slug: str, caller: str, clock: Fa
         message = take_message(session, call, flow, save, {}, clock())
         assert message is not None
         return message.id
+
+
+def test_a_stalled_request_to_one_contact_holds_up_nobody_else(
+    dispatcher: Dispatcher, leave_message: Callable[..., int], fake_twilio: FakeTwilio,
+) -> None:  # fmt: skip
+    """Sends go concurrently, each recorded as soon as it is known: the caller's text is
+    recorded as sent while Twilio still sits on Sam's."""
+    released = fake_twilio.hold_next(to=SAM)  # Twilio takes Sam's text and holds its answer
+    message_id = leave_message(caller=CALLER_MOBILE)
+
+    dispatcher.cycle()  # starts both sends and returns
+    assert dispatcher.sending.wait_until(in_flight=1, timeout=10)
+
+    by_address = {d.address: d for d in deliveries(dispatcher, message_id)}
+    assert by_address[CALLER_MOBILE].status in ("sent", "delivered")
+    assert by_address[SAM].status == "sending"
+    assert dispatcher.cycle() == 0, "the next claim did not wait for it either"
+    released.set()
+    assert dispatcher.sending.wait_until(in_flight=0, timeout=10)
+    (sam,) = [d for d in deliveries(dispatcher, message_id) if d.address == SAM]
+    assert sam.status in ("sent", "delivered")
+    assert len(texts_to(fake_twilio, SAM)) == 1
