@@ -167,6 +167,8 @@ class Figures:
 class Options:
     worker: bool  # the dispatcher as a `nightdesk worker` process, not inside the server
     twilio_latency_ms: float  # how late the fake answers each Messages request
+    stall_one_in: int = 0  # one Messages request in this many is taken but answered late
+    stall_s: float = 10.0  # that late: past the server's 10 s timeout, so its outcome is unknown
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -189,9 +191,15 @@ def main(argv: list[str] | None = None) -> int:
         help="the fake Twilio answers each Messages request this late (default 0: the fake "
         "answers in about a millisecond; Twilio's real API takes tens to hundreds)",
     )  # fmt: skip
+    parser.add_argument(
+        "--stall-one-in", type=int, default=0, metavar="N",
+        help="one Messages request in N (sends and look-ups) is taken but answered "
+        "--stall-seconds late: the isolation test (issue 10: N=100, 10 s)",
+    )  # fmt: skip
+    parser.add_argument("--stall-seconds", type=float, default=10.0, metavar="S")
     args = parser.parse_args(argv)
     profile = QUICK if args.quick else FULL
-    options = Options(args.worker, args.twilio_latency)
+    options = Options(args.worker, args.twilio_latency, args.stall_one_in, args.stall_seconds)
     backends = {
         "sqlite": ["sqlite"],
         "postgresql": ["postgresql"],
@@ -207,6 +215,11 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"dispatcher: {'a `nightdesk worker` process' if options.worker else 'inside the server'}"
         f"; the fake Twilio answers {options.twilio_latency_ms:g} ms late"
+        + (
+            f", and one Messages request in {options.stall_one_in} {options.stall_s:g} s late"
+            if options.stall_one_in
+            else ""
+        )
     )
     started = time.monotonic()
     slots = plan(profile)
@@ -323,6 +336,9 @@ def measure(
     # (time.time(), To) of every SMS, as the fake creates it (before any --twilio-latency wait)
     arrivals: list[tuple[float, str]] = []
     fake.on_message = lambda record: arrivals.append((time.time(), record.to))
+    if options.stall_one_in:  # first: a request it takes skips the plain latency below
+        fake.misbehave(options.stall_one_in, [None], stall=options.stall_s,
+                       path_contains="/Messages.json")  # fmt: skip
     if options.twilio_latency_ms:
         fake.delay_next(options.twilio_latency_ms / 1000, count=10**9, path_contains="/Messages")
     fake.start()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import queue
 import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -77,6 +78,15 @@ class _Send:
 
 
 @dataclass(frozen=True)
+class _Finished:
+    """A send whose outcome is known, waiting to be recorded (as of `now`, its claim's time)."""
+
+    send: _Send
+    sent: _Sent
+    now: dt.datetime
+
+
+@dataclass(frozen=True)
 class _Sent:
     """What came of a send: the provider's id, or the error; and whether the look-up for an
     earlier attempt (when one was needed) answered."""
@@ -96,9 +106,9 @@ class _Sent:
 @dataclass
 class SendDeliveries:
     """Claims due deliveries and sends them, each send on its own thread with its own timeout
-    (the senders'), each outcome recorded in a unit of work of its own as soon as it is known:
-    one stalled request at Twilio holds up nobody else's notification, and the next claim does
-    not wait for it either."""
+    (the senders'), each outcome recorded as soon as it is known (with the others known by
+    then): one stalled request at Twilio holds up nobody else's notification, and the next
+    claim does not wait for it either."""
 
     database: Database
     flows: FlowStore
@@ -113,6 +123,8 @@ class SendDeliveries:
     )
     _in_flight: int = field(default=0, repr=False)
     _changed: threading.Condition = field(default_factory=threading.Condition, repr=False)
+    _finished: queue.SimpleQueue[_Finished] = field(default_factory=queue.SimpleQueue, repr=False)
+    _recording: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def run(self, now: dt.datetime) -> int:
         """Claim what is due, as many as there are free senders, and start sending it."""
@@ -134,19 +146,38 @@ class SendDeliveries:
             return self._changed.wait_for(lambda: self._in_flight <= in_flight, timeout)
 
     def _send_and_record(self, send: _Send, now: dt.datetime) -> None:
+        self._finished.put(_Finished(send, self._send(send), now))
+        self._record_finished()
+
+    def _record_finished(self) -> None:
+        """Record every finished send not yet recorded, in one unit of work. Whichever sender
+        finds the recorder free records for all, so a busy night writes its outcomes in
+        batches and each outcome waits only for the sends that finished before it. A sender
+        that finds it busy leaves its outcome to the recorder, which looks again before it
+        stops."""
+        while not self._finished.empty() and self._recording.acquire(blocking=False):
+            try:
+                batch: list[_Finished] = []
+                while not self._finished.empty():
+                    batch.append(self._finished.get_nowait())
+                if batch:
+                    self._record_batch(batch)
+            finally:
+                self._recording.release()
+
+    def _record_batch(self, batch: list[_Finished]) -> None:
+        def record(session: Session) -> None:
+            _lock_batch(session, [i for done in batch for i in done.send.deliveries])
+            for done in batch:
+                self._record(session, done.send, done.sent, done.now)
+
         try:
-            sent = self._send(send)
-
-            def record(session: Session) -> None:
-                _lock_batch(session, send.deliveries)
-                self._record(session, send, sent, now)
-
             self.database.run_blocking(record)
         except Exception:  # the rows stay leased; whoever claims them next asks Twilio first
-            log.exception("send_not_recorded", extra={"delivery_id": send.outgoing.delivery_id})
+            log.exception("sends_not_recorded", extra={"sends": len(batch)})
         finally:
             with self._changed:
-                self._in_flight -= 1
+                self._in_flight -= len(batch)
                 self._changed.notify_all()
 
     def _claim(self, session: Session, now: dt.datetime, room: int = BATCH) -> list[_Send]:
