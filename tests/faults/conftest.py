@@ -13,7 +13,7 @@ from app.db import transaction
 from app.telephony.sandbox.fake_twilio import FakeTwilio
 from tests.faults.service import parsed_flows
 
-CALLS = 12
+CALLS = 8
 
 
 @pytest.fixture

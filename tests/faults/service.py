@@ -89,23 +89,29 @@ def parsed_flows(count: int) -> list[Any]:
     return [parse_flow(flow_for(i), f"faults-{i:03d}.yaml") for i in range(count)]
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @dataclass
 class Service:
-    """One `nightdesk serve` (dispatcher inside) on a fixed port: started, killed, restarted."""
+    """One `nightdesk serve` (dispatcher inside), started, killed and started again on a
+    listening socket this process holds, as systemd's socket activation does: while the
+    server is down, Twilio's requests wait in the socket's queue instead of being refused."""
 
     database_url: str
     fake: FakeTwilio
     workdir: Path
-    port: int = field(default_factory=free_port)
+    listener: socket.socket = field(init=False)
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
+
+    def __post_init__(self) -> None:
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(256)
+        self.listener.set_inheritable(True)
+
+    @property
+    def port(self) -> int:
+        port: int = self.listener.getsockname()[1]
+        return port
 
     @property
     def url(self) -> str:
@@ -129,20 +135,20 @@ class Service:
     def start(self, deadline: float = 30) -> None:
         self.starts += 1
         log = (self.workdir / f"serve-{self.starts}.log").open("wb")
+        fd = self.listener.fileno()
         self.process = subprocess.Popen(
-            [NIGHTDESK, "serve", "--port", str(self.port)],
-            env=self.env(), stdout=log, stderr=log,
+            [NIGHTDESK, "serve", "--fd", str(fd)], env=self.env(), stdout=log, stderr=log,
+            pass_fds=(fd,),
         )  # fmt: skip
         until = time.monotonic() + deadline
         while time.monotonic() < until:
             if self.process.poll() is not None:
                 raise RuntimeError(f"nightdesk serve exited:\n{self.log_tail()}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+            try:  # waits in the socket's queue until the server takes it
+                if httpx.get(f"{self.url}/healthz", timeout=deadline).status_code == 200:
                     return
             except httpx.TransportError:
-                pass
-            time.sleep(0.05)  # polling a process we started, with a deadline
+                time.sleep(0.05)  # polling a process we started, with a deadline
         raise RuntimeError(f"nightdesk serve did not answer in {deadline} s:\n{self.log_tail()}")
 
     def kill(self) -> None:
@@ -159,6 +165,7 @@ class Service:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        self.listener.close()
 
     def log_tail(self, lines: int = 30) -> str:
         log = self.workdir / f"serve-{self.starts}.log"
@@ -184,31 +191,40 @@ def serving(database_url: str, fake: FakeTwilio, workdir: Path) -> Iterator[Serv
         service.stop()
 
 
+@dataclass(frozen=True)
+class Placed:
+    """A call as its caller lived it: what was heard, and when (time.monotonic())."""
+
+    conversation: Conversation
+    began: float
+    ended: float
+
+
 def place_calls(
     service: Service,
     count: int,
-    started: Callable[[int], None] = lambda _index: None,
-    heard: list[Conversation] | None = None,
+    placed: list[Placed],
     stagger: float = 0.25,
     listening: float = 0.3,
 ) -> list[threading.Thread]:
-    """`count` callers, each ringing their own client and leaving a message, as Twilio would
-    carry the call: unanswered requests repeated, then the fallback URL. Their conversations
-    go to `heard`."""
+    """`count` callers ringing one after another, each their own client, leaving a message
+    as Twilio carries the call: a request that goes unanswered (cut off by a kill, or 15 s
+    without an answer) is repeated once, and a request for TwiML that still fails goes to the
+    number's fallback URL. Each call goes to `placed` when it ends."""
 
     def call(index: int) -> None:
-        with httpx.Client(base_url=service.url, timeout=5) as http:
+        # Twilio waits 15 s for an answer: https://www.twilio.com/docs/usage/webhooks
+        with httpx.Client(base_url=service.url, timeout=15) as http:
             time.sleep(index * stagger)  # callers ring one after another, in real time
-            started(index)
+            began = time.monotonic()
             conversation = SimulatedCaller(
                 http, public_url=service.url, auth_token=service.fake.auth_token,
                 account_sid=service.fake.account_sid, from_number=caller_number(index),
                 to_number=client_number(index), fallback_path="/twilio/fallback",
-                retries=Retries.overrides(), listening=listening,
+                retries=Retries(), listening=listening,
                 script=[Press("1"), Say(f"Caller {index}"), Say(f"Message {index} is urgent")],
             ).run()  # fmt: skip
-            if heard is not None:
-                heard.append(conversation)
+            placed.append(Placed(conversation, began, time.monotonic()))
 
     threads = [threading.Thread(target=call, args=(i,), name=f"caller-{i}") for i in range(count)]
     for thread in threads:
