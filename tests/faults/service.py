@@ -98,6 +98,10 @@ class Service:
     database_url: str
     fake: FakeTwilio
     workdir: Path
+    name: str = "serve"
+    worker: bool = False  # `nightdesk worker`: the dispatcher alone, no socket
+    public_url: str = ""  # default: this server's own address
+    overrides: dict[str, str] = field(default_factory=dict)  # more NIGHTDESK_ settings
     listener: socket.socket = field(init=False)
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
@@ -121,25 +125,28 @@ class Service:
         env = {k: v for k, v in os.environ.items() if not k.startswith("NIGHTDESK_")}
         env.update(
             NIGHTDESK_DATABASE_URL=self.database_url,
-            NIGHTDESK_PUBLIC_URL=self.url,
+            NIGHTDESK_PUBLIC_URL=self.public_url or self.url,
             NIGHTDESK_TWILIO_API_BASE=self.fake.base_url,
             NIGHTDESK_TWILIO_ACCOUNT_SID=self.fake.account_sid,
             NIGHTDESK_TWILIO_AUTH_TOKEN=self.fake.auth_token,
             NIGHTDESK_TWILIO_TIMEOUT="1",  # so a lease left by a killed server runs out in 6 s
-            NIGHTDESK_SPOOL_DIR=str(self.workdir / "spool"),
+            NIGHTDESK_SPOOL_DIR=str(self.workdir / f"spool-{self.name}"),
             NIGHTDESK_FLOWS_DIR=str(self.workdir),
             NIGHTDESK_LOG_LEVEL="WARNING",
         )
+        env.update(self.overrides)
         return env
 
     def start(self, deadline: float = 30) -> None:
         self.starts += 1
-        log = (self.workdir / f"serve-{self.starts}.log").open("wb")
+        log = (self.workdir / f"{self.name}-{self.starts}.log").open("wb")
         fd = self.listener.fileno()
+        command = ["worker"] if self.worker else ["serve", "--fd", str(fd)]
         self.process = subprocess.Popen(
-            [NIGHTDESK, "serve", "--fd", str(fd)], env=self.env(), stdout=log, stderr=log,
-            pass_fds=(fd,),
+            [NIGHTDESK, *command], env=self.env(), stdout=log, stderr=log, pass_fds=(fd,),
         )  # fmt: skip
+        if self.worker:
+            return
         until = time.monotonic() + deadline
         while time.monotonic() < until:
             if self.process.poll() is not None:
@@ -159,7 +166,7 @@ class Service:
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
+            self.process.send_signal(signal.SIGTERM if self.worker else signal.SIGINT)
             try:
                 self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
@@ -168,7 +175,7 @@ class Service:
         self.listener.close()
 
     def log_tail(self, lines: int = 30) -> str:
-        log = self.workdir / f"serve-{self.starts}.log"
+        log = self.workdir / f"{self.name}-{self.starts}.log"
         return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
 
     def messages(self) -> list[dict[str, Any]]:
@@ -206,6 +213,7 @@ def place_calls(
     placed: list[Placed],
     stagger: float = 0.25,
     listening: float = 0.3,
+    transport: httpx.BaseTransport | None = None,
 ) -> list[threading.Thread]:
     """`count` callers ringing one after another, each their own client, leaving a message
     as Twilio carries the call: a request that goes unanswered (cut off by a kill, or 15 s
@@ -214,11 +222,12 @@ def place_calls(
 
     def call(index: int) -> None:
         # Twilio waits 15 s for an answer: https://www.twilio.com/docs/usage/webhooks
-        with httpx.Client(base_url=service.url, timeout=15) as http:
+        public_url = service.public_url or service.url
+        with httpx.Client(base_url=public_url, timeout=15, transport=transport) as http:
             time.sleep(index * stagger)  # callers ring one after another, in real time
             began = time.monotonic()
             conversation = SimulatedCaller(
-                http, public_url=service.url, auth_token=service.fake.auth_token,
+                http, public_url=public_url, auth_token=service.fake.auth_token,
                 account_sid=service.fake.account_sid, from_number=caller_number(index),
                 to_number=client_number(index), fallback_path="/twilio/fallback",
                 retries=Retries(), listening=listening,
