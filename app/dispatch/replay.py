@@ -40,7 +40,11 @@ class ReplaySpool:
 
     def run(self, now: dt.datetime) -> int:
         replayed = 0
-        for callback in self.spool.oldest(BATCH):
+        waiting = self.spool.oldest(BATCH)
+        if not waiting:  # the usual case: one look at an empty folder
+            SPOOLED.set(0)
+            return 0
+        for callback in waiting:
             replay = self.replays.get(callback.path)
             if replay is None:
                 log.error("spool_unknown_path", extra={"file": callback.name})

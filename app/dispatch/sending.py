@@ -53,6 +53,9 @@ from app.timeutil import as_utc
 
 log = logging.getLogger("nightdesk.dispatch")
 
+BATCH = 50
+SENDERS = 32  # sends in flight at once
+THROTTLED_CHANNELS = (Channel.sms.value, Channel.voice.value)
 LEASE = dt.timedelta(seconds=60)  # the default: six times the default send timeout
 
 
@@ -61,11 +64,6 @@ def lease_for(send_timeout: float) -> dt.timedelta:
     and a send, each a connection and a read within the timeout), so a lease runs out only
     when its worker has died; whoever claims the rows then asks Twilio first."""
     return dt.timedelta(seconds=6 * send_timeout)
-
-
-BATCH = 50
-SENDERS = 32  # sends in flight at once
-THROTTLED_CHANNELS = (Channel.sms.value, Channel.voice.value)
 
 
 @dataclass
