@@ -200,19 +200,20 @@ class SendDeliveries:
                     now)  # fmt: skip
         held = {id(group): until for group, until in zip(paced, plan, strict=True) if until}
         sends: list[_Send] = []
-        for group in groups:
-            if id(group) in held:  # sent to this contact moments ago: wait, then bundle
+        with session.no_autoflush:  # one UPDATE a row at the end, not one per change
+            for group in groups:
+                if id(group) in held:  # sent to this contact moments ago: wait, then bundle
+                    for row in group:
+                        row.status, row.due_at = DeliveryStatus.pending, held[id(group)]
+                    continue
+                check_first = any(r.uncertain for r in group)
                 for row in group:
-                    row.status, row.due_at = DeliveryStatus.pending, held[id(group)]
-                continue
-            check_first = any(r.uncertain for r in group)
-            for row in group:
-                row.status, row.lease_until = DeliveryStatus.sending, now + self.lease
-                row.attempts += 1
-                row.uncertain = True
-            outgoing = self._outgoing(session, group, now, in_doubt=check_first)
-            if outgoing is not None:
-                sends.append(_Send([r.id for r in group], outgoing, check_first))
+                    row.status, row.lease_until = DeliveryStatus.sending, now + self.lease
+                    row.attempts += 1
+                    row.uncertain = True
+                outgoing = self._outgoing(session, group, now, in_doubt=check_first)
+                if outgoing is not None:
+                    sends.append(_Send([r.id for r in group], outgoing, check_first))
         return sends
 
     def _last_sent(
