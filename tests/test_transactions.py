@@ -41,7 +41,19 @@ def slugs(session_factory: sessionmaker[Session]) -> set[str]:
 async def run_together(
     database: Database, works: list[Callable[[Session], str]]
 ) -> list[str | BaseException]:
-    return await asyncio.gather(*(database.run(w) for w in works), return_exceptions=True)
+    """Units arriving together: on SQLite they share the writer's next batch, which is what
+    these tests are about. On PostgreSQL each has a transaction of its own on one of several
+    threads, in no set order: they run one after another, so an outcome never depends on which
+    thread wins a race (two inserts of one slug, a read racing a write)."""
+    if isinstance(database, SqliteWriter):
+        return await asyncio.gather(*(database.run(w) for w in works), return_exceptions=True)
+    outcomes: list[str | BaseException] = []
+    for work in works:
+        try:
+            outcomes.append(await database.run(work))
+        except Exception as error:
+            outcomes.append(error)
+    return outcomes
 
 
 def test_units_arriving_together_are_all_committed_when_they_return(
