@@ -109,13 +109,22 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes")] = 1,
+    fd: Annotated[
+        int | None,
+        typer.Option(help="Serve on this inherited listening socket (socket activation)"),
+    ] = None,
 ) -> None:
-    """Run the web service (uvicorn, uvloop and httptools)."""
+    """Run the web service (uvicorn, uvloop and httptools).
+
+    With --fd, a supervisor (systemd socket activation) holds the listening socket, so while
+    the service restarts Twilio's requests wait in the socket's queue instead of being refused.
+    """
     uvicorn.run(
         "app.main:create_app",
         factory=True,
         host=host,
         port=port,
+        fd=fd,
         workers=workers,
         loop="uvloop",
         http="httptools",
@@ -153,6 +162,7 @@ def worker() -> None:
             daemon=True,
         ).start()
     dispatcher.run_forever(stop)
+    dispatcher.sending.wait_until(in_flight=0, timeout=30)  # record the sends under way
 
 
 @app.command()

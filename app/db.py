@@ -43,7 +43,13 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import DisconnectionError, OperationalError
+from sqlalchemy.exc import (
+    DBAPIError,
+    DisconnectionError,
+    InterfaceError,
+    OperationalError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
@@ -454,6 +460,17 @@ def _settle_one(unit: _Unit) -> None:
         unit.future.set_exception(unit.error)
     else:
         unit.future.set_result(unit.result)
+
+
+def refused_by_database(error: BaseException) -> bool:
+    """Whether the database could not take the work now (down, unreachable, a connection
+    lost, locked, out of connections), as opposed to the work itself being wrong: work refused
+    this way may succeed later, so it is worth keeping (see `app.telephony.spool`)."""
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    return isinstance(
+        error, OperationalError | InterfaceError | PoolTimeoutError | DisconnectionError
+    )
 
 
 def make_database(url: str) -> Database:

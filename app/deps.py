@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from app.clients.flows import FlowStore
 from app.db import Database
 from app.settings import Settings
+from app.telephony.spool import Spool
 
 
 async def get_database(request: Request) -> Database:
@@ -27,6 +28,11 @@ async def get_flows(request: Request) -> FlowStore:
     return flows
 
 
+async def get_spool(request: Request) -> Spool:
+    spool: Spool = request.app.state.spool
+    return spool
+
+
 async def get_now(request: Request) -> dt.datetime:
     """The app's clock, read once per request (tests move a FakeClock)."""
     now: dt.datetime = request.app.state.clock()
@@ -36,4 +42,5 @@ async def get_now(request: Request) -> dt.datetime:
 DatabaseDep = Annotated[Database, Depends(get_database)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 FlowsDep = Annotated[FlowStore, Depends(get_flows)]
+SpoolDep = Annotated[Spool, Depends(get_spool)]
 Now = Annotated[dt.datetime, Depends(get_now)]

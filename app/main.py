@@ -16,6 +16,7 @@ from app.accounts.routes import router as accounts_router
 from app.api.docs import ASSETS_URL, swagger_assets
 from app.api.docs import router as docs_router
 from app.api.routes import router as api_router
+from app.calls.routes import replays as call_replays
 from app.calls.routes import router as calls_router
 from app.calls.service import CallService
 from app.clients.flows import FlowStore
@@ -24,6 +25,7 @@ from app.console.phone_routes import router as console_phone_router
 from app.console.routes import router as console_router
 from app.db import make_database
 from app.dispatch.dispatcher import make_dispatcher, start_in_background
+from app.dispatch.routes import replays as status_replays
 from app.dispatch.routes import router as dispatch_router
 from app.observability import LatencyMiddleware, configure_logging, configure_metrics
 from app.ops.routes import router as ops_router
@@ -32,6 +34,7 @@ from app.settings import Settings, get_settings
 from app.summaries.dispatcher import add_summaries
 from app.telephony.sandbox.services import Sandboxes, start_sandboxes
 from app.telephony.signature import BadWebhookError, TwilioSignatures
+from app.telephony.spool import Spool
 from app.timeutil import Clock, utcnow
 from app.web.pages import render, static_files
 
@@ -56,8 +59,11 @@ def create_app(
     configure_metrics(client_labels=settings.metrics_client_labels)
     database = make_database(settings.database_url)
     flows = FlowStore()
-    dispatcher = add_summaries(make_dispatcher(settings, database, flows, clock))
     console = make_console(settings, database, flows, clock)
+    calls = CallService(flows, listeners=[console.recorder])
+    replays = {**call_replays(calls), **status_replays(flows)}
+    # The dispatcher notifies unless RUN_DISPATCHER is false; either way it replays the spool.
+    dispatcher = add_summaries(make_dispatcher(settings, database, flows, clock, replays))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -66,18 +72,13 @@ def create_app(
         # server for tens of milliseconds now and then (a busy night's p99).
         gc.collect()
         gc.freeze()
-        stop_dispatcher = (
-            start_in_background(dispatcher, settings.database_url)
-            if settings.run_dispatcher
-            else None
-        )
+        stop_dispatcher = start_in_background(dispatcher, settings.database_url)
         stop_console = console.start(settings.database_url)
         yield
         stop_console()
         await console.close()
-        if stop_dispatcher is not None:
-            # Off the loop: the dispatcher may be waiting for the loop to write its last unit.
-            await asyncio.to_thread(stop_dispatcher)
+        # Off the loop: the dispatcher may be waiting for the loop to write its last unit.
+        await asyncio.to_thread(stop_dispatcher)
         database.close()
         sandboxes.close()
 
@@ -96,7 +97,8 @@ def create_app(
     app.state.links = dispatcher.links
     app.state.dispatcher = dispatcher
     app.state.console = console
-    app.state.calls = CallService(flows, listeners=[console.recorder])
+    app.state.calls = calls
+    app.state.spool = Spool(settings.spool_dir)
     app.add_middleware(LatencyMiddleware)
     app.add_exception_handler(BadWebhookError, _bad_webhook)
     app.add_exception_handler(SignInRequiredError, _sign_in_first)

@@ -32,6 +32,7 @@ class Settings(BaseSettings):
 
     environment: str = "development"
     database_url: str = "sqlite:///./var/nightdesk.db"
+    spool_dir: Path = Path("var/spool")  # Twilio callbacks kept while the database refuses them
     public_url: str = ""
     twilio_account_sid: str = PLACEHOLDER_ACCOUNT_SID
     twilio_auth_token: str = DEVELOPMENT_SECRET

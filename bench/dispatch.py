@@ -206,6 +206,8 @@ class Options:
     worker: bool  # the dispatcher as a `nightdesk worker` process, not inside the server
     twilio_latency_ms: float  # how late the fake answers each Messages request
     background_callers: int  # whole calls during the loaded phase (0: no loaded phase)
+    stall_one_in: int = 0  # one Messages request in this many is taken but answered late
+    stall_s: float = 10.0  # that late: past the server's 10 s timeout, so its outcome is unknown
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -234,13 +236,22 @@ def main(argv: list[str] | None = None) -> int:
         "loaded 100/s phase (default 32; 0: no loaded phase, the target then applies to the "
         "100/s phase alone)",
     )  # fmt: skip
+    parser.add_argument(
+        "--stall-one-in", type=int, default=0, metavar="N",
+        help="one Messages request in N (sends and look-ups) is taken but answered "
+        "--stall-seconds late: the isolation test (issue 10: N=100, 10 s)",
+    )  # fmt: skip
+    parser.add_argument("--stall-seconds", type=float, default=10.0, metavar="S")
     args = parser.parse_args(argv)
     profile = QUICK if args.quick else FULL
     if args.background_callers < 0:
         parser.error("--background-callers: 0 or more")
     if args.background_callers == 0:
         profile = dataclasses.replace(profile, loaded_s=0)
-    options = Options(args.worker, args.twilio_latency, args.background_callers)
+    options = Options(
+        args.worker, args.twilio_latency, args.background_callers, args.stall_one_in,
+        args.stall_seconds,
+    )  # fmt: skip
     backends = {
         "sqlite": ["sqlite"],
         "postgresql": ["postgresql"],
@@ -253,7 +264,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"dispatcher: {'a `nightdesk worker` process' if options.worker else 'inside the server'}"
-        f"; the fake Twilio answers {options.twilio_latency_ms:g} ms late; loaded phase: "
+        f"; the fake Twilio answers {options.twilio_latency_ms:g} ms late"
+        + (
+            f", and one Messages request in {options.stall_one_in} {options.stall_s:g} s late"
+            if options.stall_one_in
+            else ""
+        )
+        + "; loaded phase: "
         + (
             f"{options.background_callers} callers making whole calls, a step a second each"
             if profile.loaded_s
@@ -384,6 +401,9 @@ def measure(
     # (time.time(), To) of every SMS, as the fake creates it (before any --twilio-latency wait)
     arrivals: list[tuple[float, str]] = []
     fake.on_message = lambda record: arrivals.append((time.time(), record.to))
+    if options.stall_one_in:  # first: a request it takes skips the plain latency below
+        fake.misbehave(options.stall_one_in, [None], stall=options.stall_s,
+                       path_contains="/Messages.json")  # fmt: skip
     if options.twilio_latency_ms:
         fake.delay_next(options.twilio_latency_ms / 1000, count=10**9, path_contains="/Messages")
     fake.start()

@@ -23,6 +23,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,36 @@ def throwaway_postgres(database: str = "nightdesk_test") -> Iterator[str]:
 
     The server is stopped and its directory removed when the block ends, however it ends.
     """
+    with throwaway_postgres_server(database) as server:
+        yield server.url
+
+
+@dataclass
+class ThrowawayServer:
+    """A running throwaway server: its URL, and stop()/start() for outage tests
+    (`python -m bench.faults` stops it mid-run and starts it again)."""
+
+    url: str
+    as_user: str | None
+    workdir: Path
+    bindir: Path
+
+    def stop(self) -> None:
+        """A fast shutdown: connections are cut, as when a server goes away."""
+        self._pg_ctl("--mode", "fast", "--wait", "stop")
+
+    def start(self) -> None:
+        self._pg_ctl("--log", str(self.workdir / "server.log"), "--wait", "start")
+
+    def _pg_ctl(self, *args: str, check: bool = True) -> None:
+        data = str(self.workdir / "data")
+        _run(self.as_user, self.workdir, self.bindir / "pg_ctl", "--pgdata", data, *args,
+             check=check)  # fmt: skip
+
+
+@contextmanager
+def throwaway_postgres_server(database: str = "nightdesk_test") -> Iterator[ThrowawayServer]:
+    """`throwaway_postgres`, yielding the server itself."""
     bindir = find_postgres_bindir() or install_postgres()
     as_user = _server_user()
     workdir = Path(tempfile.mkdtemp(prefix="nightdesk-pg-", dir="/tmp"))
@@ -73,17 +104,9 @@ def throwaway_postgres(database: str = "nightdesk_test") -> Iterator[str]:
         settings = {**SERVER_SETTINGS, "port": str(port), "unix_socket_directories": f"'{workdir}'"}
         with (data / "postgresql.conf").open("a") as conf:
             conf.writelines(f"{name} = {value}\n" for name, value in settings.items())
-        _run(
-            as_user,
-            workdir,
-            bindir / "pg_ctl",
-            "--pgdata",
-            str(data),
-            "--log",
-            str(workdir / "server.log"),
-            "--wait",
-            "start",
-        )
+        url = f"postgresql+psycopg://{SYSTEM_USER}@127.0.0.1:{port}/{database}"
+        server = ThrowawayServer(url, as_user, workdir, bindir)
+        server.start()
         try:
             _run(
                 as_user,
@@ -97,21 +120,10 @@ def throwaway_postgres(database: str = "nightdesk_test") -> Iterator[str]:
                 SYSTEM_USER,
                 database,
             )
-            yield f"postgresql+psycopg://{SYSTEM_USER}@127.0.0.1:{port}/{database}"
+            yield server
         finally:
             # Immediate: no shutdown checkpoint, the data is about to be deleted anyway.
-            _run(
-                as_user,
-                workdir,
-                bindir / "pg_ctl",
-                "--pgdata",
-                str(data),
-                "--mode",
-                "immediate",
-                "--wait",
-                "stop",
-                check=False,
-            )
+            server._pg_ctl("--mode", "immediate", "--wait", "stop", check=False)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

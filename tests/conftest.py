@@ -103,15 +103,17 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def settings(database_url: str) -> Settings:
+def settings(database_url: str, tmp_path: Path) -> Settings:
     """Development settings on the test's database, signing with a known Twilio token.
 
-    No dispatcher thread: tests run it by hand under their clock, or start it on purpose.
+    The dispatcher does not notify: tests run it by hand under their clock, or start it on
+    purpose (the server's thread only replays the test's own, empty, spool).
     """
     return Settings(
         _env_file=None,
         environment="development",
         database_url=database_url,
+        spool_dir=tmp_path / "spool",
         public_url=PUBLIC_URL,
         twilio_auth_token=AUTH_TOKEN,
         twilio_previous_auth_token="",

@@ -2,13 +2,15 @@
 
 Each request's work runs as one unit of work, committed before the TwiML goes back to Twilio.
 Whatever fails in a voice turn (the database, a driver, a bug), the caller still gets a
-voicemail that needs no database.
+voicemail that needs no database; a callback the database refuses is kept in the spool and
+replayed when it answers again (`app.telephony.spool`).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -16,9 +18,10 @@ from sqlalchemy.orm import Session
 
 from app.calls.service import TROUBLE_PROMPT, CallService, Urls
 from app.calls.webhooks import VoiceWebhook
-from app.db import Database
-from app.deps import DatabaseDep, Now
-from app.telephony.signature import TwilioForm, public_base, query, query_int
+from app.db import Database, Work
+from app.deps import DatabaseDep, Now, SpoolDep
+from app.telephony.signature import TwilioForm, parse_form, public_base, query_int
+from app.telephony.spool import Replay, SpooledRequest, apply_or_spool, received
 from app.telephony.twiml import render_goodbye, twiml
 
 log = logging.getLogger("nightdesk.calls")
@@ -85,29 +88,78 @@ async def hold_music(form: TwilioForm, database: DatabaseDep, calls: CallsDep) -
 
 
 @router.post("/voice/status", status_code=204)
-async def call_status(form: TwilioForm, database: DatabaseDep, calls: CallsDep, now: Now) -> None:
+async def call_status(
+    request: Request,
+    form: TwilioForm,
+    database: DatabaseDep,
+    spool: SpoolDep,
+    calls: CallsDep,
+    now: Now,
+) -> None:
     """The number's call status callback."""
-    hook = VoiceWebhook.parse(form)
-    await database.run(lambda session: calls.status(session, hook, now))
+    callback = received(request, form, now)
+    await apply_or_spool(database, spool, callback, CallCallbacks(calls).status)
 
 
 @router.post("/voice/recording", status_code=204)
 async def recording_ready(
-    request: Request, form: TwilioForm, database: DatabaseDep, calls: CallsDep, now: Now
+    request: Request,
+    form: TwilioForm,
+    database: DatabaseDep,
+    spool: SpoolDep,
+    calls: CallsDep,
+    now: Now,
 ) -> None:
     """recordingStatusCallback: a recording is complete (the fallback adds who called whom)."""
-    hook = VoiceWebhook.parse(form, query(request))
-    fallback = "called" in query(request)
-    await database.run(lambda session: calls.recording(session, hook, now, fallback=fallback))
+    callback = received(request, form, now)
+    await apply_or_spool(database, spool, callback, CallCallbacks(calls).recording)
 
 
 @router.post("/voice/transcription", status_code=204)
 async def transcription_ready(
-    request: Request, form: TwilioForm, database: DatabaseDep, calls: CallsDep, now: Now
+    request: Request,
+    form: TwilioForm,
+    database: DatabaseDep,
+    spool: SpoolDep,
+    calls: CallsDep,
+    now: Now,
 ) -> None:
     """transcribeCallback: the text of a recording."""
-    hook = VoiceWebhook.parse(form, query(request))
-    await database.run(lambda session: calls.transcription(session, hook, now))
+    callback = received(request, form, now)
+    await apply_or_spool(database, spool, callback, CallCallbacks(calls).transcription)
+
+
+@dataclass(frozen=True)
+class CallCallbacks:
+    """A call's callbacks as units of work, as of the moment Twilio sent them: the routes run
+    them at once, and the spool's replayer later if the database refused them."""
+
+    calls: CallService
+
+    def status(self, callback: SpooledRequest) -> Work[None]:
+        hook = VoiceWebhook.parse(callback.form)
+        return lambda session: self.calls.status(session, hook, callback.received_at)
+
+    def recording(self, callback: SpooledRequest) -> Work[None]:
+        query = parse_form(callback.query)
+        hook, fallback = VoiceWebhook.parse(callback.form, query), "called" in query
+        return lambda session: self.calls.recording(
+            session, hook, callback.received_at, fallback=fallback
+        )
+
+    def transcription(self, callback: SpooledRequest) -> Work[None]:
+        hook = VoiceWebhook.parse(callback.form, parse_form(callback.query))
+        return lambda session: self.calls.transcription(session, hook, callback.received_at)
+
+
+def replays(calls: CallService) -> dict[str, Replay]:
+    """The spooled call callbacks the replayer knows, by path."""
+    callbacks = CallCallbacks(calls)
+    return {
+        f"{router.prefix}/voice/status": callbacks.status,
+        f"{router.prefix}/voice/recording": callbacks.recording,
+        f"{router.prefix}/voice/transcription": callbacks.transcription,
+    }
 
 
 @router.post("/fallback")

@@ -183,6 +183,8 @@ class CallService:
         if hook.recording_sid is None or hook.recording_url is None:
             return
         call = _locked_call_object(session, hook, now)
+        if queries.attachments(session, call.id).get("recording_sid") == hook.recording_sid:
+            return  # a repeat (Twilio's, or the spool's replay after a crash): already here
         detail = {
             "sid": hook.recording_sid,
             "url": hook.recording_url,
@@ -201,6 +203,8 @@ class CallService:
             return
         call = _locked_call_object(session, hook, now)
         text = hook.transcription_text
+        if queries.attachments(session, call.id).get("transcription") == text:
+            return  # a repeat
         session.add(CallEvent(call_id=call.id, kind="transcription", detail={"text": text}, at=now))
         message = messages.message_for_call(session, call.id)
         if message is not None:

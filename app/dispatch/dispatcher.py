@@ -5,6 +5,9 @@
   records the provider's id or the error (retry with backoff, or fail over).
 - `SendWebhooks` (app/webhooks) posts events to clients' own systems, signed, with retries.
 - `SendSummaries` (app/summaries, added by `add_summaries`) queues each client's morning summary.
+- `ReplaySpool` (inside `nightdesk serve`) replays the Twilio callbacks the database refused
+  while it was down, kept in the process's spool (`app.telephony.spool`). An API-only replica
+  (`NIGHTDESK_RUN_DISPATCHER=false`) still runs this one module: nobody else sees its spool.
 
 Claims use `FOR UPDATE SKIP LOCKED` on PostgreSQL, so any number of `nightdesk worker` processes
 can run side by side; SQLite has one writer at a time, which makes the one claimer safe there.
@@ -32,14 +35,16 @@ from app.db import Database
 from app.dispatch import outbox
 from app.dispatch.escalations import FireEscalations
 from app.dispatch.links import Links
+from app.dispatch.replay import ReplaySpool
 from app.dispatch.senders import (
     Sender,
     make_senders,
 )
-from app.dispatch.sending import SendDeliveries
+from app.dispatch.sending import LEASE, SendDeliveries, lease_for
 from app.flows.schema import Channel
 from app.observability import REGISTRY, log_safely
 from app.settings import Settings
+from app.telephony.spool import Replay, Spool
 from app.timeutil import Clock
 from app.webhooks.sending import SendWebhooks, make_http
 
@@ -88,23 +93,40 @@ class Dispatcher:
     clock: Clock
     waker: Waker = field(default_factory=Waker)
     poll: float = 1.0  # seconds between looks when nothing wakes it
+    spool: ReplaySpool | None = None  # the web process's spool, replayed first each cycle
+    lease: dt.timedelta = LEASE  # how long a claim holds its deliveries
+    notify: bool = True  # False: only replay the spool (an API-only replica)
     modules: list[Module] = field(init=False)
     last_cycle_at: dt.datetime | None = field(default=None, init=False)  # for a watchdog
+    sending: SendDeliveries = field(init=False)
 
     def __post_init__(self) -> None:
+        self.sending = SendDeliveries(
+            self.database, self.flows, self.senders, self.links, self.lease
+        )
+        notifying: list[Module] = [FireEscalations(self.database, self.flows), self.sending]
         self.modules = [
-            FireEscalations(self.database, self.flows),
-            SendDeliveries(self.database, self.flows, self.senders, self.links),
+            *([self.spool] if self.spool is not None else []),
+            *(notifying if self.notify else []),
         ]
 
     def add(self, module: Module) -> None:
         """A module from a package above this one (summaries). It runs before sending, so the
-        emails it queues go out in the same cycle."""
+        emails it queues go out in the same cycle. An API-only replica runs none of them."""
+        if not self.notify:
+            return
         sending = next(i for i, m in enumerate(self.modules) if isinstance(m, SendDeliveries))
         self.modules.insert(sending, module)
 
     def run_once(self) -> int:
-        """Do everything that is due now; returns how many rows were worked on."""
+        """Do everything that is due now, and wait until the sends it started are recorded:
+        what tests and commands call. Returns how many rows were worked on."""
+        done = self.cycle()
+        self.sending.wait_until(in_flight=0)
+        return done
+
+    def cycle(self) -> int:
+        """One pass over the modules; the sends they start go on in the background."""
         done = 0
         for module in self.modules:
             started = time.perf_counter()
@@ -129,7 +151,7 @@ class Dispatcher:
         log_safely(log, logging.INFO, "dispatcher_started")
         while not stop.is_set():
             try:
-                done = self.run_once()
+                done = self.cycle()
             except Exception:
                 log_safely(log, logging.ERROR, "dispatch_cycle_failed", exc_info=True)
                 done = 0
@@ -152,12 +174,24 @@ def wake_on_commit(sessions: sessionmaker[Session], waker: Waker) -> None:
 
 
 def make_dispatcher(
-    settings: Settings, database: Database, flows: FlowStore, clock: Clock
+    settings: Settings,
+    database: Database,
+    flows: FlowStore,
+    clock: Clock,
+    replays: Mapping[str, Replay] | None = None,
 ) -> Dispatcher:
-    """The dispatcher as `nightdesk serve` and `nightdesk worker` run it."""
+    """The dispatcher as `nightdesk serve` (which passes the spool's `replays`, and notifies
+    unless NIGHTDESK_RUN_DISPATCHER is false) and `nightdesk worker` run it."""
     base = settings.public_url.rstrip("/") or DEV_PUBLIC_URL
     links = Links(base, settings.secret_key, clock, settings.ack_link_days)
-    dispatcher = Dispatcher(database, flows, make_senders(settings), links, clock)
+    spool = None
+    if replays is not None:
+        spool = ReplaySpool(database, Spool(settings.spool_dir), replays)
+    notify = replays is None or settings.run_dispatcher
+    dispatcher = Dispatcher(
+        database, flows, make_senders(settings), links, clock, spool=spool, notify=notify,
+        lease=lease_for(settings.twilio_timeout),
+    )  # fmt: skip
     dispatcher.add(SendWebhooks(database, flows, make_http(), outbox.queue_notice))
     wake_on_commit(database.sessions, dispatcher.waker)
     return dispatcher
@@ -185,7 +219,7 @@ def start_in_background(dispatcher: Dispatcher, database_url: str) -> Callable[[
     """Run the dispatcher on daemon threads (inside `nightdesk serve`); returns a stop function."""
     stop = threading.Event()
     threads = [threading.Thread(target=dispatcher.run_forever, args=(stop,), name="dispatcher")]
-    if database_url.startswith("postgresql"):
+    if dispatcher.notify and database_url.startswith("postgresql"):
         threads.append(
             threading.Thread(
                 target=listen_for_work,
@@ -202,5 +236,8 @@ def start_in_background(dispatcher: Dispatcher, database_url: str) -> Callable[[
         dispatcher.waker.wake()
         for thread in threads:
             thread.join(timeout=10)
+        # Sends under way finish (each within its timeout) and are recorded before the
+        # database closes; one still stuck is looked up by whoever claims it next.
+        dispatcher.sending.wait_until(in_flight=0, timeout=30)
 
     return stop_it

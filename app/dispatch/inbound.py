@@ -312,8 +312,9 @@ def apply_status(
 ) -> None:
     """Record what became of a notification; a failure tries the next channel or step."""
     # The delivery, and any bundled with it (one SMS carries several; its callback names only
-    # the first), locked in one query: four callbacks a message make this the busiest route.
-    same = Delivery.id == delivery_id
+    # the first, whose id is the send's `bundle_key`), locked in one query: four callbacks a
+    # message make this the busiest route.
+    same = or_(Delivery.id == delivery_id, Delivery.bundle_key == delivery_id)
     if report.sid:  # never match the deliveries that have no provider id yet
         same = or_(same, Delivery.provider_sid == report.sid)
     rows = session.scalars(

@@ -71,6 +71,14 @@ class Delivery(Base):
     attempts: Mapped[int] = mapped_column(default=0)
     # Set while a send is in flight: if the worker dies, whoever retries asks Twilio first.
     uncertain: Mapped[bool] = mapped_column(default=False)
+    # The attempt as claimed: which send it went in (the id of the send's first delivery: an
+    # SMS bundles several), from which number, since when, and the SMS's exact words. While
+    # its outcome is unknown a retry sends exactly this again, with the same deliveries, and is
+    # looked up at Twilio by it; only a definite refusal lets the next attempt start afresh.
+    bundle_key: Mapped[int | None] = mapped_column(index=True)
+    sent_body: Mapped[str | None] = mapped_column(Text)
+    sent_from: Mapped[str | None] = mapped_column(String(32))
+    first_attempt_at: Mapped[dt.datetime | None]
     provider_sid: Mapped[str | None] = mapped_column(String(200), index=True)
     provider_status: Mapped[str | None] = mapped_column(String(32))
     error: Mapped[str | None] = mapped_column(Text)

@@ -4,9 +4,9 @@ and the email's acknowledge link. Thin: verify, parse, hand to the service, rend
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -15,13 +15,14 @@ from sqlalchemy.orm import Session
 from twilio.twiml.messaging_response import MessagingResponse
 
 from app.clients.flows import FlowStore
-from app.db import Database
-from app.deps import DatabaseDep, FlowsDep, Now
+from app.db import Database, Work
+from app.deps import DatabaseDep, FlowsDep, Now, SpoolDep
 from app.dispatch import inbound, notify_call, pages, texts
 from app.dispatch.inbound import DeliveryNotFoundError, Verdict
 from app.dispatch.webhooks import NotifyCallTurn, SmsReceived, StatusReport
 from app.messages.queries import MessageNotFoundError
-from app.telephony.signature import TwilioForm, public_base, query_int
+from app.telephony.signature import TwilioForm, parse_form, public_base, query_int
+from app.telephony.spool import Replay, SpooledRequest, apply_or_spool, received
 from app.telephony.twiml import render_goodbye, twiml
 
 log = logging.getLogger("nightdesk.dispatch")
@@ -52,20 +53,32 @@ async def sms_received(
 
 @router.post("/twilio/sms/status", status_code=204)
 async def sms_status(
-    request: Request, form: TwilioForm, database: DatabaseDep, flows: FlowsDep, now: Now
+    request: Request,
+    form: TwilioForm,
+    database: DatabaseDep,
+    spool: SpoolDep,
+    flows: FlowsDep,
+    now: Now,
 ) -> None:
     """The status callback of a notification SMS."""
-    report = StatusReport.for_sms(form)
-    await _apply_status(database, flows, query_int(request, "d"), report, now)
+    query_int(request, "d")  # checked at the edge: a bad one is a 400, never spooled
+    callback = received(request, form, now)
+    await apply_or_spool(database, spool, callback, StatusCallbacks(flows).sms)
 
 
 @router.post("/twilio/notify/voice/status", status_code=204)
 async def call_status(
-    request: Request, form: TwilioForm, database: DatabaseDep, flows: FlowsDep, now: Now
+    request: Request,
+    form: TwilioForm,
+    database: DatabaseDep,
+    spool: SpoolDep,
+    flows: FlowsDep,
+    now: Now,
 ) -> None:
     """The status callback of a notification call."""
-    report = StatusReport.for_call(form)
-    await _apply_status(database, flows, query_int(request, "d"), report, now)
+    query_int(request, "d")  # checked at the edge: a bad one is a 400, never spooled
+    callback = received(request, form, now)
+    await apply_or_spool(database, spool, callback, StatusCallbacks(flows).call)
 
 
 @router.post("/twilio/notify/voice")
@@ -131,18 +144,39 @@ async def ack_link_taken(
     return HTMLResponse(pages.outcome_page(standing), headers=PRIVATE)
 
 
-async def _apply_status(
-    database: Database, flows: FlowStore, delivery_id: int, report: StatusReport, now: dt.datetime
-) -> None:
-    """204 even for a delivery we don't know: nothing Twilio could send again would help."""
-    try:
-        await database.run(
-            lambda session: inbound.apply_status(session, flows, delivery_id, report, now)
-        )
-    except DeliveryNotFoundError:
-        log.warning(
-            "status_for_unknown_delivery", extra={"delivery_id": delivery_id, "sid": report.sid}
-        )
+@dataclass(frozen=True)
+class StatusCallbacks:
+    """Status callbacks as units of work, as of the moment Twilio sent them: the routes run
+    them at once, and the spool's replayer later if the database refused them."""
+
+    flows: FlowStore
+
+    def sms(self, callback: SpooledRequest) -> Work[None]:
+        return self._apply(callback, StatusReport.for_sms(callback.form))
+
+    def call(self, callback: SpooledRequest) -> Work[None]:
+        return self._apply(callback, StatusReport.for_call(callback.form))
+
+    def _apply(self, callback: SpooledRequest, report: StatusReport) -> Work[None]:
+        delivery_id = int(parse_form(callback.query)["d"])  # checked by the route
+        now = callback.received_at
+
+        def work(session: Session) -> None:
+            try:
+                inbound.apply_status(session, self.flows, delivery_id, report, now)
+            except DeliveryNotFoundError:  # 204 all the same: no repeat of it would help
+                log.warning(
+                    "status_for_unknown_delivery",
+                    extra={"delivery_id": delivery_id, "sid": report.sid},
+                )
+
+        return work
+
+
+def replays(flows: FlowStore) -> dict[str, Replay]:
+    """The spooled status callbacks the replayer knows, by path."""
+    callbacks = StatusCallbacks(flows)
+    return {"/twilio/sms/status": callbacks.sms, "/twilio/notify/voice/status": callbacks.call}
 
 
 async def _call_twiml(database: Database, work: Callable[[Session], str]) -> Response:

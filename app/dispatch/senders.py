@@ -365,7 +365,8 @@ def _smtp_code(error: Exception) -> int | None:
 def make_senders(settings: Settings) -> dict[Channel, Sender]:
     """The senders for every channel; SMS and voice share one Twilio client.
 
-    Email comes from NIGHTDESK_EMAIL_FROM, by default nightdesk@ the public URL's host.
+    Email comes from NIGHTDESK_EMAIL_FROM, by default nightdesk@ the public URL's host. Every
+    sender gives up after NIGHTDESK_TWILIO_TIMEOUT, which a claim's lease outlasts.
     """
     client = make_twilio_client(
         settings.twilio_account_sid,
@@ -378,6 +379,6 @@ def make_senders(settings: Settings) -> dict[Channel, Sender]:
         Channel.sms: TwilioSmsSender(client),
         Channel.voice: TwilioVoiceSender(client),
         Channel.email: SmtpEmailSender(
-            settings.smtp_url, settings.email_from or f"nightdesk@{host}"
+            settings.smtp_url, settings.email_from or f"nightdesk@{host}", settings.twilio_timeout
         ),
     }

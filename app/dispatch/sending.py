@@ -2,18 +2,24 @@
 
 A send that failed for good tries the contact's next channel, or hurries the next escalation step;
 one that may have reached Twilio (a timeout, a dead worker) is looked up before it is sent again.
+The claim writes the attempt on its rows (the send it went in, the number, the time, an SMS's
+exact words): while its outcome is unknown, a retry sends exactly that again, with exactly the
+same deliveries, and the look-up at Twilio searches for exactly that, so a bundle rebuilt with
+other messages never reaches a contact twice ("#3, #6" and then "#9, #3").
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import queue
+import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
-from sqlalchemy import and_, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select
+from sqlalchemy.orm import Session, aliased
 
 from app.clients.flows import FlowStore
 from app.clients.models import Client, Contact
@@ -21,12 +27,14 @@ from app.db import Database
 from app.dispatch import outbox, texts
 from app.dispatch.links import Links
 from app.dispatch.models import (
+    OPEN_DELIVERY,
     Delivery,
     DeliveryKind,
     DeliveryStatus,
     Escalation,
     EscalationState,
 )
+from app.dispatch.outcomes import Next, SendResult, Verdict, after_send
 from app.dispatch.senders import (
     Outgoing,
     PermanentSendError,
@@ -34,7 +42,7 @@ from app.dispatch.senders import (
     SendError,
     TransientSendError,
 )
-from app.dispatch.throttle import MAX_ATTEMPTS, hold_until, retry_delay
+from app.dispatch.throttle import pace, retry_delay
 from app.flows.schema import Channel
 from app.messages.models import Message, MessageEvent, MessageStatus
 from app.oncall.escalation import (
@@ -45,10 +53,17 @@ from app.timeutil import as_utc
 
 log = logging.getLogger("nightdesk.dispatch")
 
-LEASE = dt.timedelta(seconds=60)
 BATCH = 50
-SENDERS = 8  # sends in flight at once
+SENDERS = 32  # sends in flight at once
 THROTTLED_CHANNELS = (Channel.sms.value, Channel.voice.value)
+LEASE = dt.timedelta(seconds=60)  # the default: six times the default send timeout
+
+
+def lease_for(send_timeout: float) -> dt.timedelta:
+    """How long a claim holds its deliveries: well past the longest a send can take (a look-up
+    and a send, each a connection and a read within the timeout), so a lease runs out only
+    when its worker has died; whoever claims the rows then asks Twilio first."""
+    return dt.timedelta(seconds=6 * send_timeout)
 
 
 @dataclass
@@ -60,72 +75,150 @@ class _Send:
     check_first: bool  # an earlier attempt may have reached Twilio: ask before sending again
 
 
+@dataclass(frozen=True)
+class _Finished:
+    """A send whose outcome is known, waiting to be recorded (as of `now`, its claim's time)."""
+
+    send: _Send
+    sent: _Sent
+    now: dt.datetime
+
+
+@dataclass(frozen=True)
+class _Sent:
+    """What came of a send: the provider's id, or the error; and whether the look-up for an
+    earlier attempt (when one was needed) answered."""
+
+    sid: str | None
+    error: SendError | None
+    looked_up: bool = True
+
+    def result(self) -> SendResult:
+        if self.error is None:
+            return SendResult(accepted=True)
+        transient = isinstance(self.error, TransientSendError)
+        answered = not (transient and self.error.code is None)  # no code: no answer came
+        return SendResult(False, transient, answered, self.looked_up)
+
+
 @dataclass
 class SendDeliveries:
+    """Claims due deliveries and sends them, each send on its own thread with its own timeout
+    (the senders'), each outcome recorded as soon as it is known (with the others known by
+    then): one stalled request at Twilio holds up nobody else's notification, and the next
+    claim does not wait for it either."""
+
     database: Database
     flows: FlowStore
     senders: Mapping[Channel, Sender]
     links: Links
+    lease: dt.timedelta = LEASE
     name: str = "deliveries"
     kinds: tuple[DeliveryKind, ...] = ()  # only these kinds (a command sending its own); all
-    # Sends wait on Twilio or SMTP, not on the CPU: several at once keep up with a busy night.
+    # Sends wait on Twilio or SMTP, not on the CPU: many at once keep up with a busy night and
+    # leave room for a few stalled ones.
     _pool: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(SENDERS, thread_name_prefix="send"), repr=False
     )
+    _in_flight: int = field(default=0, repr=False)
+    _changed: threading.Condition = field(default_factory=threading.Condition, repr=False)
+    _finished: queue.SimpleQueue[_Finished] = field(default_factory=queue.SimpleQueue, repr=False)
+    _recording: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def run(self, now: dt.datetime) -> int:
-        sends = self.database.run_blocking(lambda session: self._claim(session, now))
-        if not sends:
+        """Claim what is due, as many as there are free senders, and start sending it."""
+        with self._changed:
+            room = SENDERS - self._in_flight
+        if room <= 0:  # every sender waits on a slow provider: a claim would only queue
             return 0
-        outcomes = list(self._pool.map(self._send, sends))
-
-        def record(session: Session) -> None:  # one write for the whole batch
-            _lock_batch(session, [i for send in sends for i in send.deliveries])
-            for send, (sid, error) in zip(sends, outcomes, strict=True):
-                self._record(session, send, sid, error, now)
-
-        self.database.run_blocking(record)
+        sends = self.database.run_blocking(lambda session: self._claim(session, now, room))
+        for send in sends:
+            with self._changed:
+                self._in_flight += 1
+            self._pool.submit(self._send_and_record, send, now)
         return sum(len(s.deliveries) for s in sends)
 
-    def _claim(self, session: Session, now: dt.datetime) -> list[_Send]:
-        claimable = or_(
-            and_(Delivery.status == DeliveryStatus.pending, Delivery.due_at <= now),
-            and_(Delivery.status == DeliveryStatus.sending, Delivery.lease_until < now),
+    def wait_until(self, in_flight: int = 0, timeout: float | None = None) -> bool:
+        """Wait until at most `in_flight` sends are under way (recorded once they are not);
+        False if `timeout` passed first. Tests and shutdown wait for 0."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._in_flight <= in_flight, timeout)
+
+    def _send_and_record(self, send: _Send, now: dt.datetime) -> None:
+        self._finished.put(_Finished(send, self._send(send), now))
+        self._record_finished()
+
+    def _record_finished(self) -> None:
+        """Record every finished send not yet recorded, in one unit of work. Whichever sender
+        finds the recorder free records for all, so a busy night writes its outcomes in
+        batches and each outcome waits only for the sends that finished before it. A sender
+        that finds it busy leaves its outcome to the recorder, which looks again before it
+        stops."""
+        while not self._finished.empty() and self._recording.acquire(blocking=False):
+            try:
+                batch: list[_Finished] = []
+                while not self._finished.empty():
+                    batch.append(self._finished.get_nowait())
+                if batch:
+                    self._record_batch(batch)
+            finally:
+                self._recording.release()
+
+    def _record_batch(self, batch: list[_Finished]) -> None:
+        def record(session: Session) -> None:
+            _lock_batch(session, [i for done in batch for i in done.send.deliveries])
+            for done in batch:
+                self._record(session, done.send, done.sent, done.now)
+
+        try:
+            self.database.run_blocking(record)
+        except Exception:  # the rows stay leased; whoever claims them next asks Twilio first
+            log.exception("sends_not_recorded", extra={"sends": len(batch)})
+        finally:
+            with self._changed:
+                self._in_flight -= len(batch)
+                self._changed.notify_all()
+
+    def _claim(self, session: Session, now: dt.datetime, room: int = BATCH) -> list[_Send]:
+        rows = list(
+            session.scalars(
+                select(Delivery)
+                .where(_claimable(now), _LEADS_ITS_SEND, *self._of_kinds())
+                .order_by(Delivery.due_at, Delivery.id)
+                .limit(min(BATCH, room))
+                .with_for_update(skip_locked=True)
+            )
         )
-        if self.kinds:
-            claimable = and_(claimable, Delivery.kind.in_(self.kinds))
-        rows = session.scalars(
-            select(Delivery)
-            .where(claimable)
-            .order_by(Delivery.due_at, Delivery.id)
-            .limit(BATCH)
-            .with_for_update(skip_locked=True)
-        ).all()
         if not rows:
             return []
+        rows += _the_rest_of_their_sends(session, rows)
         _load_messages_and_clients(session, rows)
-        last_sent = self._last_sent(session, rows)
-        groups: dict[tuple[str, str, str], list[Delivery]] = {}
-        for row in rows:
-            if row.kind == DeliveryKind.notify and row.channel in THROTTLED_CHANNELS:
-                held = hold_until(last_sent.get((row.address, row.channel)), now)
-                if held is not None:  # sent to this contact moments ago: wait, then bundle
-                    row.status, row.due_at = DeliveryStatus.pending, held
-                    continue
-            bundle = row.kind == DeliveryKind.notify and row.channel == Channel.sms
-            key = (row.channel, row.address, "bundle" if bundle else str(row.id))
-            groups.setdefault(key, []).append(row)
+        groups = _group(rows)
+        # At most one notification per contact and channel a window, this batch's included.
+        paced = [g for g in groups if g[0].kind == DeliveryKind.notify
+                 and g[0].channel in THROTTLED_CHANNELS]  # fmt: skip
+        plan = pace([(g[0].address, g[0].channel) for g in paced], self._last_sent(session, rows),
+                    now)  # fmt: skip
+        held = {id(group): until for group, until in zip(paced, plan, strict=True) if until}
         sends: list[_Send] = []
-        for group in groups.values():
-            check_first = any(r.uncertain for r in group)
-            for row in group:
-                row.status, row.lease_until = DeliveryStatus.sending, now + LEASE
-                row.attempts += 1
-                row.uncertain = True
-            outgoing = self._outgoing(session, group)
-            if outgoing is not None:
-                sends.append(_Send([r.id for r in group], outgoing, check_first))
+        with session.no_autoflush:  # one UPDATE a row at the end, not one per change
+            for group in groups:
+                if id(group) in held:  # sent to this contact moments ago: wait, then bundle
+                    for row in group:
+                        row.status, row.due_at = DeliveryStatus.pending, held[id(group)]
+                    continue
+                check_first = any(r.uncertain for r in group)
+                for row in group:
+                    row.status, row.lease_until = DeliveryStatus.sending, now + self.lease
+                    row.attempts += 1
+                    row.uncertain = True
+                outgoing = self._outgoing(session, group, now, in_doubt=check_first)
+                if outgoing is not None:
+                    sends.append(_Send([r.id for r in group], outgoing, check_first))
         return sends
+
+    def _of_kinds(self) -> list[ColumnElement[bool]]:
+        return [Delivery.kind.in_(self.kinds)] if self.kinds else []
 
     def _last_sent(
         self, session: Session, rows: Sequence[Delivery]
@@ -142,7 +235,11 @@ class SendDeliveries:
         )
         return {(address, channel): as_utc(at) for address, channel, at in found if at}
 
-    def _outgoing(self, session: Session, group: Sequence[Delivery]) -> Outgoing | None:
+    def _outgoing(
+        self, session: Session, group: Sequence[Delivery], now: dt.datetime, *, in_doubt: bool
+    ) -> Outgoing | None:
+        """What to send for these deliveries, written on them as their attempt; an SMS whose
+        earlier attempt is in doubt gets that attempt's words and number again."""
         first = group[0]
         if first.message_id is None:
             return _written_email(first)
@@ -155,25 +252,36 @@ class SendDeliveries:
             return None
         summaries = [self._summary_of(session, row, client.name) for row in group]
         channel = Channel(first.channel)
-        body = first.body or (
-            texts.bundle_sms(client.name, summaries)
-            if len(summaries) > 1
-            else texts.notification_sms(summaries[0])
-        )
+        again = in_doubt and first.bundle_key is not None and first.first_attempt_at is not None
+        if again and channel is Channel.sms and first.sent_body is not None:
+            body, from_number = first.sent_body, first.sent_from or flow.numbers[0]
+        else:
+            again = again and channel is not Channel.sms
+            body = first.body or (
+                texts.bundle_sms(client.name, summaries)
+                if len(summaries) > 1
+                else texts.notification_sms(summaries[0])
+            )
+            from_number = first.sent_from if again and first.sent_from else flow.numbers[0]
+        if not again:  # a fresh attempt: write it down before anything leaves
+            for row in group:
+                row.bundle_key, row.sent_from, row.first_attempt_at = first.id, from_number, now
+                row.sent_body = body if channel is Channel.sms else None
+        send_id = first.bundle_key or first.id  # the first of the send: its callbacks name it
         outgoing = Outgoing(
-            delivery_id=first.id,
+            delivery_id=send_id,
             channel=channel,
             to=first.address,
-            from_number=flow.numbers[0],
+            from_number=from_number,
             body=body,
             ref=summaries[0].ref,
-            attempt_started=as_utc(first.created_at),
+            attempt_started=as_utc(first.first_attempt_at or now),
             status_callback=(
-                self.links.call_status(first.id)
+                self.links.call_status(send_id)
                 if channel is Channel.voice
-                else self.links.sms_status(first.id)
+                else self.links.sms_status(send_id)
             ),
-            call_url=self.links.call_twiml(first.id) if channel is Channel.voice else None,
+            call_url=self.links.call_twiml(send_id) if channel is Channel.voice else None,
         )
         if channel is Channel.email:
             ack_url = self.links.ack(message.id, first.contact_id)
@@ -192,38 +300,95 @@ class SendDeliveries:
         assert message is not None  # a delivery's message is never deleted
         return texts.MessageSummary.of(message, client)
 
-    def _send(self, send: _Send) -> tuple[str | None, SendError | None]:
+    def _send(self, send: _Send) -> _Sent:
         """Send (or find the earlier attempt of) one delivery: the provider's id, or the error."""
         sender = self.senders[send.outgoing.channel]
+        looked_up = not send.check_first
         try:
-            sid = sender.find_previous(send.outgoing) if send.check_first else None
-            return (sid or sender.send(send.outgoing)), None
+            if send.check_first:
+                previous = sender.find_previous(send.outgoing)
+                looked_up = True
+                if previous:
+                    return _Sent(previous, None)
+            return _Sent(sender.send(send.outgoing), None)
         except SendError as exc:
-            return None, exc
+            return _Sent(None, exc, looked_up)
         except Exception as exc:  # an adapter bug must not leave the row leased forever
             log.exception("send_crashed", extra={"delivery_id": send.outgoing.delivery_id})
-            return None, TransientSendError(str(exc))
+            return _Sent(None, TransientSendError(str(exc)), looked_up)
 
-    def _record(
-        self,
-        session: Session,
-        send: _Send,
-        sid: str | None,
-        error: SendError | None,
-        now: dt.datetime,
-    ) -> None:
+    def _record(self, session: Session, send: _Send, sent: _Sent, now: dt.datetime) -> None:
         for delivery_id in send.deliveries:
-            delivery = session.get(Delivery, delivery_id)  # loaded, locked, by _lock_batch
+            delivery = session.get(Delivery, delivery_id)  # loaded, locked, by the caller
             if delivery is None or delivery.status == DeliveryStatus.cancelled:
                 continue
             if delivery.status != DeliveryStatus.sending:
-                if error is None:  # Twilio's status callback beat us to it: keep its status
-                    _record_sent(session, delivery, sid or "", now, keep_status=True)
+                if sent.error is None:  # Twilio's status callback beat us to it: keep its status
+                    _record_sent(session, delivery, sent.sid or "", now, keep_status=True)
                 continue
-            if error is None:
-                _record_sent(session, delivery, sid or "", now)
-            else:
-                _record_error(session, self.flows, delivery, error, now)
+            if sent.error is None:
+                _record_sent(session, delivery, sent.sid or "", now)
+                continue
+            verdict = after_send(sent.result(), attempts=delivery.attempts,
+                                 was_uncertain=send.check_first)  # fmt: skip
+            _record_error(session, self.flows, delivery, sent.error, verdict, now)
+
+
+def _claimable(now: dt.datetime) -> ColumnElement[bool]:
+    """Due and not in anyone's hands, or in the hands of a worker whose lease ran out."""
+    return or_(
+        and_(Delivery.status == DeliveryStatus.pending, Delivery.due_at <= now),
+        and_(Delivery.status == DeliveryStatus.sending, Delivery.lease_until < now),
+    )
+
+
+_MATE = aliased(Delivery)
+# A delivery whose attempt is in doubt goes again only with the rest of its send, led by the
+# send's first open delivery: the others are never claimed on their own, so no two workers
+# can each send the same words, and a batch's LIMIT never splits a send.
+_LEADS_ITS_SEND = or_(
+    Delivery.bundle_key.is_(None),
+    ~exists().where(
+        _MATE.bundle_key == Delivery.bundle_key,
+        _MATE.id < Delivery.id,
+        _MATE.status.in_(OPEN_DELIVERY),
+    ),
+)
+
+
+def _the_rest_of_their_sends(session: Session, leads: Sequence[Delivery]) -> list[Delivery]:
+    """The other open deliveries of the sends these rows lead, locked."""
+    keys = {row.bundle_key for row in leads if row.bundle_key is not None}
+    if not keys:
+        return []
+    return list(
+        session.scalars(
+            select(Delivery)
+            .where(
+                Delivery.bundle_key.in_(keys),
+                Delivery.id.not_in([row.id for row in leads]),
+                Delivery.status.in_(OPEN_DELIVERY),
+            )
+            .order_by(Delivery.id)
+            .with_for_update()
+        )
+    )
+
+
+def _group(rows: Sequence[Delivery]) -> list[list[Delivery]]:
+    """The sends these rows make, in the order they were claimed: an attempt (in doubt, or
+    being made) with exactly its deliveries; new texts to one contact as one bundle; anything
+    else alone."""
+    groups: dict[tuple[object, ...], list[Delivery]] = {}
+    for row in rows:
+        if row.bundle_key is not None:
+            key: tuple[object, ...] = ("attempt", row.bundle_key)
+        elif row.kind == DeliveryKind.notify and row.channel == Channel.sms:
+            key = ("bundle", row.address)
+        else:
+            key = ("alone", row.id)
+        groups.setdefault(key, []).append(row)
+    return [sorted(group, key=lambda row: row.id) for group in groups.values()]
 
 
 def _written_email(delivery: Delivery) -> Outgoing:
@@ -253,7 +418,7 @@ def _load_messages_and_clients(session: Session, rows: Sequence[Delivery]) -> No
 
 
 def _lock_batch(session: Session, delivery_ids: Sequence[int]) -> None:
-    """The sent batch's deliveries, locked, with their messages and clients: three queries."""
+    """A send's deliveries, locked, with their messages and clients: three queries."""
     deliveries = session.scalars(
         select(Delivery).where(Delivery.id.in_(delivery_ids)).with_for_update()
     ).all()
@@ -287,16 +452,22 @@ def _record_sent(
 
 
 def _record_error(
-    session: Session, flows: FlowStore, delivery: Delivery, error: SendError, now: dt.datetime
+    session: Session,
+    flows: FlowStore,
+    delivery: Delivery,
+    error: SendError,
+    verdict: Verdict,
+    now: dt.datetime,
 ) -> None:
-    transient = isinstance(error, TransientSendError) and delivery.attempts < MAX_ATTEMPTS
     delivery.error = str(error)
     delivery.lease_until = None
-    # No answer at all (a timeout): Twilio may have it, so ask before the next attempt.
-    delivery.uncertain = isinstance(error, TransientSendError) and error.code is None
+    delivery.uncertain = verdict.uncertain  # Twilio may have it: ask before the next attempt
+    if verdict.start_afresh:  # nothing reached Twilio: the next attempt may be bundled anew
+        delivery.bundle_key = delivery.sent_body = delivery.sent_from = None
+        delivery.first_attempt_at = None
     detail = {"delivery": delivery.id, "channel": delivery.channel, "error": str(error),
               "code": error.code, "attempt": delivery.attempts}  # fmt: skip
-    if transient:
+    if verdict.next is Next.retry:
         delivery.status = DeliveryStatus.pending
         delivery.due_at = now + retry_delay(delivery.attempts)
         detail["retry_at"] = as_utc(delivery.due_at).isoformat()

@@ -1,13 +1,18 @@
 """How often one contact may be notified on one channel, and how long to wait to retry. Pure.
 
-Carriers filter bursts: at most one notification per contact per channel per window. What
-arrives meanwhile waits for the window to pass and then goes as one bundle.
+Carriers filter bursts, and nobody wants four calls in a second: at most one notification per
+contact per channel per window. Texts that arrive meanwhile wait for the window to pass and
+then go as one bundle; calls go one a window.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import random
+from collections.abc import Hashable, Mapping, Sequence
+from typing import TypeVar
+
+K = TypeVar("K", bound=Hashable)
 
 WINDOW = dt.timedelta(seconds=60)
 MAX_ATTEMPTS = 8
@@ -20,6 +25,23 @@ def hold_until(
     if last_sent_at is None or now - last_sent_at >= window:
         return None
     return last_sent_at + window
+
+
+def pace(
+    sends: Sequence[K], last_sent: Mapping[K, dt.datetime], now: dt.datetime,
+    window: dt.timedelta = WINDOW,
+) -> list[dt.datetime | None]:  # fmt: skip
+    """For each send in a batch, in order, keyed by (contact, channel): None to send it now, or
+    when it may go. One sent now counts as the contact's latest, so a second one to the same
+    contact in the same batch waits for the window as if the first had been sent before."""
+    latest = dict(last_sent)
+    plan: list[dt.datetime | None] = []
+    for key in sends:
+        held = hold_until(latest.get(key), now, window)
+        plan.append(held)
+        if held is None:
+            latest[key] = now
+    return plan
 
 
 def retry_delay(attempt: int, rng: random.Random | None = None) -> dt.timedelta:

@@ -76,6 +76,7 @@ def summaries_send(
             )
             while sending.run(utcnow()):
                 pass
+            sending.wait_until(in_flight=0)
             states = database.run_blocking(lambda session: email_states(session, keys))
             typer.echo(_sent(states))
     finally:

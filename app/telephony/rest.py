@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit, urlunsplit
 
+from requests.adapters import HTTPAdapter
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
@@ -19,8 +20,12 @@ class BaseUrlHttpClient(TwilioHttpClient):  # type: ignore[misc]  # twilio ships
     and host here is the one place that catches them all; path and query are kept.
     """
 
-    def __init__(self, api_base: str, timeout: float | None = None) -> None:
+    def __init__(self, api_base: str, timeout: float | None = None, connections: int = 32) -> None:
         super().__init__(timeout=timeout)
+        # A connection kept for each of the dispatcher's concurrent senders (the library keeps
+        # six), so a busy night reuses them instead of opening and discarding new ones.
+        for scheme in ("https://", "http://"):
+            self.session.mount(scheme, HTTPAdapter(pool_maxsize=connections))
         self._api_base = api_base
 
     def rebase(self, url: str) -> str:

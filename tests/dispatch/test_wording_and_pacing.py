@@ -19,7 +19,7 @@ from app.dispatch.texts import (
     notification_sms,
     sms_length,
 )
-from app.dispatch.throttle import WINDOW, hold_until, retry_delay
+from app.dispatch.throttle import WINDOW, hold_until, pace, retry_delay
 
 SUMMARY = MessageSummary(
     client="Acme Plumbing",
@@ -139,6 +139,21 @@ def test_one_text_per_contact_per_window() -> None:
         seconds=20
     )
     assert hold_until(now - WINDOW, now) is None
+
+
+def test_in_one_batch_a_contact_is_rung_once_and_the_next_call_waits_for_the_window() -> None:
+    now = dt.datetime(2026, 11, 26, 2, 0, tzinfo=dt.UTC)
+    dana, sam = ("+447911222333", "voice"), ("+447911123456", "voice")
+    earlier = {sam: now - dt.timedelta(seconds=50)}
+
+    plan = pace([dana, dana, sam, dana], earlier, now)
+
+    assert plan == [None, now + WINDOW, now + dt.timedelta(seconds=10), now + WINDOW]
+
+
+def test_a_text_and_a_call_to_one_person_are_paced_apart_from_each_other() -> None:
+    now = dt.datetime(2026, 11, 26, 2, 0, tzinfo=dt.UTC)
+    assert pace([("+447911222333", "sms"), ("+447911222333", "voice")], {}, now) == [None, None]
 
 
 def test_retries_back_off_with_jitter_and_a_ceiling() -> None:

@@ -9,6 +9,7 @@ transcription, call status) are sent at once in a fixed order, so runs need no s
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -55,13 +56,21 @@ from app.telephony.sandbox.twiml_reader import (
     Verb,
     parse_twiml,
 )
-from app.telephony.sandbox.webhooks import Callback, Request, Webhooks, new_sid
+from app.telephony.sandbox.webhooks import (
+    NO_RETRIES,
+    Callback,
+    Request,
+    Retries,
+    Webhooks,
+    new_sid,
+)
 
 __all__ = [
     "Conversation",
     "HangUp",
     "Line",
     "Press",
+    "Retries",
     "Say",
     "Silence",
     "SimulatedCaller",
@@ -116,6 +125,9 @@ class SimulatedCaller:
         hold_wait: float = QUEUE_ROUND_SECONDS,
         talk_wait: float = 600.0,
         direction: str = "inbound",
+        fallback_path: str | None = None,
+        retries: Retries = NO_RETRIES,
+        listening: float = 0.0,
     ) -> None:
         """With a `switchboard` the call lives in real time beside Twilio's other calls: it waits
         in a queue until someone takes it out (each play of the hold music waits up to
@@ -131,6 +143,8 @@ class SimulatedCaller:
         self._switchboard = switchboard
         self._hold_wait = hold_wait
         self._talk_wait = talk_wait
+        self._fallback_path = fallback_path
+        self._listening = listening  # real seconds before each TwiML request (0: none)
         self._conversation = Conversation(call_sid=call_sid or new_sid("CA"))
         self._webhooks = Webhooks(
             client,
@@ -141,6 +155,7 @@ class SimulatedCaller:
             from_number=from_number,
             to_number=to_number,
             direction=direction,
+            retries=retries,
         )
         self._from, self._to = from_number, to_number
         self._answered = False
@@ -499,7 +514,18 @@ class SimulatedCaller:
             self._line("system", f"stopped after {self._max_turns} webhooks: is the flow looping?")
             return None
         self._turns += 1
+        if self._listening:  # a caller in real time (the fault suite), not a simulated one
+            time.sleep(self._listening)
         response = self._webhooks.request(request)
+        if response is None and self._fallback_path is not None:
+            # "If Twilio is unable to retrieve or execute TwiML from your web server, a request
+            # is immediately made to the number's Fallback URL", with the error and its URL.
+            # https://www.twilio.com/docs/usage/security/availability-reliability
+            fallback = self._webhooks.url(self._fallback_path)
+            self._line("system", f"{request.url} failed; Twilio requests the fallback URL")
+            error = {"ErrorCode": "11200", "ErrorUrl": request.url}
+            request = Request(fallback, "POST", error)
+            response = self._webhooks.request(request)
         if response is None:
             return None
         try:

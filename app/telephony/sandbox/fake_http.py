@@ -8,6 +8,7 @@ import asyncio
 import base64
 import hmac
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,14 +30,23 @@ raises TwilioApiError. Runs under the lock."""
 
 @dataclass
 class Fault:
-    """The next `remaining` requests to matching paths answer `status` (None: normally)
-    after `delay` seconds."""
+    """The next `remaining` matching requests answer `status` (None: normally) after `delay`
+    seconds, or as soon as `release` is set. A request matches when its path contains
+    `path_contains` and it is sent `to` that number (when given); with `every`, only every
+    `every`-th matching request is taken (`seen` counts them)."""
 
     remaining: int
     status: int | None
     delay: float
     retry_after: int | None
     path_contains: str | None
+    to: str | None = None
+    every: int = 1
+    release: threading.Event | None = None
+    seen: int = 0
+
+    def matches(self, path: str, form: list[tuple[str, str]]) -> bool:
+        return (self.path_contains or "") in path and (self.to is None or ("To", self.to) in form)
 
 
 class FakeHttpEdge:
@@ -75,9 +85,9 @@ class FakeHttpEdge:
         fault: Fault | None = None
         try:
             self._authenticate(request)
-            fault = self._take_fault(entry.path)
+            fault = self._take_fault(entry.path, form)
             if fault is not None and fault.status is not None:
-                await self._wait(fault.delay)
+                await self._wait(fault)
                 raise _scripted_error(fault)
             with self._lock:
                 status, body = handler(dict(request.path_params), Form(form))
@@ -89,15 +99,18 @@ class FakeHttpEdge:
         except TwilioApiError as error:
             response = JSONResponse(error.body(), error.status, headers=error.headers)
         if fault is not None and fault.status is None:
-            await self._wait(fault.delay)
+            await self._wait(fault)
         with self._lock:
             entry.status = response.status_code
         return response
 
-    async def _wait(self, seconds: float) -> None:
-        """A thread wait, so stop() can cut a scripted delay short."""
-        if seconds > 0:
-            await asyncio.to_thread(self.stopping.wait, seconds)
+    async def _wait(self, fault: Fault) -> None:
+        """Wait out a scripted delay, cut short by its release or by stop()."""
+        deadline = time.monotonic() + fault.delay
+        while (left := deadline - time.monotonic()) > 0 and not self.stopping.is_set():
+            if fault.release is not None and fault.release.is_set():
+                return
+            await asyncio.sleep(min(left, 0.01))
 
     def _authenticate(self, request: Request) -> None:
         """Basic auth with the account sid and auth token; Twilio's 20003 otherwise."""
@@ -114,13 +127,17 @@ class FakeHttpEdge:
         if request.path_params.get("account_sid", self.account_sid) != self.account_sid:
             raise http_error(404)
 
-    def _take_fault(self, path: str) -> Fault | None:
+    def _take_fault(self, path: str, form: list[tuple[str, str]]) -> Fault | None:
+        """The first scripted fault this request falls to; every matching one counts it."""
+        chosen: Fault | None = None
         with self._lock:
             for fault in self._faults:
-                if fault.remaining > 0 and (fault.path_contains or "") in path:
-                    fault.remaining -= 1
-                    return fault
-        return None
+                if fault.remaining > 0 and fault.matches(path, form):
+                    fault.seen += 1
+                    if chosen is None and fault.seen % fault.every == 0:
+                        fault.remaining -= 1
+                        chosen = fault
+        return chosen
 
 
 def _not_found(path: dict[str, str], form: Form) -> tuple[int, dict[str, Any]]:

@@ -22,8 +22,9 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from threading import Event
 from types import TracebackType
 from typing import TypeVar
 
@@ -115,6 +116,40 @@ class FakeTwilio(FakeApi):
         the message or call exists although the client saw a timeout."""
         with self._lock:
             self._faults.append(Fault(count, None, seconds, None, path_contains))
+
+    def hold_next(self, *, to: str | None = None, path_contains: str | None = None) -> Event:
+        """The next matching request (to `to`, when given) is taken, but its answer is held
+        until the returned event is set (or the client gives up): a stalled Twilio."""
+        release = Event()
+        with self._lock:
+            self._faults.append(Fault(1, None, 3600.0, None, path_contains, to, release=release))
+        return release
+
+    def misbehave(
+        self,
+        every: int,
+        statuses: Sequence[int | None],
+        *,
+        stall: float = 15.0,
+        retry_after: int | None = 1,
+        path_contains: str | None = None,
+    ) -> None:
+        """From now on one matching request in `every` misbehaves, in turn as `statuses` say:
+        an HTTP status answered at once (a 429 with `retry_after`), or None: a stall, taken
+        but answered `stall` seconds late."""
+        cycle = every * len(statuses)
+        with self._lock:
+            for turn, status in enumerate(statuses):
+                fault = Fault(
+                    remaining=10**9,
+                    status=status,
+                    delay=0.0 if status is not None else stall,
+                    retry_after=retry_after if status == 429 else None,
+                    path_contains=path_contains,
+                    every=cycle,
+                    seen=cycle - every * (turn + 1),  # so turn k falls on request every*(k+1)
+                )
+                self._faults.append(fault)
 
     def mark_invalid(self, *numbers: str) -> None:
         """Sending to these numbers answers 21211, as for a number that cannot exist."""

@@ -8,7 +8,8 @@ the verbs that send them.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urldefrag, urljoin
 
@@ -42,6 +43,25 @@ class Callback:
     params: Mapping[str, str]
 
 
+@dataclass(frozen=True)
+class Retries:
+    """How Twilio repeats a request that got no answer (refused, reset, timed out) or a 5xx:
+    once more by default; with connection overrides (`#rc=5&...`) up to five times, all
+    within 15 s. https://www.twilio.com/docs/usage/webhooks/webhooks-connection-overrides
+    The pauses between attempts are the sandbox's choice; Twilio does not document its own."""
+
+    pauses: Sequence[float] = (0.5,)
+    budget: float = 15.0  # seconds from the first attempt (Twilio's `tt`, at most 15 s)
+
+    @classmethod
+    def overrides(cls) -> Retries:
+        """rc=5 within tt=15000: what an operator can set on the number's URLs."""
+        return cls(pauses=(0.5, 1.0, 2.0, 4.0, 4.0))
+
+
+NO_RETRIES = Retries(pauses=())
+
+
 def new_sid(prefix: str) -> str:
     """A Twilio-shaped id: two letters and 32 hex digits."""
     return prefix + secrets.token_hex(16)
@@ -61,9 +81,11 @@ class Webhooks:
         from_number: str,
         to_number: str,
         direction: str = "inbound",
+        retries: Retries = NO_RETRIES,
     ) -> None:
         self._client = client
         self._direction = direction
+        self._retries = retries
         self._conversation = conversation
         self._public_url = public_url.rstrip("/")
         self._auth_token = auth_token
@@ -167,12 +189,8 @@ class Webhooks:
             self._system(f"cannot request {url}: it is outside {self._public_url}")
             return None
         path = url[len(self._public_url) :] or "/"
-        try:
-            response = signed_request(
-                self._client, self._public_url, path, params, self._auth_token, method
-            )
-        except httpx.TransportError as exc:
-            self._system(f"{method} {path} failed: {exc}")
+        response = self._attempts(method, path, params)
+        if response is None:
             return None
         self._conversation.requests.append((path, response.status_code))
         if response.is_success:
@@ -184,6 +202,30 @@ class Webhooks:
             # application error has occurred"); the sandbox ends the call so the failure shows.
             self._system(f"{method} {path} answered HTTP {response.status_code}; call ends")
         return None
+
+    def _attempts(self, method: str, path: str, params: Mapping[str, str]) -> httpx.Response | None:
+        """The request, repeated as `Retries` say while it gets no answer or a 5xx; the last
+        answer, or None when none came."""
+        started = time.monotonic()
+        pauses = list(self._retries.pauses)
+        while True:
+            response: httpx.Response | None = None
+            try:
+                response = signed_request(
+                    self._client, self._public_url, path, params, self._auth_token, method
+                )
+                failure = f"answered HTTP {response.status_code}"
+            except httpx.TransportError as exc:
+                failure = f"failed: {type(exc).__name__}"
+            if response is not None and response.status_code < 500:
+                return response
+            pause = pauses.pop(0) if pauses else None
+            if pause is None or time.monotonic() - started + pause > self._retries.budget:
+                if response is None:
+                    self._system(f"{method} {path} {failure}")
+                return response
+            self._system(f"{method} {path} {failure}; Twilio tries again")
+            time.sleep(pause)  # the network's own time: Twilio waits before repeating
 
     def _system(self, text: str) -> None:
         self._conversation.lines.append(Line("system", text))
