@@ -50,6 +50,8 @@ from app.webhooks.sending import SendWebhooks, make_http
 
 log = logging.getLogger("nightdesk.dispatch")
 
+STALLED_AFTER = dt.timedelta(minutes=5)  # no cycle for this long: `/livez` answers 503
+
 DEV_PUBLIC_URL = "http://127.0.0.1:8000"  # where callbacks go when NIGHTDESK_PUBLIC_URL is unset
 MODULE_SECONDS = Histogram(
     "nightdesk_dispatch_module_seconds", "Time per dispatcher module run", ["module"],
@@ -97,6 +99,7 @@ class Dispatcher:
     lease: dt.timedelta = LEASE  # how long a claim holds its deliveries
     notify: bool = True  # False: only replay the spool (an API-only replica)
     modules: list[Module] = field(init=False)
+    started_at: dt.datetime | None = field(default=None, init=False)
     last_cycle_at: dt.datetime | None = field(default=None, init=False)  # for a watchdog
     sending: SendDeliveries = field(init=False)
 
@@ -149,6 +152,7 @@ class Dispatcher:
     def run_forever(self, stop: threading.Event) -> None:
         """Run cycles until `stop` is set. Nothing a cycle does, or fails to log, ends the loop."""
         log_safely(log, logging.INFO, "dispatcher_started")
+        self.started_at = self.started_at or self.clock()
         while not stop.is_set():
             try:
                 done = self.cycle()
@@ -158,6 +162,25 @@ class Dispatcher:
             if done == 0:
                 self.waker.wait(self.poll)
         log_safely(log, logging.INFO, "dispatcher_stopped")
+
+    def stalled(self, now: dt.datetime) -> bool:
+        """Whether the loop has not finished a cycle for too long (or never ran): see
+        `is_stalled`. `/livez` answers 503 then, so a supervisor restarts the process."""
+        return is_stalled(self.started_at, self.last_cycle_at, now)
+
+
+def is_stalled(
+    started_at: dt.datetime | None,
+    last_cycle_at: dt.datetime | None,
+    now: dt.datetime,
+    limit: dt.timedelta = STALLED_AFTER,
+) -> bool:
+    """A dispatcher that never started, or whose last cycle (or start, before its first cycle)
+    is more than `limit` ago. A cycle never waits for a send, and each send and each database
+    call has its own timeout, so a healthy loop finishes a cycle every second or so even while
+    the database or Twilio is down; only a loop stuck inside a cycle, or gone, goes quiet."""
+    last = last_cycle_at or started_at
+    return last is None or now - last > limit
 
 
 def wake_on_commit(sessions: sessionmaker[Session], waker: Waker) -> None:
@@ -215,10 +238,30 @@ def listen_for_work(database_url: str, waker: Waker, stop: threading.Event) -> N
             stop.wait(1.0)
 
 
+def keep_running(
+    loop: Callable[[threading.Event], None], stop: threading.Event, pause: float = 1.0
+) -> None:
+    """Run `loop` until `stop` is set, starting it again whenever it ends before that (it
+    should not: anything a cycle raises is caught; this is the watchdog's last line)."""
+    while not stop.is_set():
+        try:
+            loop(stop)
+        except BaseException:  # on a thread of its own: nothing above it would hear of it
+            log_safely(log, logging.CRITICAL, "dispatcher_loop_ended", exc_info=True)
+        else:
+            if not stop.is_set():
+                log_safely(log, logging.CRITICAL, "dispatcher_loop_ended")
+        stop.wait(pause)  # not a hot loop if it ends at once every time
+
+
 def start_in_background(dispatcher: Dispatcher, database_url: str) -> Callable[[], None]:
     """Run the dispatcher on daemon threads (inside `nightdesk serve`); returns a stop function."""
     stop = threading.Event()
-    threads = [threading.Thread(target=dispatcher.run_forever, args=(stop,), name="dispatcher")]
+    threads = [
+        threading.Thread(
+            target=keep_running, args=(dispatcher.run_forever, stop), name="dispatcher"
+        )
+    ]
     if dispatcher.notify and database_url.startswith("postgresql"):
         threads.append(
             threading.Thread(

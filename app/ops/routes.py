@@ -10,6 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.db import Database
+from app.dispatch.dispatcher import Dispatcher
 from app.observability import REGISTRY
 
 router = APIRouter(tags=["operations"])
@@ -19,6 +20,20 @@ router = APIRouter(tags=["operations"])
 async def healthz() -> dict[str, str]:
     """The process is up."""
     return {"status": "ok"}
+
+
+@router.get("/livez")
+async def livez(request: Request, response: Response) -> dict[str, str | None]:
+    """The process is alive and its dispatcher keeps cycling; 503 when the dispatcher has not
+    finished a cycle for five minutes, so a supervisor (a liveness probe) restarts the process.
+    Not readiness: webhooks still work then, and a load balancer should keep sending them."""
+    dispatcher: Dispatcher = request.app.state.dispatcher
+    last = dispatcher.last_cycle_at
+    body = {"dispatcher_last_cycle": last.isoformat() if last else None}
+    if dispatcher.stalled(request.app.state.clock()):
+        response.status_code = 503
+        return {"status": "dispatcher stalled", **body}
+    return {"status": "ok", **body}
 
 
 @router.get("/readyz")

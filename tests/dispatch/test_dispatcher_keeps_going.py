@@ -104,14 +104,14 @@ def test_a_cycle_that_fails_outright_does_not_end_the_loop(
     stop = threading.Event()
     counting = Counting(stop, cycles=2)
     dispatcher.modules = modules(counting)
-    real_run_once, failures = dispatcher.run_once, [RuntimeError("a bug in the dispatcher")]
+    real_cycle, failures = dispatcher.cycle, [RuntimeError("a bug in the dispatcher")]
 
-    def run_once_failing_first() -> int:
+    def cycle_failing_first() -> int:
         if failures:
             raise failures.pop()
-        return real_run_once()
+        return real_cycle()
 
-    dispatcher.run_once = run_once_failing_first  # type: ignore[method-assign]
+    dispatcher.cycle = cycle_failing_first  # type: ignore[method-assign]
     dispatcher.run_forever(stop)
 
     assert counting.runs == 2
