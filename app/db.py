@@ -108,7 +108,15 @@ def make_engine(url: str, *, ping_after: float = 1.0, lock_wait: float = 30) -> 
         return engine
     # A fixed set of connections, enough for the unit threads, the dispatcher and the API: an
     # overflow connection costs PostgreSQL a new process, and is closed again once returned.
-    engine = create_engine(url, pool_size=8, max_overflow=4, hide_parameters=True)
+    # A server that vanished without a word (a dropped network) must not hang a webhook or the
+    # dispatcher for the kernel's two minutes: connecting gives up after 5 s, and keepalives
+    # find a dead connection mid-query within about 30 s.
+    keepalives = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
+                  "keepalives_count": 4}  # fmt: skip
+    engine = create_engine(
+        url, pool_size=8, max_overflow=4, hide_parameters=True,
+        connect_args={"connect_timeout": 5, **keepalives},
+    )  # fmt: skip
     for when in ("connect", "checkin"):
         event.listen(engine, when, _note_idle_since)
     event.listen(engine, "checkout", partial(_ping_if_idle, engine.dialect, ping_after))
