@@ -185,6 +185,11 @@ class CallService:
         call = _locked_call_object(session, hook, now)
         if queries.attachments(session, call.id).get("recording_sid") == hook.recording_sid:
             return  # a repeat (Twilio's, or the spool's replay after a crash): already here
+        if messages.recording_held(session, hook.recording_sid):
+            # Another call's message has it: Twilio never does this, a forger might. Ignored
+            # like a repeat, so the unique constraint never turns it into a 500.
+            log.warning("recording_of_another_call", extra={"call_sid": hook.call_sid})
+            return
         detail = {
             "sid": hook.recording_sid,
             "url": hook.recording_url,

@@ -40,6 +40,12 @@ def message_for_call(session: Session, call_id: int) -> Message | None:
     return session.scalars(select(Message).where(Message.call_id == call_id)).first()
 
 
+def recording_held(session: Session, recording_sid: str) -> bool:
+    """Whether a message already has this recording (each recording belongs to one call)."""
+    held = session.scalar(select(Message.id).where(Message.recording_sid == recording_sid))
+    return held is not None
+
+
 def save_message(
     session: Session,
     call: CallFacts,

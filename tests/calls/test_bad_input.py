@@ -124,6 +124,26 @@ def test_a_recording_said_to_last_longer_than_a_day_counts_as_a_day(
     assert the_message(session_factory).recording_seconds == 86_400
 
 
+def test_a_recording_another_call_already_holds_is_refused_quietly_and_loses_nothing(
+    client: TestClient, settings: Settings, session_factory: sessionmaker[Session]
+) -> None:
+    """Twilio never sends one; a forger with the token might. A repeat, not a 500."""
+    callback = "/twilio/voice/recording?caller=%2B447911123456&called=%2B441134960000"
+    recording = {"RecordingSid": "RE" + "5" * 32, "RecordingUrl": "https://api.twilio.com/r"}
+    post(client, settings, "/twilio/fallback")
+    assert post(client, settings, callback, **recording).status_code == 204
+
+    other_call = {"CallSid": "CA" + "3" * 32}
+    post(client, settings, "/twilio/fallback", **other_call)
+    response = post(client, settings, callback, **recording, **other_call)
+
+    assert response.status_code == 204
+    with session_factory() as session:
+        (kept,) = session.scalars(select(Message)).all()
+        first_call = session.scalars(select(Call).where(Call.sid == CALL_SID)).one()
+    assert (kept.call_id, kept.recording_sid) == (first_call.id, "RE" + "5" * 32)
+
+
 @pytest.mark.parametrize(
     ("path", "field", "value"),
     [

@@ -99,10 +99,6 @@ def requests(draw: st.DrawFn) -> tuple[str, dict[str, str]]:
 
     query = plausible(parameters) if parameters else {}
     form = plausible(fields)
-    if "RecordingSid" in form:
-        # A recording belongs to one call: the same RecordingSid on two calls is refused by a
-        # unique constraint, a 500 that only a forger could cause (a known gap, see issue 10).
-        form["RecordingSid"] += form.get("CallSid", "")
     return (f"{url}?{urlencode(query)}" if query else url), form
 
 
