@@ -340,7 +340,7 @@ def call(
             typer.echo(f"(the call happens at {start.astimezone(zone):%a %d %b %Y %H:%M %Z})")
         conversation, sent = _call_in_process(settings, number, script, start, caller, transfers)
         typer.echo(conversation.transcript())
-        for line in sent:
+        for line in sorted(sent):  # sent concurrently: in a stable order for the reader
             typer.echo(line)
         return
     else:

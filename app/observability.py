@@ -170,8 +170,10 @@ def configure_logging(level: str = "INFO") -> None:
     root.setLevel(level)
     # uvicorn's access log would print query strings, which may carry phone numbers.
     logging.getLogger("uvicorn.access").disabled = True
-    # The twilio library logs every request and its headers at INFO.
+    # The twilio library logs every request and its headers at INFO, and httpx every request's
+    # URL (query strings too): the status callbacks the demo's sandbox sends drowned its output.
     logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 class LatencyMiddleware:

@@ -8,27 +8,21 @@ Slow-ish (a build, an install and five processes' start-up), so it runs on the S
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 import zipfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.databases import postgres_server_url
+from tests.support.processes import clean_env, free_port, serving, wait_until_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 FLOWS = ROOT / "voice_flows"
 COMMAND_TIMEOUT = 90  # seconds for any one command; none takes more than a few
-READY_WITHIN = 30  # seconds for `nightdesk serve` to answer /readyz
 
 pytestmark = pytest.mark.skipif(
     postgres_server_url() is not None, reason="the wheel is tested once, on the SQLite pass"
@@ -86,22 +80,6 @@ def uv() -> list[str]:
     return [found] if found else ["python3", "-m", "uv"]
 
 
-def clean_env(**settings: str) -> dict[str, str]:
-    """This environment without the suite's own: no NIGHTDESK_* settings, no virtualenv or
-    PYTHONPATH that could put the checkout on the installed command's path.
-
-    PYTHONDONTWRITEBYTECODE goes too: the virtualenv is this test's own, and without bytecode
-    every command would compile its whole import graph again (about 3 s each on a slow machine).
-    """
-    dropped = {"PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONDONTWRITEBYTECODE"}
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith("NIGHTDESK_") and name not in dropped
-    }
-    return {**env, "UV_PYTHON_DOWNLOADS": "never", **settings}
-
-
 def run(command: list[str | Path], env: dict[str, str], cwd: Path) -> str:
     """Run a command to its end; its stdout, or a failure that shows everything it said."""
     done = subprocess.run(
@@ -134,53 +112,3 @@ def install(wheel: Path, venv: Path) -> Path:
     python = venv / "bin" / "python"
     run([*uv(), "pip", "install", "--quiet", "--python", python, wheel], env, venv.parent)
     return venv / "bin" / "nightdesk"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-@contextmanager
-def serving(
-    command: list[str | Path], env: dict[str, str], cwd: Path, log: Path
-) -> Iterator[subprocess.Popen[bytes]]:
-    """A server process, its output in `log`; SIGTERM at the end, SIGKILL if it lingers."""
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(part) for part in command], env=env, cwd=cwd, stdout=out, stderr=out
-        )
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def wait_until_ready(url: str, server: subprocess.Popen[bytes], log: Path) -> httpx.Response:
-    """Ask `url` until it answers 200, for at most READY_WITHIN seconds. Between tries, wait on
-    the server process itself: if it exits, that is the failure, reported at once with its log."""
-    deadline = time.monotonic() + READY_WITHIN
-    last = "no answer"
-    while time.monotonic() < deadline:
-        try:
-            answer = httpx.get(url, timeout=2)
-        except httpx.TransportError as exc:
-            last = repr(exc)
-        else:
-            if answer.status_code == 200:
-                return answer
-            last = f"{answer.status_code} {answer.text}"
-        try:
-            server.wait(timeout=0.05)
-        except subprocess.TimeoutExpired:
-            continue
-        break
-    pytest.fail(f"{url} not ready (exit code {server.poll()}, last: {last})\n{log.read_text()}")
