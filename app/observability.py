@@ -174,6 +174,8 @@ def configure_logging(level: str = "INFO") -> None:
     # URL (query strings too): the status callbacks the demo's sandbox sends drowned its output.
     logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # aiosmtpd (the development email sandbox) logs every connection at INFO as "mail.log".
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 
 class LatencyMiddleware:

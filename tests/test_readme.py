@@ -49,6 +49,17 @@ def test_the_readme_has_shell_blocks_to_run_and_synopses_to_check() -> None:
     assert SYNOPSES, "no `<!-- readme-test: synopsis -->` block"
 
 
+def test_every_shell_session_in_the_readme_is_fenced_to_run() -> None:
+    """A block showing `$ command` lines runs: fenced `console` (or skipped with a reason),
+    never left bare, where the harness would pass over it."""
+    unfenced = [
+        block_id(block)
+        for block in BLOCKS
+        if not block.runs and any(line.startswith("$ ") for line in block.text.splitlines())
+    ]
+    assert not unfenced, f"fence these as console: {', '.join(unfenced)}"
+
+
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReadmeProjectRun]:
     if postgres_server_url() is not None:
