@@ -71,7 +71,7 @@ class ReadmeProject:
         self.env = clean_env(
             PATH=path,
             PYTHONPATH=str(root),
-            COLUMNS="80",  # help text wraps at the terminal's width: the README's is 80
+            COLUMNS="80",  # help wraps at the terminal width: the README shows an 80-column one
             NO_COLOR="1",
             TERM="dumb",
             # A block that runs uv must not re-install the tests' own environment from here:
