@@ -433,7 +433,11 @@ def _call_in_process(
                 from_number=caller, to_number=number, script=script,
                 transfers=transfers,  # type: ignore[arg-type]
             ).run()  # fmt: skip
-            application.state.dispatcher.run_once()  # the first notifications, now
+            # The app's own dispatcher only replays its spool when RUN_DISPATCHER is off (so
+            # that no loop sends in the background): one that notifies sends the first
+            # notifications now, through the app's sandbox settings and clock.
+            state = application.state
+            make_dispatcher(state.settings, state.database, state.flows, state.clock).run_once()
     return conversation, sent
 
 
