@@ -28,6 +28,7 @@ from app.dispatch.routes import router as dispatch_router
 from app.observability import LatencyMiddleware, configure_logging, configure_metrics
 from app.ops.routes import router as ops_router
 from app.portal.routes import router as portal_router
+from app.records.dispatcher import add_retention
 from app.settings import Settings, get_settings
 from app.summaries.dispatcher import add_summaries
 from app.telephony.sandbox.services import Sandboxes, start_sandboxes
@@ -56,7 +57,9 @@ def create_app(
     configure_metrics(client_labels=settings.metrics_client_labels)
     database = make_database(settings.database_url)
     flows = FlowStore()
-    dispatcher = add_summaries(make_dispatcher(settings, database, flows, clock))
+    dispatcher = add_retention(
+        add_summaries(make_dispatcher(settings, database, flows, clock)), settings
+    )
     console = make_console(settings, database, flows, clock)
 
     @asynccontextmanager
