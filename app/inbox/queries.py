@@ -115,10 +115,15 @@ def find_message(session: Session, principal: Principal, message_id: int) -> Mes
 
 def check_timeline(session: Session, principal: Principal, message_id: int) -> TimelineCheck:
     """Whether a message `principal` may see still has the timeline it was written with."""
-    mine = select(Message.id).where(Message.id == message_id, visible(principal, Message.client_id))
-    if session.scalar(mine) is None:
+    mine = session.execute(
+        select(Message.id, Client.slug)
+        .outerjoin(Client, Client.id == Message.client_id)
+        .where(Message.id == message_id, visible(principal, Message.client_id))
+    ).first()
+    if mine is None:
         raise MessageNotFoundError(f"no message {message_id}")
-    return timeline_check(message_id, verify_timeline(session, message_id))
+    check = timeline_check(message_id, verify_timeline(session, message_id))
+    return check.model_copy(update={"client": mine.slug})
 
 
 def find_recording(session: Session, principal: Principal, message_id: int) -> str:

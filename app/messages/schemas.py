@@ -55,6 +55,7 @@ class TimelineCheck(BaseModel):
     rewritten since, even by someone able to recompute every hash."""
 
     message_id: int
+    client: str | None = None  # whose record it is (the client's slug)
     intact: bool
     events: int  # events checked before the first break, or all of them
     head: str | None

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.accounts.models import AuditEvent
 from app.calls.models import Call, CallEvent
+from app.clients.models import Client
 from app.clients.flows import FlowStore
 from app.db import Database, make_database, transaction
 from app.dispatch.models import Delivery, Escalation
@@ -33,7 +34,7 @@ from tests.clock import FakeClock
 from tests.conftest import AUTH_TOKEN
 from tests.support.cli import nightdesk
 from tests.support.clients import HARBOUR, Clients
-from tests.support.clients import clients as clients  # noqa: F401 - a fixture
+from tests.support.clients import clients as clients
 
 NOW = dt.datetime(2026, 11, 26, 2, 0, tzinfo=dt.UTC)
 KEEPS_30_DAYS = HARBOUR + "    retention: {days: 30, delete_recordings: true}\n"
@@ -160,6 +161,11 @@ def harbour_id(sessions: sessionmaker[Session]) -> int:
         return retaining_clients(session, FlowStore(), "harbour-plumbing")[0].client_id
 
 
+def bright_id(sessions: sessionmaker[Session]) -> int:
+    with sessions() as session:
+        return session.scalars(select(Client.id).where(Client.slug == "bright-dental")).one()
+
+
 def test_the_dispatcher_purges_what_is_older_than_the_client_keeps_and_only_that_clients(
     keeping: Clients,
     retention: PurgeRecords,
@@ -174,6 +180,8 @@ def test_the_dispatcher_purges_what_is_older_than_the_client_keeps_and_only_that
     unacknowledged = keeping.leave_message("harbour-plumbing", name="Never taken")
     others = keeping.leave_message("bright-dental", name="Bright's, kept for ever")
     alone = lone_call(session_factory, harbour_id(session_factory), clock())
+    clock.advance(seconds=1)
+    brights_alone = lone_call(session_factory, bright_id(session_factory), clock())
     clock.set(NOW - dt.timedelta(days=29))
     recent = keeping.leave_message("harbour-plumbing", name="Recent")
     clock.set(NOW)
@@ -183,9 +191,12 @@ def test_the_dispatcher_purges_what_is_older_than_the_client_keeps_and_only_that
     def present(message_id: int) -> bool:
         return count(session_factory, Message, Message.id == message_id) == 1
 
-    assert not present(old) and not present(unacknowledged)
-    assert present(recent) and present(others)
+    assert not present(old)
+    assert not present(unacknowledged)
+    assert present(recent)
+    assert present(others)
     assert count(session_factory, Call, Call.id == alone) == 0
+    assert count(session_factory, Call, Call.id == brights_alone) == 1
     for model, column in (
         (MessageEvent, MessageEvent.message_id),
         (Delivery, Delivery.message_id),
@@ -193,7 +204,7 @@ def test_the_dispatcher_purges_what_is_older_than_the_client_keeps_and_only_that
     ):
         assert count(session_factory, model, column.in_([old, unacknowledged])) == 0
         assert count(session_factory, model, column == others) > 0
-    assert count(session_factory, Call) == 2  # Bright's call and the recent one
+    assert count(session_factory, Call) == 3  # Bright's two and the recent one
     assert not fake_twilio.has_recording(recording_sid)
     assert count(session_factory, RecordingDeletion) == 0
     [entry] = audits(session_factory)
@@ -267,7 +278,9 @@ def test_twilio_refusing_a_deletion_never_holds_up_the_purge_and_it_is_tried_aga
     assert fake_twilio.has_recording(sid)
     with session_factory() as session:
         owed = session.scalars(select(RecordingDeletion)).one()
-    assert owed.sid == sid and owed.error and owed.attempts == 1
+    assert owed.sid == sid
+    assert owed.error
+    assert owed.attempts == 1
 
     retention.run(NOW + dt.timedelta(minutes=30))  # before the next hourly run: nothing
     assert fake_twilio.has_recording(sid)

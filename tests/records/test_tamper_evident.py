@@ -3,22 +3,30 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import threading
+from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, select, update
+from alembic import command
+from alembic.config import Config
+from fastapi.testclient import TestClient
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.clients.flows import FlowStore
-from app.db import transaction
+from app.db import make_engine, make_session_factory, transaction
 from app.dispatch.acks import acknowledge
 from app.messages.chain import Broken, ChainedEvent, Intact, event_hash, verify_chain
 from app.messages.models import MessageEvent
 from app.messages.timeline import add_event, verify_timeline
 from tests.clock import FakeClock
-from tests.support.clients import Clients
+from tests.databases import TEST_DATABASE_URL
+from tests.support.cli import nightdesk
+from tests.support.clients import Clients, bearer
 from tests.support.clients import clients as clients
 from tests.support.locks import Racer
+from tests.test_migrations import ALEMBIC_INI
 
 AT = dt.datetime(2026, 11, 26, 2, 0, tzinfo=dt.UTC)
 
@@ -223,3 +231,95 @@ def test_a_second_append_waits_for_the_first_and_follows_it(
     second.result()
     assert isinstance(check(session_factory, message_id), Intact)
     assert [kind for _, kind in kinds(session_factory, message_id)][-2:] == ["reply", "reply"]
+
+
+# --- where a client and an operator check it ---------------------------------------------------
+
+
+def test_the_api_says_whether_a_timeline_is_intact_and_where_it_broke(
+    client: TestClient, clients: Clients, session_factory: sessionmaker[Session]
+) -> None:
+    message_id = clients.leave_message("harbour-plumbing", name="Pat")
+    key = bearer(clients.api_key("harbour-plumbing"))
+    intact = client.get(f"/api/v1/messages/{message_id}/verify", headers=key)
+    assert intact.status_code == 200
+    body = intact.json()
+    assert body["intact"] is True
+    assert body["broken_at"] is None
+    assert body["events"] == len(kinds(session_factory, message_id))
+    assert len(body["head"]) == 64
+
+    with transaction(session_factory) as session:
+        first = session.scalars(
+            select(MessageEvent).where(MessageEvent.message_id == message_id, MessageEvent.seq == 1)
+        ).one()
+        first_id = first.id
+        session.execute(update(MessageEvent).where(MessageEvent.id == first_id).values(kind="x"))
+    broken = client.get(f"/api/v1/messages/{message_id}/verify", headers=key).json()
+    assert broken["intact"] is False
+    assert broken["broken_at"]["event_id"] == first_id
+    other = bearer(clients.api_key("bright-dental"))
+    assert client.get(f"/api/v1/messages/{message_id}/verify", headers=other).status_code == 404
+
+
+def test_nightdesk_messages_verify_exits_0_when_intact_and_1_naming_the_broken_event(
+    clients: Clients, session_factory: sessionmaker[Session], flows_dir: Path
+) -> None:
+    message_id = clients.leave_message("harbour-plumbing", name="Pat")
+    code, output = nightdesk("messages", "verify", str(message_id))
+    assert code == 0, output
+    assert f"message {message_id}: intact" in output
+
+    with transaction(session_factory) as session:
+        event = session.scalars(
+            select(MessageEvent).where(MessageEvent.message_id == message_id, MessageEvent.seq == 2)
+        ).one()
+        event_id, kind = event.id, event.kind
+        session.execute(
+            update(MessageEvent).where(MessageEvent.id == event_id).values(detail={"edited": 1})
+        )
+    code, output = nightdesk("messages", "verify", str(message_id))
+    assert code == 1
+    assert f"BROKEN at event 2: event 2 (id {event_id}, {kind}) was altered" in output
+    assert nightdesk("messages", "verify", "999")[0] == 1
+
+
+def test_events_written_before_the_chain_existed_are_chained_by_the_migration(
+    tmp_path: Path,
+) -> None:
+    """Migration 0009 numbers and hashes every existing event in the order written: from then
+    on, an edit to them shows too."""
+    if os.environ.get(TEST_DATABASE_URL):
+        pytest.skip("the migration's arithmetic is the same on PostgreSQL; this builds a file")
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    config = Config(str(ALEMBIC_INI))
+    config.set_main_option("sqlalchemy.url", url)
+    config.attributes["configure_logging"] = False
+    command.upgrade(config, "0007")
+    engine = make_engine(url)
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO messages (id, caller, answers, urgency, outcome, status, created_at,"
+                " updated_at) VALUES (1, '+447700900001', '{}', 'routine', 'message', 'new',"
+                " '2026-11-01 02:00:00.000000', '2026-11-01 02:00:00.000000')"
+            )
+        )
+        for n, kind in enumerate(("taken", "queued", "sent"), start=1):
+            connection.execute(
+                text(
+                    "INSERT INTO message_events (message_id, at, kind, detail) VALUES"
+                    " (1, :at, :kind, :detail)"
+                ),
+                {"at": f"2026-11-01 02:0{n}:00.000000", "kind": kind, "detail": '{"n": 1}'},
+            )
+    engine.dispose()
+    command.upgrade(config, "head")
+    sessions = make_session_factory(make_engine(url))
+    verdict = check(sessions, 1)
+    assert isinstance(verdict, Intact)
+    assert verdict.events == 3
+    assert verdict.head is not None
+    with transaction(sessions) as session:
+        session.execute(update(MessageEvent).where(MessageEvent.seq == 2).values(kind="x"))
+    assert isinstance(check(sessions, 1), Broken)
