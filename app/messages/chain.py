@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,6 +92,34 @@ class Broken:
     seq: int
     event_id: int | None
     reason: str
+
+
+def content_digest(caller: str, answers: Mapping[str, Any], transcription: str | None) -> str:
+    """The SHA-256 of what the caller left: stamped (as `content`) on the event that took the
+    message and on each transcription's event, so the message's own row is covered too."""
+    content = {"v": VERSION, "caller": caller, "answers": answers, "transcription": transcription}
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def verify_content(
+    events: Sequence[ChainedEvent],
+    caller: str,
+    answers: Mapping[str, Any],
+    transcription: str | None,
+) -> Broken | None:
+    """Whether the message's content is what its latest `content` stamp says (None: it is,
+    or no event stamped it: a message taken before stamps existed)."""
+    stamped = [event for event in events if "content" in event.detail]
+    if not stamped:
+        return None
+    last = stamped[-1]
+    if last.detail["content"] == content_digest(caller, answers, transcription):
+        return None
+    name = f"event {last.seq} (id {last.id}, {last.kind})"
+    return Broken(
+        last.seq, last.id, f"the message's caller, answers or transcription differ from {name}"
+    )
 
 
 def verify_chain(events: Iterable[ChainedEvent], length: int, head: str | None) -> Intact | Broken:

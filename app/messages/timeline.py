@@ -17,7 +17,15 @@ from typing import Any, cast
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from app.messages.chain import Broken, ChainedEvent, Intact, event_hash, utc_instant, verify_chain
+from app.messages.chain import (
+    Broken,
+    ChainedEvent,
+    Intact,
+    event_hash,
+    utc_instant,
+    verify_chain,
+    verify_content,
+)
 from app.messages.models import Message, MessageEvent
 from app.messages.schemas import BrokenAt, TimelineCheck
 
@@ -68,28 +76,31 @@ def add_event(
 
 
 def verify_timeline(session: Session, message_id: int) -> Intact | Broken:
-    """Whether the message's timeline is as it was written (the message must exist)."""
-    length, head = cast(
-        tuple[int, str | None],
-        session.execute(
-            select(MESSAGES.c.timeline_length, MESSAGES.c.timeline_hash).where(
-                MESSAGES.c.id == message_id
-            )
-        ).one(),
-    )
+    """Whether the message's timeline is as it was written, and its content as the timeline
+    says (the message must exist)."""
+    message = session.execute(
+        select(
+            MESSAGES.c.timeline_length, MESSAGES.c.timeline_hash, MESSAGES.c.caller,
+            MESSAGES.c.answers, MESSAGES.c.transcription,
+        ).where(MESSAGES.c.id == message_id)
+    ).one()  # fmt: skip
     rows = session.execute(
         select(MESSAGE_EVENTS)
         .where(MESSAGE_EVENTS.c.message_id == message_id)
         .order_by(MESSAGE_EVENTS.c.seq, MESSAGE_EVENTS.c.id)
     )
-    events = (
+    events = [
         ChainedEvent(
             id=row.id, message_id=row.message_id, seq=row.seq, at=row.at, kind=row.kind,
             detail=row.detail, prev_hash=row.prev_hash, hash=row.hash,
         )
         for row in rows
-    )  # fmt: skip
-    return verify_chain(events, length, head)
+    ]  # fmt: skip
+    verdict = verify_chain(events, message.timeline_length, message.timeline_hash)
+    if isinstance(verdict, Broken):
+        return verdict
+    changed = verify_content(events, message.caller, message.answers, message.transcription)
+    return changed or verdict
 
 
 def timeline_check(message_id: int, verdict: Intact | Broken) -> TimelineCheck:

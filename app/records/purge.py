@@ -70,7 +70,9 @@ def retaining_clients(
 def due_records(
     session: Session, client: Retaining, now: dt.datetime, limit: int = BATCH
 ) -> PurgePlan:
-    """The client's oldest records that are due, up to `limit` messages and `limit` lone calls."""
+    """The client's oldest records that are due, up to `limit` messages and `limit` lone calls,
+    locked (PostgreSQL): another purger passes over them, so no batch is purged, nor audited,
+    twice. SQLite's one writer does the same by itself."""
     before = purge_before(client.retention, now)
     messages = session.execute(
         select(
@@ -80,6 +82,7 @@ def due_records(
         .where(Message.client_id == client.client_id, Message.created_at < before)
         .order_by(Message.created_at, Message.id)
         .limit(limit)
+        .with_for_update(skip_locked=True)  # two purgers at once take different batches
     )  # fmt: skip
     records = [
         Record(m.id, m.call_id, as_utc(m.created_at), m.status, m.recording_sid, m.recording_url)
@@ -94,6 +97,7 @@ def due_records(
         )
         .order_by(Call.started_at, Call.id)
         .limit(limit)
+        .with_for_update(skip_locked=True)
     )
     records += [Record(None, c.id, as_utc(c.started_at)) for c in lone_calls]
     return due_for_purge(client.retention, records, now)

@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.accounts.models import AuditEvent
 from app.calls.models import Call, CallEvent
-from app.clients.models import Client
 from app.clients.flows import FlowStore
+from app.clients.models import Client
 from app.db import Database, make_database, transaction
 from app.dispatch.models import Delivery, Escalation
 from app.flows.loader import FlowFileError, parse_flow
@@ -35,6 +35,7 @@ from tests.conftest import AUTH_TOKEN
 from tests.support.cli import nightdesk
 from tests.support.clients import HARBOUR, Clients
 from tests.support.clients import clients as clients
+from tests.support.locks import Racer
 
 NOW = dt.datetime(2026, 11, 26, 2, 0, tzinfo=dt.UTC)
 KEEPS_30_DAYS = HARBOUR + "    retention: {days: 30, delete_recordings: true}\n"
@@ -347,3 +348,38 @@ def test_nightdesk_purge_dry_run_says_what_is_due_then_purge_does_it(
     code, output = nightdesk("purge", "--client", "bright-dental")
     assert code == 1
     assert "has no retention setting" in output
+
+
+def test_nightdesk_flows_check_refuses_a_retention_too_short_naming_file_and_line(
+    tmp_path: Path,
+) -> None:
+    flow = tmp_path / "harbour.yaml"
+    source = textwrap.dedent(HARBOUR) + "retention:\n  days: 2\n"
+    flow.write_text(source)
+    code, output = nightdesk("flows", "check", str(flow))
+    assert code == 1
+    assert f"harbour.yaml:{source.count(chr(10))}" in output
+    assert "greater than or equal to 7" in output
+
+
+def test_two_purgers_at_once_take_different_rows_and_audit_each_row_once(
+    keeping: Clients, session_factory: sessionmaker[Session], clock: FakeClock
+) -> None:
+    """PostgreSQL, two workers: the second passes over the rows the first has locked. Without
+    the lock it would wait, then delete nothing, and still audit what it meant to delete."""
+    if session_factory.kw["bind"].dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer: two purges never overlap")
+    clock.set(NOW - dt.timedelta(days=40))
+    keeping.leave_message("harbour-plumbing", name="Old")
+    with session_factory() as session:
+        client = retaining_clients(session, FlowStore())[0]
+
+    def second_purge(session: Session) -> int:
+        return purge_batch(session, client, NOW, by="second").counts()["messages"]
+
+    with transaction(session_factory) as session:
+        assert purge_batch(session, client, NOW, by="first").counts()["messages"] == 1
+        second = Racer(session_factory, second_purge)
+        second.wait_until_blocked()  # returns at once when it finished without waiting
+    assert second.result() == 0
+    assert [entry.detail["by"] for entry in audits(session_factory)] == ["first"]

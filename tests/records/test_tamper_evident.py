@@ -18,7 +18,8 @@ from app.clients.flows import FlowStore
 from app.db import make_engine, make_session_factory, transaction
 from app.dispatch.acks import acknowledge
 from app.messages.chain import Broken, ChainedEvent, Intact, event_hash, verify_chain
-from app.messages.models import MessageEvent
+from app.messages.models import Message, MessageEvent
+from app.messages.service import attach_transcription
 from app.messages.timeline import add_event, verify_timeline
 from tests.clock import FakeClock
 from tests.databases import TEST_DATABASE_URL
@@ -323,3 +324,35 @@ def test_events_written_before_the_chain_existed_are_chained_by_the_migration(
     with transaction(sessions) as session:
         session.execute(update(MessageEvent).where(MessageEvent.seq == 2).values(kind="x"))
     assert isinstance(check(sessions, 1), Broken)
+
+
+def test_changing_what_the_caller_said_on_the_message_itself_shows_too(
+    clients: Clients, session_factory: sessionmaker[Session]
+) -> None:
+    """The event that took the message stamps a hash of its caller, answers and transcription."""
+    message_id = clients.leave_message("harbour-plumbing", transcription="Burst pipe", name="Pat")
+    assert isinstance(check(session_factory, message_id), Intact)
+    with transaction(session_factory) as session:
+        session.execute(
+            update(Message).where(Message.id == message_id).values(transcription="All fine")
+        )
+    verdict = check(session_factory, message_id)
+    assert isinstance(verdict, Broken)
+    assert verdict.seq == 1
+    assert "taken" in verdict.reason
+
+
+def test_a_transcription_arriving_later_is_stamped_on_its_own_event(
+    clients: Clients, session_factory: sessionmaker[Session], clock: FakeClock
+) -> None:
+    message_id = clients.leave_message("harbour-plumbing", name="Pat")
+    with transaction(session_factory) as session:
+        message = session.get(Message, message_id)
+        assert message is not None
+        attach_transcription(session, message, "Burst pipe in the kitchen", clock())
+    assert isinstance(check(session_factory, message_id), Intact)
+    with transaction(session_factory) as session:
+        session.execute(update(Message).where(Message.id == message_id).values(answers={}))
+    verdict = check(session_factory, message_id)
+    assert isinstance(verdict, Broken)
+    assert "transcription" in verdict.reason
