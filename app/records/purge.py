@@ -18,8 +18,9 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
-from sqlalchemy import delete, exists, select, update
+from sqlalchemy import Result, String, cast, delete, exists, literal, select, update
 from sqlalchemy.orm import Session
 from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client as TwilioClient
@@ -30,12 +31,14 @@ from app.clients.flows import FlowStore
 from app.clients.models import Client
 from app.console.models import Presence, QueueEntry
 from app.db import Database, insert_if_absent
-from app.dispatch.models import Delivery, Escalation
+from app.dispatch.models import OPEN_DELIVERY, Delivery, DeliveryKind, Escalation
 from app.flows.schema import RetentionSettings
 from app.messages.models import Message, MessageEvent
 from app.records.models import RecordingDeletion
 from app.records.retention import PurgePlan, Record, due_for_purge, purge_before
+from app.summaries.models import Summary
 from app.timeutil import as_utc
+from app.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookStatus
 
 log = logging.getLogger("nightdesk.records")
 
@@ -149,17 +152,63 @@ def _delete_rows(session: Session, message_ids: Sequence[int], call_ids: Sequenc
         session.execute(delete(Call).where(Call.id.in_(call_ids)))
 
 
+def purge_copies(
+    session: Session, client: Retaining, now: dt.datetime, *, by: str
+) -> dict[str, int]:
+    """One unit: the copies of messages' words sent elsewhere, as old as the messages purged:
+    webhook bodies sent (or given up on) and morning summary emails. Audited when any went."""
+    before = purge_before(client.retention, now)
+    endpoints = select(WebhookEndpoint.id).where(WebhookEndpoint.client_id == client.client_id)
+    webhooks = session.execute(
+        delete(WebhookDelivery).where(
+            WebhookDelivery.endpoint_id.in_(endpoints),
+            WebhookDelivery.created_at < before,
+            WebhookDelivery.status.in_((WebhookStatus.delivered, WebhookStatus.failed)),
+        )
+    )
+    summaries = select(Summary.id).where(
+        Summary.client_id == client.client_id,
+        Summary.created_at < before,
+        Delivery.dedupe_key.like(literal("summary:") + cast(Summary.id, String) + ":%"),
+    )
+    emails = session.execute(
+        delete(Delivery).where(
+            Delivery.kind == DeliveryKind.summary,
+            Delivery.message_id.is_(None),
+            Delivery.status.not_in(OPEN_DELIVERY),
+            exists(summaries),
+        )
+    )
+    counts = {"webhook_deliveries": _deleted(webhooks), "summary_emails": _deleted(emails)}
+    if any(counts.values()):
+        audit(
+            session, PURGED, now, client_id=client.client_id, by=by, days=client.retention.days,
+            before=before.isoformat(), counts=counts,
+        )  # fmt: skip
+    return counts
+
+
+def _deleted(result: Result[Any]) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def purge_client(
     database: Database, client: Retaining, now: dt.datetime, *, by: str
 ) -> dict[str, int]:
-    """Every due record of one client, a batch per unit, until none is left; the totals."""
+    """Every due record of one client, a batch per unit, until none is left, then the copies
+    sent elsewhere; the totals."""
     totals: dict[str, int] = {}
     while True:
         plan = database.run_blocking(lambda s: purge_batch(s, client, now, by=by))
         if plan.empty:
-            return totals
+            break
         for name, count in plan.counts().items():
             totals[name] = totals.get(name, 0) + count
+    copies = database.run_blocking(lambda s: purge_copies(s, client, now, by=by))
+    for name, count in copies.items():
+        if count:
+            totals[name] = totals.get(name, 0) + count
+    return totals
 
 
 # --- recordings at Twilio ---------------------------------------------------------------------

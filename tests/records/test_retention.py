@@ -25,11 +25,13 @@ from app.flows.schema import RetentionSettings
 from app.messages.models import Message, MessageEvent
 from app.records.dispatcher import PurgeRecords
 from app.records.models import RecordingDeletion
-from app.records.purge import PURGED, purge_batch, retaining_clients
+from app.records.purge import PURGED, purge_batch, purge_copies, retaining_clients
 from app.records.retention import Record, due_for_purge, purge_before
 from app.settings import PLACEHOLDER_ACCOUNT_SID, Settings
+from app.summaries.models import Summary
 from app.telephony.rest import make_twilio_client
 from app.telephony.sandbox.fake_twilio import FakeTwilio
+from app.webhooks.models import WebhookDelivery, WebhookEndpoint
 from tests.clock import FakeClock
 from tests.conftest import AUTH_TOKEN
 from tests.support.cli import nightdesk
@@ -383,3 +385,51 @@ def test_two_purgers_at_once_take_different_rows_and_audit_each_row_once(
         second.wait_until_blocked()  # returns at once when it finished without waiting
     assert second.result() == 0
     assert [entry.detail["by"] for entry in audits(session_factory)] == ["first"]
+
+
+def test_copies_of_old_messages_sent_elsewhere_go_too_webhook_bodies_and_summary_emails(
+    keeping: Clients, database: Database, session_factory: sessionmaker[Session]
+) -> None:
+    old, recent = NOW - dt.timedelta(days=40), NOW - dt.timedelta(days=1)
+    harbour, bright = harbour_id(session_factory), bright_id(session_factory)
+    with transaction(session_factory) as session:
+        for client_id in (harbour, bright):
+            endpoint = WebhookEndpoint(
+                client_id=client_id, url="https://crm.test/hook", events=[], secret="whsec_x"
+            )
+            session.add(endpoint)
+            session.flush()
+            for n, (at, status) in enumerate(
+                ((old, "delivered"), (old, "failed"), (old, "pending"), (recent, "delivered"))
+            ):
+                session.add(
+                    WebhookDelivery(
+                        endpoint_id=endpoint.id, dedupe_key=f"m{n}:taken:e{endpoint.id}",
+                        event_id=f"msg_{n}", event_type="message.taken", body="{}",
+                        status=status, created_at=at,
+                    )
+                )  # fmt: skip
+            for at in (old, recent):
+                summary = Summary(
+                    key=f"c{client_id}:{at.isoformat()}", client_id=client_id, period_start=at,
+                    period_end=at, status="queued", created_at=at,
+                )  # fmt: skip
+                session.add(summary)
+                session.flush()
+                session.add(
+                    Delivery(
+                        kind="summary", channel="email", address="owner@x.test", status="sent",
+                        dedupe_key=f"summary:{summary.id}:0", body="Pat: burst pipe",
+                    )
+                )  # fmt: skip
+    client = database.run_blocking(lambda s: retaining_clients(s, FlowStore()))[0]
+
+    counts = database.run_blocking(lambda s: purge_copies(s, client, NOW, by="test"))
+    again = database.run_blocking(lambda s: purge_copies(s, client, NOW, by="test"))
+
+    assert counts == {"webhook_deliveries": 2, "summary_emails": 1}
+    assert again == {"webhook_deliveries": 0, "summary_emails": 0}
+    assert count(session_factory, WebhookDelivery) == 8 - 2  # Bright's, the pending, the recent
+    assert count(session_factory, Delivery, Delivery.kind == "summary") == 4 - 1
+    assert count(session_factory, Summary) == 4  # the rows that keep each period summarised once
+    assert [entry.detail["counts"] for entry in audits(session_factory)] == [counts]
