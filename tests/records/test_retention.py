@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -19,11 +18,12 @@ from app.calls.models import Call, CallEvent
 from app.clients.flows import FlowStore
 from app.clients.models import Client
 from app.db import Database, make_database, transaction
+from app.dispatch.dispatcher import make_dispatcher
 from app.dispatch.models import Delivery, Escalation
 from app.flows.loader import FlowFileError, parse_flow
 from app.flows.schema import RetentionSettings
 from app.messages.models import Message, MessageEvent
-from app.records.dispatcher import PurgeRecords
+from app.records.dispatcher import PurgeRecords, add_retention
 from app.records.models import RecordingDeletion
 from app.records.purge import PURGED, purge_batch, purge_copies, retaining_clients
 from app.records.retention import Record, due_for_purge, purge_before
@@ -306,13 +306,18 @@ def test_a_recording_twilio_no_longer_has_counts_as_deleted(
     assert count(session_factory, RecordingDeletion) == 0
 
 
-def test_the_apps_dispatcher_runs_retention(
-    keeping: Clients, app: FastAPI, session_factory: sessionmaker[Session], clock: FakeClock
+def test_the_dispatcher_as_serve_and_worker_build_it_runs_retention(
+    keeping: Clients,
+    database: Database,
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    clock: FakeClock,
 ) -> None:
     clock.set(NOW - dt.timedelta(days=40))
     keeping.leave_message("harbour-plumbing", name="Old")
     clock.set(NOW)
-    app.state.dispatcher.run_once()
+    dispatcher = add_retention(make_dispatcher(settings, database, FlowStore(), clock), settings)
+    dispatcher.run_once()
     assert count(session_factory, Message) == 0
 
 
