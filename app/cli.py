@@ -41,6 +41,8 @@ from app.flows.loader import LoadedFlow, load_flows
 from app.flows.rota import next_handoffs, who_is_on_call
 from app.messages.queries import MessageNotFoundError, list_messages
 from app.observability import configure_logging
+from app.records.cli import messages_verify, purge
+from app.records.dispatcher import add_retention
 from app.settings import DEFAULT_TWILIO_API_BASE, Settings, get_settings
 from app.summaries.cli import summaries_app
 from app.summaries.dispatcher import add_summaries
@@ -68,6 +70,8 @@ app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="api-keys")
 app.add_typer(summaries_app, name="summaries")
 app.add_typer(webhooks_app, name="webhooks")
+app.command("purge")(purge)
+messages_app.command("verify")(messages_verify)
 
 
 def _sessions(settings: Settings) -> sessionmaker[Session]:
@@ -143,8 +147,11 @@ def worker() -> None:
     NIGHTDESK_RUN_DISPATCHER=false (at scale: any number of workers on one PostgreSQL)."""
     settings = get_settings()
     configure_logging(settings.log_level)
-    dispatcher = add_summaries(
-        make_dispatcher(settings, make_database(settings.database_url), FlowStore(), utcnow)
+    dispatcher = add_retention(
+        add_summaries(
+            make_dispatcher(settings, make_database(settings.database_url), FlowStore(), utcnow)
+        ),
+        settings,
     )
     stop = threading.Event()
 

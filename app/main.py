@@ -30,6 +30,7 @@ from app.dispatch.routes import router as dispatch_router
 from app.observability import LatencyMiddleware, configure_logging, configure_metrics
 from app.ops.routes import router as ops_router
 from app.portal.routes import router as portal_router
+from app.records.dispatcher import add_retention
 from app.settings import Settings, get_settings
 from app.summaries.dispatcher import add_summaries
 from app.telephony.sandbox.services import Sandboxes, start_sandboxes
@@ -63,7 +64,9 @@ def create_app(
     calls = CallService(flows, listeners=[console.recorder])
     replays = {**call_replays(calls), **status_replays(flows)}
     # The dispatcher notifies unless RUN_DISPATCHER is false; either way it replays the spool.
-    dispatcher = add_summaries(make_dispatcher(settings, database, flows, clock, replays))
+    dispatcher = add_retention(
+        add_summaries(make_dispatcher(settings, database, flows, clock, replays)), settings
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

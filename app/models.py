@@ -6,6 +6,7 @@ from app.clients.models import Client, Contact, FlowVersion, PhoneNumber
 from app.console.models import Presence, QueueEntry
 from app.dispatch.models import Delivery, Escalation, ProviderEvent
 from app.messages.models import Message, MessageEvent
+from app.records.models import RecordingDeletion
 from app.summaries.models import Summary
 from app.webhooks.models import WebhookDelivery, WebhookEndpoint
 
@@ -25,6 +26,7 @@ __all__ = [
     "Presence",
     "ProviderEvent",
     "QueueEntry",
+    "RecordingDeletion",
     "SignInLink",
     "Summary",
     "User",

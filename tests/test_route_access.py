@@ -69,6 +69,7 @@ ROUTES: dict[tuple[str, str], Try] = {
     ("GET", "/api/v1/messages.csv"): Try("list"),
     ("GET", "/api/v1/messages/{message_id}"): Try("thing", message),
     ("GET", "/api/v1/messages/{message_id}/recording"): Try("thing", message),
+    ("GET", "/api/v1/messages/{message_id}/verify"): Try("thing", message),
     ("POST", "/api/v1/messages/{message_id}/acknowledge"): Try("thing", message),
     ("POST", "/api/v1/messages/{message_id}/close"): Try(
         "thing", message, json={"note": "done", "called_back": True}

@@ -25,6 +25,7 @@ from app.inbox.queries import (
     CallNotFoundError,
     NoClientError,
     NoRecordingError,
+    check_timeline,
     client_overview,
     find_call,
     find_message,
@@ -36,7 +37,7 @@ from app.inbox.schemas import CallDetail, ClientOverview
 from app.inbox.service import acknowledge_message, close_message
 from app.messages.models import MessageStatus
 from app.messages.queries import MessageNotFoundError
-from app.messages.schemas import MessageDetail, MessageOut
+from app.messages.schemas import MessageDetail, MessageOut, TimelineCheck
 
 # Declares the scheme in the OpenAPI document (the "Authorize" button in /docs); the key itself
 # is checked by ApiCaller, which also accepts a signed-in session.
@@ -133,6 +134,16 @@ async def show_message(
 ) -> MessageDetail:
     """One message, with its call's timeline and its own."""
     return await _found(database, lambda s: find_message(s, caller, message_id))
+
+
+@router.get("/messages/{message_id}/verify", response_model=TimelineCheck)
+async def verify_message(
+    message_id: MessageId, caller: ApiCaller, database: DatabaseDep
+) -> TimelineCheck:
+    """Whether the message's timeline (who was told what, and when) is as it was written:
+    each event carries the hash of its content and of the event before it. Keep `head` to
+    check later that nothing was rewritten since."""
+    return await _found(database, lambda s: check_timeline(s, caller, message_id))
 
 
 @router.get(

@@ -23,8 +23,9 @@ from app.dispatch.models import (
     Escalation,
     EscalationState,
 )
-from app.messages.models import Message, MessageEvent, MessageStatus, message_ref
+from app.messages.models import Message, MessageStatus, message_ref
 from app.messages.queries import MessageNotFoundError
+from app.messages.timeline import add_event
 from app.webhooks.events import message_event
 
 log = logging.getLogger("nightdesk.dispatch")
@@ -77,14 +78,7 @@ def acknowledge(
         )
         .values(status=DeliveryStatus.cancelled)
     ).rowcount
-    session.add(
-        MessageEvent(
-            message_id=message.id,
-            kind="acknowledged",
-            at=now,
-            detail={"by": by, "via": via, "cancelled": cancelled},
-        )
-    )
+    add_event(session, message.id, "acknowledged", now, by=by, via=via, cancelled=cancelled)
     _tell_the_others(session, flows, message, ref, told_as or by, contact, now)
     message_event(session, message, "message.acknowledged", now)
     log.info("message_acknowledged", extra={"message_id": message.id, "via": via})

@@ -21,7 +21,8 @@ from app.dispatch.models import (
 )
 from app.dispatch.sending import BATCH
 from app.flows.schema import Channel, Flow, Urgency
-from app.messages.models import Message, MessageEvent, MessageStatus, message_ref
+from app.messages.models import Message, MessageStatus, message_ref
+from app.messages.timeline import add_event
 from app.observability import REGISTRY
 from app.oncall.escalation import (
     Position,
@@ -77,8 +78,8 @@ class FireEscalations:
         queued = outbox.queue_step(session, message, flow, urgency, position, now)
         escalation.round, escalation.step = position.round, position.step
         escalation.next_at = now + wait_after(policy, position) if queued else now
-        session.add(MessageEvent(message_id=message.id, kind="escalated", at=now, detail={
-            "round": position.round, "step": position.step, "notifications": queued}))  # fmt: skip
+        add_event(session, message.id, "escalated", now,
+                  round=position.round, step=position.step, notifications=queued)  # fmt: skip
 
     def _give_up(
         self,
@@ -93,8 +94,8 @@ class FireEscalations:
         message.status = MessageStatus.unacknowledged
         fallback_key = flow.policy_for(Urgency(escalation.urgency)).fallback
         fallback = flow.contact(fallback_key) if fallback_key else None
-        session.add(MessageEvent(message_id=message.id, kind="unacknowledged", at=now, detail={
-            "fallback": fallback.id if fallback else None}))  # fmt: skip
+        add_event(session, message.id, "unacknowledged", now,
+                  fallback=fallback.id if fallback else None)  # fmt: skip
         if fallback is None:
             return
         body = texts.unacknowledged_sms(flow.name, message_ref(message.id))

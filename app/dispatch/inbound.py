@@ -27,7 +27,7 @@ from app.dispatch.replies import Reply, ReplyKind, parse_reply
 from app.dispatch.sending import move_on_after_failure
 from app.dispatch.webhooks import SmsReceived, StatusReport, is_machine
 from app.flows.schema import Channel
-from app.messages.models import Message, MessageEvent, MessageStatus, message_ref, ref_to_id
+from app.messages.models import Message, MessageStatus, message_ref, ref_to_id
 from app.messages.queries import MessageNotFoundError
 from app.messages.timeline import add_event
 from app.observability import mask_number
@@ -288,20 +288,8 @@ def _note_reply(
     """Put the reply on the timeline of each message it is about."""
     for message_id in message_ids:
         contact = _contact_for(session, contacts, message_id)
-        session.add(
-            MessageEvent(
-                message_id=message_id,
-                kind="reply",
-                at=now,
-                detail={
-                    "contact": contact.key,
-                    "by": contact.name,
-                    "text": sms.body[:320],
-                    "understood": reply.kind.value,
-                    "ref": reply.ref,
-                },
-            )
-        )
+        add_event(session, message_id, "reply", now, contact=contact.key, by=contact.name,
+                  text=sms.body[:320], understood=reply.kind.value, ref=reply.ref)  # fmt: skip
 
 
 # --- status callbacks -------------------------------------------------------------------------
@@ -366,13 +354,9 @@ def note_voicemail_pickup(
     session: Session, delivery: Delivery, call_sid: str, answered_by: str | None, now: dt.datetime
 ) -> None:
     """A machine answered the notification call: on the timeline once, however many say so."""
-    if first_time(session, f"{call_sid}:machine"):
+    if first_time(session, f"{call_sid}:machine") and delivery.message_id is not None:
         detail = {"delivery": delivery.id, "answered_by": answered_by}
-        session.add(
-            MessageEvent(
-                message_id=delivery.message_id, kind="voicemail_pickup", at=now, detail=detail
-            )
-        )
+        add_event(session, delivery.message_id, "voicemail_pickup", now, **detail)
 
 
 # --- the acknowledge link in emails -----------------------------------------------------------

@@ -29,7 +29,8 @@ from app.dispatch.inbound import (
 from app.dispatch.models import Delivery
 from app.dispatch.webhooks import NotifyCallTurn, is_machine
 from app.flows.schema import Flow
-from app.messages.models import Message, MessageEvent
+from app.messages.models import Message
+from app.messages.timeline import add_event
 from app.telephony.twiml import render_connect, render_goodbye, render_key_prompt
 
 PLAYS = 2  # silence hears the message once more, then the call ends
@@ -162,11 +163,7 @@ def _connect(
         return render_goodbye(spoken, call.flow.speech)
     if first_time(session, f"{turn.call_sid}:caller_called_back"):
         detail = {"by": call.who, "delivery": call.delivery.id}
-        session.add(
-            MessageEvent(
-                message_id=call.message.id, kind="caller_called_back", at=now, detail=detail
-            )
-        )
+        add_event(session, call.message.id, "caller_called_back", now, **detail)
     return render_connect(texts.CALL_CONNECTING, call.flow.numbers[0], number, call.flow.speech)
 
 

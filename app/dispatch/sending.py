@@ -44,7 +44,8 @@ from app.dispatch.senders import (
 )
 from app.dispatch.throttle import pace, retry_delay
 from app.flows.schema import Channel
-from app.messages.models import Message, MessageEvent, MessageStatus
+from app.messages.models import Message, MessageStatus
+from app.messages.timeline import add_event
 from app.oncall.escalation import (
     Notification,
     next_channel,
@@ -446,9 +447,9 @@ def _record_sent(
         return
     if delivery.kind == DeliveryKind.notify and message.status == MessageStatus.new:
         message.status = MessageStatus.notified
-    session.add(MessageEvent(message_id=message.id, kind="sent", at=now, detail={
+    add_event(session, message.id, "sent", now, **{
         "delivery": delivery.id, "kind": delivery.kind, "channel": delivery.channel,
-        "sid": sid, "attempt": delivery.attempts}))  # fmt: skip
+        "sid": sid, "attempt": delivery.attempts})  # fmt: skip
 
 
 def _record_error(
@@ -490,7 +491,7 @@ def _on_timeline(
         log.warning(f"delivery_{kind}", extra={"delivery_id": delivery.id, "kind": delivery.kind,
                                               "error": detail.get("error")})  # fmt: skip
         return
-    session.add(MessageEvent(message_id=delivery.message_id, kind=kind, at=now, detail=detail))
+    add_event(session, delivery.message_id, kind, now, **detail)
 
 
 def move_on_after_failure(

@@ -181,6 +181,7 @@ class EscalationPolicy(Strict):
     fallback: Name | None = Field(None, description="Told when nobody acknowledges")
 
 
+MIN_RETENTION_DAYS = 7
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -202,6 +203,22 @@ class SummarySettings(Strict):
             if "@" in recipient and not _EMAIL.match(recipient):
                 raise ValueError(f"{recipient!r} is not an email address")
         return value
+
+
+class RetentionSettings(Strict):
+    """How long this client's records are kept: messages, their calls and recording links older
+    than `days` are purged (`nightdesk purge`, and the dispatcher by itself), whether or not
+    anyone acknowledged them; each purge leaves a count in the audit log."""
+
+    days: int = Field(
+        ge=MIN_RETENTION_DAYS,
+        le=3650,
+        description="Days a message and its call are kept, counted from when it was taken "
+        f"(at least {MIN_RETENTION_DAYS}: escalation, callbacks and summaries are long done)",
+    )
+    delete_recordings: bool = Field(
+        False, description="Also delete each purged message's recording at Twilio"
+    )
 
 
 class Console(Strict):
@@ -394,6 +411,10 @@ class Flow(Strict):
     escalation_by_urgency: dict[Urgency, EscalationPolicy] = Field(default_factory=dict)
     caller_updates: bool = Field(True, description="Text mobile callers when their message moves")
     summary: SummarySettings | None = Field(None, description="The morning summary by email")
+    retention: RetentionSettings | None = Field(
+        None, description="Purge messages, calls and recording links after so many days. "
+        "Default: kept until deleted by hand"
+    )  # fmt: skip
     goodbye: str = "Thank you for calling. Goodbye."
     console: Console = Field(Console(), description="The PA console's script for this client")
     start: StepId | None = Field(None, description="Default: the first step")

@@ -23,7 +23,8 @@ from app.inbox.filters import Cursor, MessageFilter, utc
 from app.inbox.schemas import CallDetail, ClientOverview, ContactOut, HandoffOut
 from app.messages.models import Message, MessageStatus
 from app.messages.queries import MessageNotFoundError, message_out
-from app.messages.schemas import MessageDetail, MessageOut, TimelineEntry
+from app.messages.schemas import MessageDetail, MessageOut, TimelineCheck, TimelineEntry
+from app.messages.timeline import timeline_check, verify_timeline
 from app.timeutil import as_utc
 
 PAGE_SIZE = 50
@@ -110,6 +111,19 @@ def find_message(session: Session, principal: Principal, message_id: int) -> Mes
     if session.scalar(mine) is None:
         raise MessageNotFoundError(f"no message {message_id}")
     return message_story(session, message_id)
+
+
+def check_timeline(session: Session, principal: Principal, message_id: int) -> TimelineCheck:
+    """Whether a message `principal` may see still has the timeline it was written with."""
+    mine = session.execute(
+        select(Message.id, Client.slug)
+        .outerjoin(Client, Client.id == Message.client_id)
+        .where(Message.id == message_id, visible(principal, Message.client_id))
+    ).first()
+    if mine is None:
+        raise MessageNotFoundError(f"no message {message_id}")
+    check = timeline_check(message_id, verify_timeline(session, message_id))
+    return check.model_copy(update={"client": mine.slug})
 
 
 def find_recording(session: Session, principal: Principal, message_id: int) -> str:

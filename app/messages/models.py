@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base
@@ -51,6 +51,10 @@ class Message(Base):
     closed_at: Mapped[dt.datetime | None]
     closed_by: Mapped[str | None] = mapped_column(String(200))
     close_note: Mapped[str | None] = mapped_column(Text)
+    # The end of its timeline's hash chain (app/messages/chain.py): how many events, and the
+    # last one's hash. Moved by every event appended, so the chain can't lose its tail unseen.
+    timeline_length: Mapped[int] = mapped_column(default=0, server_default="0")
+    timeline_hash: Mapped[str | None] = mapped_column(String(64))
 
 
 class MessageFacts(Protocol):
@@ -96,12 +100,20 @@ def ref_to_id(ref: str) -> int | None:
 
 
 class MessageEvent(Base):
-    """One line of a message's timeline: taken, queued, sent, delivered, acknowledged."""
+    """One line of a message's timeline: taken, queued, sent, delivered, acknowledged.
+
+    Hash-chained (app/messages/chain.py): written only by `app.messages.timeline.add_event`,
+    which numbers it (`seq`, one chain per message: the unique key refuses a fork) and hashes it.
+    """
 
     __tablename__ = "message_events"
+    __table_args__ = (UniqueConstraint("message_id", "seq"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)
     at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     kind: Mapped[str] = mapped_column(String(32))
     detail: Mapped[dict[str, Any]]
+    seq: Mapped[int]
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))

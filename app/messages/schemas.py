@@ -38,3 +38,25 @@ class TimelineEntry(BaseModel):
 class MessageDetail(MessageOut):
     call_sid: str | None
     timeline: list[TimelineEntry]
+
+
+class BrokenAt(BaseModel):
+    """The first event of a timeline that does not match its chain."""
+
+    seq: int  # its place in the timeline, from 1
+    event_id: int | None  # None: events are missing at the end
+    reason: str
+
+
+class TimelineCheck(BaseModel):
+    """Whether a message's timeline is as it was written (see `app/messages/chain.py`).
+
+    `head` is the last event's hash: a client that keeps it can later tell that nothing was
+    rewritten since, even by someone able to recompute every hash."""
+
+    message_id: int
+    client: str | None = None  # whose record it is (the client's slug)
+    intact: bool
+    events: int  # events checked before the first break, or all of them
+    head: str | None
+    broken_at: BrokenAt | None = None

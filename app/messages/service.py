@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from app.db import insert_for
 from app.flows.engine import SaveMessage
+from app.messages.chain import content_digest
 from app.messages.models import Message, MessageStatus, SavedMessage
 from app.messages.timeline import add_event
 from app.observability import MESSAGES_SAVED
@@ -78,7 +79,9 @@ def save_message(
     message = SavedMessage(
         message_id, call.client_id, call.caller, save.urgency.value, values["outcome"]
     )
-    add_event(session, message.id, "taken", now, outcome=values["outcome"], urgency=message.urgency)
+    content = content_digest(call.caller, save.answers, values.get("transcription"))
+    add_event(session, message.id, "taken", now, outcome=values["outcome"],
+              urgency=message.urgency, content=content)  # fmt: skip
     MESSAGES_SAVED.labels(outcome=values["outcome"]).inc()
     log.info(
         "message_saved",
@@ -114,7 +117,8 @@ def attach_recording(
 
 def attach_transcription(session: Session, message: Message, text: str, now: dt.datetime) -> None:
     message.transcription = text
-    add_event(session, message.id, "transcription", now, characters=len(text))
+    content = content_digest(message.caller, message.answers, text)
+    add_event(session, message.id, "transcription", now, characters=len(text), content=content)
 
 
 MESSAGES = Message.metadata.tables[Message.__tablename__]

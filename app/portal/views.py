@@ -102,7 +102,7 @@ class TimelineLine:
     details: list[str] = field(default_factory=list)
 
 
-HIDDEN = {"by", "via", "note", "url", "sid", "cancelled"}
+HIDDEN = {"by", "via", "note", "url", "sid", "cancelled", "content"}  # content: a hash
 
 
 def timeline_line(entry: TimelineEntry, zone: ZoneInfo) -> TimelineLine:

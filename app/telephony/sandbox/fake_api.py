@@ -118,6 +118,7 @@ class FakeApi(FakeHttpEdge):
             self.route("GET", f"{members}/{{sid}}.json", self._fetch_member),
             self.route("POST", f"{members}/{{sid}}.json", self._dequeue),
             self.route("GET", f"{ACCOUNT}/Recordings/{{sid}}.mp3", self._recording_media),
+            self.route("DELETE", f"{ACCOUNT}/Recordings/{{sid}}.json", self._delete_recording),
             *self._sandbox_routes(),
             self.not_found_route(),
         ]
@@ -347,6 +348,13 @@ class FakeApi(FakeHttpEdge):
         if audio is None:
             raise http_error(404)
         return 200, audio
+
+    def _delete_recording(self, path: dict[str, str], form: Form) -> tuple[int, bytes]:
+        """Deleting a recording: 204, then 404 for its media and for a second delete:
+        https://www.twilio.com/docs/voice/api/recording#delete-a-recording-resource"""
+        if self._recordings.pop(path["sid"], None) is None:
+            raise http_error(404)
+        return 204, b""
 
     def _list_queues(self, path: dict[str, str], form: Form) -> tuple[int, dict[str, Any]]:
         queues = [q.to_json(self._clock()) for q in self._queues.values()]

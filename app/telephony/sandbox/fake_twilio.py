@@ -207,6 +207,11 @@ class FakeTwilio(FakeApi):
             self._recordings[sid] = audio
         return f"https://api.twilio.com/{API_VERSION}/Accounts/{self.account_sid}/Recordings/{sid}"
 
+    def has_recording(self, sid: str) -> bool:
+        """Whether the account still holds this recording (nobody deleted it)."""
+        with self._lock:
+            return sid in self._recordings
+
     # -- serving ----------------------------------------------------------------------
 
     def start(self, timeout: float = 10.0, port: int = 0) -> FakeTwilio:
