@@ -25,7 +25,7 @@ from app.messages.models import MessageFacts, SavedMessage
 from app.messages.service import CallFacts, save_message
 from app.messages.timeline import add_event
 from app.oncall.escalation import Notification, Position, notifications_at, quiet_until, wait_after
-from app.webhooks.events import message_data, record_event
+from app.webhooks.events import taken_event
 
 log = logging.getLogger("nightdesk.dispatch")
 NOTIFY_CHANNEL = "nightdesk_dispatch"
@@ -72,19 +72,12 @@ def _taken_webhook(
     now: dt.datetime,
 ) -> None:
     """`message.taken` to the client's webhooks, in the transaction that saved it."""
-    connected = message.outcome == "connected"  # a person took the call: saved acknowledged
-    data = message_data(
-        message_id=message.id,
-        caller=message.caller,
-        urgency=message.urgency,
-        outcome=message.outcome,
-        status="acknowledged" if connected else "new",
-        answers=save.answers,
-        transcription=attachments.get("transcription"),
-        created_at=now,
-        acknowledged_at=now if connected else None,
-    )
-    record_event(session, message.client_id, "message.taken", data, f"m{message.id}:taken", now)
+    has_recording = save.recording_url or attachments.get("recording_url")
+    seconds = attachments.get("recording_seconds", save.recording_seconds)
+    taken_event(
+        session, message, save.answers, attachments.get("transcription"),
+        (seconds or 0) if has_recording else None, now,
+    )  # fmt: skip
 
 
 def start_escalation(session: Session, message: MessageFacts, flow: Flow, now: dt.datetime) -> None:
