@@ -1,6 +1,7 @@
 """The dispatcher: a short list of modules run whenever woken, and at least once a second.
 
 - `FireEscalations` moves each unacknowledged message to its policy's next step when it is due.
+- `ReescalateOverdueCallbacks` escalates a message again when its promised call back is overdue.
 - `SendDeliveries` claims due deliveries under a lease, sends them through the senders, and
   records the provider's id or the error (retry with backoff, or fail over).
 - `SendWebhooks` (app/webhooks) posts events to clients' own systems, signed, with retries.
@@ -30,6 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.clients.flows import FlowStore
 from app.db import Database
 from app.dispatch import outbox
+from app.dispatch.callbacks import ReescalateOverdueCallbacks
 from app.dispatch.escalations import FireEscalations
 from app.dispatch.links import Links
 from app.dispatch.senders import (
@@ -94,6 +96,7 @@ class Dispatcher:
     def __post_init__(self) -> None:
         self.modules = [
             FireEscalations(self.database, self.flows),
+            ReescalateOverdueCallbacks(self.database, self.flows),
             SendDeliveries(self.database, self.flows, self.senders, self.links),
         ]
 
