@@ -161,7 +161,8 @@ def make_dispatcher(
     base = settings.public_url.rstrip("/") or DEV_PUBLIC_URL
     links = Links(base, settings.secret_key, clock, settings.ack_link_days)
     dispatcher = Dispatcher(database, flows, make_senders(settings), links, clock)
-    dispatcher.add(SendWebhooks(database, flows, make_http(), outbox.queue_notice))
+    local_ok = settings.webhooks_may_reach_this_machine
+    dispatcher.add(SendWebhooks(database, flows, make_http(), outbox.queue_notice, local_ok))
     wake_on_commit(database.sessions, dispatcher.waker)
     return dispatcher
 
