@@ -25,6 +25,9 @@ from app.console.routes import router as console_router
 from app.db import make_database
 from app.dispatch.dispatcher import make_dispatcher, start_in_background
 from app.dispatch.routes import router as dispatch_router
+from app.levels.metrics import SERVICE_LEVELS
+from app.levels.routes import api_router as levels_api_router
+from app.levels.routes import portal_router as levels_portal_router
 from app.observability import LatencyMiddleware, configure_logging, configure_metrics
 from app.ops.routes import router as ops_router
 from app.portal.routes import router as portal_router
@@ -55,6 +58,7 @@ def create_app(
     settings = sandboxes.settings
     configure_metrics(client_labels=settings.metrics_client_labels)
     database = make_database(settings.database_url)
+    SERVICE_LEVELS.attach(database, clock)
     flows = FlowStore()
     dispatcher = add_summaries(make_dispatcher(settings, database, flows, clock))
     console = make_console(settings, database, flows, clock)
@@ -110,6 +114,8 @@ def create_app(
     app.include_router(api_router)
     app.include_router(docs_router)
     app.include_router(portal_router)
+    app.include_router(levels_api_router)
+    app.include_router(levels_portal_router)
     app.include_router(console_router)
     app.include_router(console_phone_router)
     return app

@@ -103,6 +103,8 @@ ROUTES: dict[tuple[str, str], Try] = {
     ("POST", "/api/v1/webhooks"): Try("own", json={"url": NEW_HOOK}, ok=201),
     ("GET", "/api/v1/webhooks/{endpoint_id}"): Try("thing", endpoint),
     ("DELETE", "/api/v1/webhooks/{endpoint_id}"): Try("thing", endpoint, ok=204),
+    ("GET", "/api/v1/service-levels"): Try("own"),
+    ("GET", "/portal/service-levels"): Try("own"),
     ("GET", "/portal/webhooks"): Try("list"),
     ("POST", "/portal/webhooks"): Try("own", form={"url": NEW_HOOK}, ok=200),
     ("POST", "/portal/webhooks/{endpoint_id}/delete"): Try(
