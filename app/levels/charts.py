@@ -10,8 +10,8 @@ import html
 import math
 from collections.abc import Sequence
 
-WIDTH, HEIGHT = 640, 220
-LEFT, RIGHT, TOP, BOTTOM = 44, 8, 28, 40
+WIDTH, HEIGHT = 640, 240
+LEFT, RIGHT, TOP, BOTTOM = 48, 8, 34, 40
 COLOURS = ("#1f4fbf", "#8a5a00", "#0f6b34")  # dark enough for text on white (WCAG AA)
 
 Series = tuple[str, Sequence[float | None]]
@@ -44,18 +44,18 @@ def bar_chart(chart_id: str, title: str, labels: Sequence[str], series: Sequence
         f'<desc id="{chart_id}-d">{e(describe(labels, series))}</desc>',
         f'<line x1="{LEFT}" y1="{TOP + plot_h}" x2="{WIDTH - RIGHT}" y2="{TOP + plot_h}" '
         'stroke="#4d5561"/>',
-        f'<text x="{LEFT - 4}" y="{TOP + 4}" text-anchor="end" font-size="11" fill="#1b1f24">'
+        f'<text x="{LEFT - 4}" y="{TOP + 4}" text-anchor="end" font-size="14" fill="#1b1f24">'
         f"{e(short(top))}</text>",
-        f'<text x="{LEFT - 4}" y="{TOP + plot_h}" text-anchor="end" font-size="11" '
+        f'<text x="{LEFT - 4}" y="{TOP + plot_h}" text-anchor="end" font-size="14" '
         'fill="#1b1f24">0</text>',
     ]
     for i, (name, _) in enumerate(series):  # the legend, along the top
-        at = LEFT + i * 140
+        at = LEFT + i * 150
         parts.append(
-            f'<rect x="{at}" y="6" width="10" height="10" fill="{COLOURS[i % len(COLOURS)]}"/>'
-            f'<text x="{at + 14}" y="15" font-size="11" fill="#1b1f24">{e(name)}</text>'
+            f'<rect x="{at}" y="6" width="12" height="12" fill="{COLOURS[i % len(COLOURS)]}"/>'
+            f'<text x="{at + 17}" y="17" font-size="14" fill="#1b1f24">{e(name)}</text>'
         )
-    every = max(1, math.ceil(len(labels) / 10))  # at most ten labels under the axis
+    every = max(1, math.ceil(len(labels) / 7))  # at most seven labels under the axis
     for g, label in enumerate(labels):
         x0 = LEFT + g * group + group * 0.1
         for s, (_, vs) in enumerate(series):
@@ -68,10 +68,10 @@ def bar_chart(chart_id: str, title: str, labels: Sequence[str], series: Sequence
                 f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar - 1:.1f}" height="{h:.1f}" '
                 f'fill="{COLOURS[s % len(COLOURS)]}"/>'
             )
-        if g % every == 0:
+        if (len(labels) - 1 - g) % every == 0:  # the latest period always labelled
             parts.append(
                 f'<text x="{LEFT + g * group + group / 2:.1f}" y="{HEIGHT - BOTTOM + 16}" '
-                f'text-anchor="middle" font-size="11" fill="#1b1f24">{e(label)}</text>'
+                f'text-anchor="middle" font-size="14" fill="#1b1f24">{e(label)}</text>'
             )
     parts.append("</svg>")
     return "".join(parts)
