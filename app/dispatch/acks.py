@@ -87,7 +87,9 @@ def acknowledge(
         )
     )
     _tell_the_others(session, flows, message, ref, told_as or by, contact, now)
-    message_event(session, message, "message.acknowledged", now)
+    # Escalated again (an overdue call back), it is acknowledged again: a second event.
+    lap = session.scalar(select(Escalation.lap).where(Escalation.message_id == message.id))
+    message_event(session, message, "message.acknowledged", now, key=f"lap{lap}" if lap else None)
     log.info("message_acknowledged", extra={"message_id": message.id, "via": via})
     return Acknowledgement(message.id, ref, first=True, by=by)
 

@@ -5,6 +5,7 @@ however many dispatchers are running. Twilio is the local fake; time is a FakeCl
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from ipaddress import ip_address
 
 import pytest
 from fastapi import FastAPI
@@ -27,6 +28,9 @@ from app.flows.schema import Urgency
 from app.messages.models import Message, MessageEvent
 from app.settings import Settings
 from app.telephony.sandbox.fake_twilio import FakeTwilio
+from app.webhooks.destinations import Destination
+from app.webhooks.models import WebhookDelivery
+from app.webhooks.service import add_endpoint
 from tests.clock import FakeClock
 from tests.dispatch.test_escalation import Holding, only_on_postgresql, texts_to
 from tests.support.locks import Racer
@@ -124,6 +128,9 @@ def test_an_hour_with_no_call_back_pages_the_engineer_again_once(
     dispatcher: Dispatcher, leave_message: Callable[[], int], fake_twilio: FakeTwilio,
     clock: FakeClock, session_factory: sessionmaker[Session],
 ) -> None:  # fmt: skip
+    with transaction(session_factory) as session:  # the client's own system listens too
+        hook = Destination("https://crm.example/hook", "crm.example", ip_address("93.184.216.34"))
+        add_endpoint(session, "promise-plumbing", hook, ["message.acknowledged"], clock())
     message_id = leave_message()
     dispatcher.run_once()
     fake_twilio.settle()
@@ -152,6 +159,8 @@ def test_an_hour_with_no_call_back_pages_the_engineer_again_once(
     _acknowledge(session_factory, message_id, clock)  # a second acknowledgement stops it
     with session_factory() as session:
         assert session.get(Message, message_id).status == "acknowledged"  # type: ignore[union-attr]
+        owed = session.scalars(select(WebhookDelivery.event_type)).all()
+    assert owed.count("message.acknowledged") == 2, "the client's system hears of both"
 
 
 def test_a_call_back_recorded_in_time_means_nobody_is_paged_again(
