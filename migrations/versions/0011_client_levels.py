@@ -21,9 +21,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("called_back_by", sa.String(length=200), nullable=True))
     with op.batch_alter_table("escalations", schema=None) as batch_op:
         batch_op.add_column(sa.Column("lap", sa.Integer(), server_default="0", nullable=False))
-        batch_op.add_column(
-            sa.Column("callback_due_at", sa.DateTime(timezone=True), nullable=True)
-        )
+        batch_op.add_column(sa.Column("callback_due_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(
             sa.Column("callback_missed_at", sa.DateTime(timezone=True), nullable=True)
         )
