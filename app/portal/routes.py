@@ -21,9 +21,11 @@ from app.messages.models import message_ref
 from app.messages.queries import MessageNotFoundError
 from app.portal.service import Action, follow_up, message_list, message_page
 from app.portal.views import DONE, STATUSES, URGENCIES, ListForm, local, timeline_line
+from app.portal.webhooks import router as webhooks_router
 from app.web.pages import render
 
 router = APIRouter(prefix="/portal", include_in_schema=False)
+router.include_router(webhooks_router)
 MessageId = Annotated[int, Path(ge=1, le=MAX_ID)]
 NOT_FOUND = (MessageNotFoundError, NoRecordingError, NoClientError)
 
