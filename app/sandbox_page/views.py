@@ -80,7 +80,7 @@ def _view(arrival: Arrival, number: int) -> EmailView:
         at=at,
         sender=str(email["From"] or ""),
         to=str(email["To"] or ""),
-        subject=str(email["Subject"] or "(no subject)"),
+        subject=str(email["Subject"] or "").strip() or "(no subject)",
         text=_part(email, "plain"),
         html=_part(email, "html"),
     )

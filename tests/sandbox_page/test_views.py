@@ -72,6 +72,14 @@ def test_an_email_shows_its_plain_text_and_its_html_as_given() -> None:
     assert both.html.strip() == html  # left as it is: the page escapes it into a sandboxed frame
 
 
+def test_a_folded_or_missing_subject_reads_cleanly() -> None:
+    untitled = email("")
+    del untitled["Subject"]
+    emails = [(NIGHT, email("   Spaced out  ")), (NIGHT, untitled)]
+
+    assert [row.summary for row in sent_rows([], [], emails)] == ["Spaced out", "(no subject)"]
+
+
 def test_there_is_no_email_zero_nor_one_past_the_last() -> None:
     emails = [(NIGHT, email("Only"))]
 
