@@ -11,7 +11,7 @@ import sys
 import threading
 import warnings
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -53,6 +53,9 @@ from app.telephony.sandbox.services import start_sandboxes
 from app.telephony.sandbox.switchboard import HttpSwitchboard
 from app.timeutil import utcnow
 from app.webhooks.cli import webhooks_app
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 app = typer.Typer(
     help="Nightdesk: after-hours call answering. Add --debug to any command for tracebacks.",
@@ -122,9 +125,17 @@ def serve(
     With --fd, a supervisor (systemd socket activation) holds the listening socket, so while
     the service restarts Twilio's requests wait in the socket's queue instead of being refused.
     """
+    _serve("app.main:create_app", host=host, port=port, fd=fd, workers=workers)
+
+
+def _serve(
+    application: str | FastAPI, *, host: str, port: int, fd: int | None = None, workers: int = 1
+) -> None:
+    """uvicorn as `serve` runs it: `application` is the app factory's import path, or (the
+    demo) an app built in this process, with this process's sandbox."""
     uvicorn.run(
-        "app.main:create_app",
-        factory=True,
+        application,
+        factory=isinstance(application, str),
         host=host,
         port=port,
         fd=fd,
@@ -199,7 +210,8 @@ def demo(
         typer.echo(f"  {item.flow.client:<20} {item.flow.name} ({', '.join(item.flow.numbers)})")
     command = _this_command()
     typer.echo(
-        "\nTexts, calls and email go to the sandbox and are printed here as [sandbox] lines.\n"
+        "\nTexts, calls and email go to the sandbox and are printed here as [sandbox] lines;\n"
+        f"http://{host}:{port}/sandbox shows them all.\n"
         "Try a call without a phone, in another terminal:\n"
         f"  {command} call acme-plumbing --url http://{host}:{port} --press 2 "
         "--say 'Sam Taylor' --say '07911 123456' --press 1 --say 'The boiler is leaking'\n"
@@ -211,7 +223,10 @@ def demo(
         f"  NIGHTDESK_TWILIO_API_BASE={os.environ['NIGHTDESK_TWILIO_API_BASE']} {command} "
         f"call harbour-law --url http://{host}:{port} --press 0\n"
     )
-    serve(host=host, port=port, workers=1)
+    from app.main import create_app
+
+    # The app gets this sandbox, so its /sandbox page shows what the sandbox sent.
+    _serve(create_app(settings, sandboxes=sandboxes), host=host, port=port)
 
 
 def _this_command() -> str:

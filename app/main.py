@@ -34,6 +34,7 @@ from app.observability import LatencyMiddleware, configure_logging, configure_me
 from app.ops.routes import router as ops_router
 from app.portal.routes import router as portal_router
 from app.records.dispatcher import add_retention
+from app.sandbox_page.routes import router as sandbox_router
 from app.settings import Settings, get_settings
 from app.summaries.dispatcher import add_summaries
 from app.telephony.sandbox.services import Sandboxes, start_sandboxes
@@ -106,6 +107,7 @@ def create_app(
     app.state.console = console
     app.state.calls = calls
     app.state.spool = Spool(settings.spool_dir)
+    app.state.sandboxes = sandboxes
     app.add_middleware(LatencyMiddleware)
     app.add_exception_handler(BadWebhookError, _bad_webhook)
     app.add_exception_handler(SignInRequiredError, _sign_in_first)
@@ -123,6 +125,7 @@ def create_app(
     app.include_router(levels_portal_router)
     app.include_router(console_router)
     app.include_router(console_phone_router)
+    app.include_router(sandbox_router)
     return app
 
 
@@ -137,7 +140,8 @@ home_router = APIRouter(include_in_schema=False)
 @home_router.get("/", response_class=HTMLResponse)
 async def home(request: Request, principal: MaybeSignedIn) -> HTMLResponse:
     """A page for a person who opens the service's address: what this is, where to go."""
-    return render(request, "home.html")
+    sandboxes: Sandboxes = request.app.state.sandboxes
+    return render(request, "home.html", sandbox=sandboxes.running)
 
 
 async def _bad_webhook(_request: Request, exc: Exception) -> JSONResponse:

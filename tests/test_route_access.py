@@ -6,12 +6,17 @@ client's things (404, with nothing of that client's in the body; lists hold none
 messages; nothing changes). Each is then tried with the client's own credentials, so a route
 that turned everyone away would fail too. A route with no entry in ROUTES fails the suite: a
 new route needs a line below saying how to try it.
+
+Staff-only pages (/sandbox) are tried the same way, on an app with the sandbox running: sent to
+sign in without credentials, 403 for a client's user, 200 for staff; 404 without a sandbox.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from email.message import EmailMessage
+from smtplib import SMTP
 from typing import Any, Literal
 
 import httpx
@@ -21,15 +26,19 @@ from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 
 from app.accounts.models import Role
+from app.main import create_app
 from app.settings import Settings
 from app.telephony.sandbox.fake_twilio import FakeTwilio
+from app.telephony.sandbox.services import start_sandboxes
 from tests.accounts.conftest import AddPerson, form_token, sign_in
 from tests.accounts.conftest import add_person as add_person
+from tests.clock import FakeClock
 from tests.conftest import PUBLIC_URL
 from tests.support.clients import HARBOUR_CALLER, Clients, bearer
 from tests.support.clients import clients as clients
 
 GUARDED = ("/api/v1", "/portal")
+STAFF_ONLY = ("/sandbox",)
 VOICE = b"ID3 Harbour's caller, recorded"
 
 
@@ -116,11 +125,11 @@ ROUTES: dict[tuple[str, str], Try] = {
 A_SECRETS = (HARBOUR_CALLER, "Harbour", "harbour", "Kim-of-Harbour")
 
 
-def guarded_routes(app: FastAPI) -> set[tuple[str, str]]:
+def guarded_routes(app: FastAPI, under: tuple[str, ...] = GUARDED) -> set[tuple[str, str]]:
     """(method, path) of every route under /api/v1 and /portal, as the app routes them."""
     found = set()
     for route in iter_route_contexts(app.routes):
-        if route.path and route.methods and route.path.startswith(GUARDED):
+        if route.path and route.methods and route.path.startswith(under):
             found |= {(method, route.path) for method in route.methods - {"HEAD"}}
     return found
 
@@ -265,3 +274,68 @@ def test_the_client_itself_gets_through_every_route(
         if method == "GET":
             shown = VOICE in response.content or any(s in response.text for s in A_SECRETS)
             assert shown, (method, path)
+
+
+# --- staff-only pages: what the development sandbox sent, every client's texts and emails ----
+
+STAFF_PAGES: dict[tuple[str, str], dict[str, Any]] = {
+    ("GET", "/sandbox"): {},
+    ("GET", "/sandbox/emails/{number}"): {"number": 1},
+}
+
+
+@pytest.fixture
+def sandbox_app(settings: Settings, clock: FakeClock) -> Iterator[FastAPI]:
+    """The app with its sandbox running, holding an email about one of client A's callers."""
+    sandboxes = start_sandboxes(
+        settings.model_copy(update={"sandbox": "on"}), lambda _line: None,
+        deliver=lambda _url, _form, _headers: None,
+    )  # fmt: skip
+    application = create_app(sandboxes.settings, clock=clock, sandboxes=sandboxes)
+    assert sandboxes.mailbox is not None
+    email = EmailMessage()
+    email["From"], email["To"], email["Subject"] = "desk@nightdesk.test", "o@h.test", "Harbour"
+    email.set_content("Kim-of-Harbour called")
+    with SMTP("127.0.0.1", int(sandboxes.mailbox.url.rsplit(":", 1)[1])) as smtp:
+        smtp.send_message(email)
+    sandboxes.mailbox.wait_for(1)
+    try:
+        with TestClient(application, base_url=PUBLIC_URL):  # its lifespan stops the sandbox
+            yield application
+    finally:
+        application.state.engine.dispose()
+
+
+def test_every_staff_page_says_how_to_try_it(sandbox_app: FastAPI) -> None:
+    routes = guarded_routes(sandbox_app, STAFF_ONLY)
+
+    assert routes - STAFF_PAGES.keys() == set(), "new routes: add them to STAFF_PAGES"
+    assert STAFF_PAGES.keys() - routes == set(), "routes that are gone: remove them"
+
+
+def test_staff_pages_are_for_staff_and_only_while_a_sandbox_runs(
+    app: FastAPI, sandbox_app: FastAPI, clients: Clients, add_person: AddPerson
+) -> None:
+    add_person("owner@harbour.test", Role.client, client="harbour-plumbing")
+    add_person("pa@nightdesk.test", Role.pa)
+    nobody = TestClient(sandbox_app, base_url=PUBLIC_URL)
+    a_user, pa = (
+        TestClient(sandbox_app, base_url=PUBLIC_URL),
+        TestClient(sandbox_app, base_url=PUBLIC_URL),
+    )
+    assert sign_in(a_user, "owner@harbour.test").status_code == 303
+    assert sign_in(pa, "pa@nightdesk.test").status_code == 303
+    without_sandbox = TestClient(app, base_url=PUBLIC_URL)
+
+    for method, path in sorted(guarded_routes(sandbox_app, STAFF_ONLY)):
+        url = path.format(**STAFF_PAGES[(method, path)])
+        response = nobody.request(method, url, follow_redirects=False)
+        assert response.status_code == 303, (method, path)
+        assert response.headers["location"] == f"/login?next={url}", (method, path)
+        response = a_user.request(method, url, follow_redirects=False)
+        assert response.status_code == 403, (method, path)
+        assert not any(secret in response.text for secret in A_SECRETS), (method, path)
+        response = pa.request(method, url, follow_redirects=False)  # the control
+        assert response.status_code == 200, (method, path)
+        assert "Harbour" in response.text, (method, path)
+        assert without_sandbox.request(method, url).status_code == 404, (method, path)

@@ -29,6 +29,11 @@ class Sandboxes:
     mailbox: SmtpInbox | None = None
     lines: list[str] = field(default_factory=list)
 
+    @property
+    def running(self) -> bool:
+        """Something is standing in for Twilio or SMTP."""
+        return self.twilio is not None or self.mailbox is not None
+
     def close(self) -> None:
         if self.twilio is not None:
             self.twilio.stop()

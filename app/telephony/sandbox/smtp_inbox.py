@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -57,6 +58,7 @@ class SmtpInbox:
         self.envelopes: list[Envelope] = []
         self.on_message: Callable[[EmailMessage], None] | None = None  # called as each arrives
         self._messages: list[EmailMessage] = []
+        self._arrived_at: list[datetime] = []
         self._arrived = threading.Condition()
         # aiosmtpd's Controller checks readiness by connecting to its own port, so port 0
         # does not work: pick a free port first.
@@ -78,6 +80,12 @@ class SmtpInbox:
     def messages(self) -> list[EmailMessage]:
         with self._arrived:
             return list(self._messages)
+
+    @property
+    def arrivals(self) -> list[tuple[datetime, EmailMessage]]:
+        """Each email with when it arrived (UTC), oldest first."""
+        with self._arrived:
+            return list(zip(self._arrived_at, self._messages, strict=True))
 
     def wait_for(self, count: int, timeout: float = 5.0) -> list[EmailMessage]:
         """Waits until `count` emails have arrived and returns them all."""
@@ -127,6 +135,7 @@ class SmtpInbox:
         with self._arrived:
             self.envelopes.append(Envelope(envelope.mail_from, list(envelope.rcpt_tos)))
             self._messages.append(parsed)
+            self._arrived_at.append(datetime.now(UTC))
             self._arrived.notify_all()
         if self.on_message is not None:
             self.on_message(parsed)

@@ -1,0 +1,1 @@
+"""The sandbox page: what the development sandbox sent instead of texting, ringing and emailing."""
