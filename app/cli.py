@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import getpass
 import json
 import os
 import shutil
@@ -38,8 +39,10 @@ from app.dispatch.dispatcher import listen_for_work, make_dispatcher
 from app.flows.check import most_menus_before_message
 from app.flows.jsonschema import flow_json_schema
 from app.flows.loader import LoadedFlow, load_flows
+from app.flows.pins import BadPinError, hash_pin
 from app.flows.rota import next_handoffs, who_is_on_call
 from app.messages.queries import MessageNotFoundError, list_messages
+from app.messages.reads import Reader, log_reads
 from app.observability import configure_logging
 from app.settings import DEFAULT_TWILIO_API_BASE, Settings, get_settings
 from app.summaries.cli import summaries_app
@@ -284,6 +287,17 @@ def flows_schema(
         output.write_text(text)
 
 
+@flows_app.command("pin")
+def flows_pin() -> None:
+    """Read a PIN (4 to 8 digits) on stdin; print the line a flow file's `pin:` takes."""
+    pin = sys.stdin.readline().strip()
+    try:
+        typer.echo(hash_pin(pin))
+    except BadPinError as exc:
+        typer.echo(f"nightdesk: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
 # --- trying calls -----------------------------------------------------------------------------
 
 
@@ -479,13 +493,14 @@ def messages_list(
 
 @messages_app.command("show")
 def messages_show(message_id: int) -> None:
-    """One message with its timeline."""
+    """One message with its timeline (a read, logged if its client is in privacy mode)."""
     with transaction(_sessions(get_settings())) as session:
         try:
             detail = message_story(session, message_id)
         except MessageNotFoundError as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(1) from None
+        log_reads(session, [message_id], Reader(f"operator {getpass.getuser()}"), "cli", utcnow())
     typer.echo(f"Message #{detail.id} for {detail.client or '(no client)'}, from {detail.caller}")
     typer.echo(f"  {detail.urgency}, {detail.outcome}, {detail.status}")
     for name, value in detail.answers.items():

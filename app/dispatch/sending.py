@@ -153,7 +153,7 @@ class SendDeliveries:
             for row in group:
                 row.status, row.error = DeliveryStatus.failed, "no client to send for"
             return None
-        summaries = [self._summary_of(session, row, client.name) for row in group]
+        summaries = [self._summary_of(session, row, client.name, flow.private) for row in group]
         channel = Channel(first.channel)
         body = first.body or (
             texts.bundle_sms(client.name, summaries)
@@ -187,10 +187,12 @@ class SendDeliveries:
                 outgoing = replace(outgoing, body=text, html=html, subject=subject)
         return outgoing
 
-    def _summary_of(self, session: Session, row: Delivery, client: str) -> texts.MessageSummary:
+    def _summary_of(
+        self, session: Session, row: Delivery, client: str, private: bool
+    ) -> texts.MessageSummary:
         message = session.get(Message, row.message_id)
         assert message is not None  # a delivery's message is never deleted
-        return texts.MessageSummary.of(message, client)
+        return texts.MessageSummary.of(message, client, private=private, portal=self.links.base)
 
     def _send(self, send: _Send) -> tuple[str | None, SendError | None]:
         """Send (or find the earlier attempt of) one delivery: the provider's id, or the error."""

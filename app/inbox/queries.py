@@ -23,7 +23,8 @@ from app.inbox.filters import Cursor, MessageFilter, utc
 from app.inbox.schemas import CallDetail, ClientOverview, ContactOut, HandoffOut
 from app.messages.models import Message, MessageStatus
 from app.messages.queries import MessageNotFoundError, message_out
-from app.messages.schemas import MessageDetail, MessageOut, TimelineEntry
+from app.messages.reads import Reader, log_reads, reads_of
+from app.messages.schemas import MessageDetail, MessageOut, ReadOut, TimelineEntry
 from app.timeutil import as_utc
 
 PAGE_SIZE = 50
@@ -59,14 +60,23 @@ def visible(
     return true() if principal.is_staff else false()
 
 
+def reader(principal: Principal) -> Reader:
+    """The principal as the read log names it."""
+    return Reader(principal.name, principal.user_id)
+
+
 def find_messages(
     session: Session,
     principal: Principal,
     filters: MessageFilter,
     after: Cursor | None = None,
     limit: int = PAGE_SIZE,
+    *,
+    via: str,
+    now: dt.datetime,
 ) -> Page:
-    """One page of the messages `principal` may see that match `filters`, newest first."""
+    """One page of the messages `principal` may see that match `filters`, newest first; each
+    read is logged (`via` the portal, the API, an export) for clients in privacy mode."""
     query = (
         select(Message, Client.slug)
         .outerjoin(Client, Client.id == Message.client_id)
@@ -83,6 +93,7 @@ def find_messages(
         )
     rows = session.execute(query).all()
     items = [message_out(message, slug) for message, slug in rows[:limit]]
+    log_reads(session, [item.id for item in items], reader(principal), via, now)
     more = len(rows) > limit
     return Page(items, Cursor(items[-1].created_at, items[-1].id) if more else None)
 
@@ -104,16 +115,33 @@ def _matching(filters: MessageFilter) -> list[ColumnElement[bool]]:
     return conditions
 
 
-def find_message(session: Session, principal: Principal, message_id: int) -> MessageDetail:
-    """A message `principal` may see, with its call's timeline and its own."""
-    mine = select(Message.id).where(Message.id == message_id, visible(principal, Message.client_id))
-    if session.scalar(mine) is None:
-        raise MessageNotFoundError(f"no message {message_id}")
+def find_message(
+    session: Session, principal: Principal, message_id: int, *, via: str, now: dt.datetime
+) -> MessageDetail:
+    """A message `principal` may see, with its call's timeline and its own; the read is logged
+    for clients in privacy mode."""
+    _check_visible(session, principal, message_id)
+    log_reads(session, [message_id], reader(principal), via, now)
     return message_story(session, message_id)
 
 
-def find_recording(session: Session, principal: Principal, message_id: int) -> str:
-    """The Twilio URL of a message's recording, for Nightdesk to fetch: never shown to people."""
+def find_reads(session: Session, principal: Principal, message_id: int) -> list[ReadOut]:
+    """Who has read a message `principal` may see, oldest first (privacy mode's read log)."""
+    _check_visible(session, principal, message_id)
+    return reads_of(session, message_id)
+
+
+def _check_visible(session: Session, principal: Principal, message_id: int) -> None:
+    mine = select(Message.id).where(Message.id == message_id, visible(principal, Message.client_id))
+    if session.scalar(mine) is None:
+        raise MessageNotFoundError(f"no message {message_id}")
+
+
+def find_recording(
+    session: Session, principal: Principal, message_id: int, *, via: str, now: dt.datetime
+) -> str:
+    """The Twilio URL of a message's recording, for Nightdesk to fetch: never shown to people.
+    Playing it is a read, logged for clients in privacy mode."""
     url = session.scalar(
         select(Message.recording_url).where(
             Message.id == message_id, visible(principal, Message.client_id)
@@ -121,6 +149,7 @@ def find_recording(session: Session, principal: Principal, message_id: int) -> s
     )
     if url is None:
         raise NoRecordingError(f"no recording for message {message_id}")
+    log_reads(session, [message_id], reader(principal), via, now)
     return url
 
 

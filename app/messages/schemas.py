@@ -38,3 +38,11 @@ class TimelineEntry(BaseModel):
 class MessageDetail(MessageOut):
     call_sid: str | None
     timeline: list[TimelineEntry]
+
+
+class ReadOut(BaseModel):
+    """One read of a message's content, as its client sees it in the read log."""
+
+    at: dt.datetime
+    reader: str
+    via: str  # portal | api | export | console | cli | call
