@@ -475,9 +475,10 @@ def messages_list(
     client: Annotated[str | None, typer.Option(help="Only this client")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="A JSON array")] = False,
 ) -> None:
-    """Messages, newest first."""
+    """Messages, newest first (each a read, logged if its client is in privacy mode)."""
     with transaction(_sessions(get_settings())) as session:
         rows = list_messages(session, client)
+        log_reads(session, [row.id for row in rows], _operator(), "cli", utcnow())
     if as_json:
         typer.echo(json.dumps([row.model_dump(mode="json") for row in rows], indent=2))
         return
@@ -500,7 +501,7 @@ def messages_show(message_id: int) -> None:
         except MessageNotFoundError as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(1) from None
-        log_reads(session, [message_id], Reader(f"operator {getpass.getuser()}"), "cli", utcnow())
+        log_reads(session, [message_id], _operator(), "cli", utcnow())
     typer.echo(f"Message #{detail.id} for {detail.client or '(no client)'}, from {detail.caller}")
     typer.echo(f"  {detail.urgency}, {detail.outcome}, {detail.status}")
     for name, value in detail.answers.items():
@@ -513,6 +514,11 @@ def messages_show(message_id: int) -> None:
     for entry in detail.timeline:
         fields = ", ".join(f"{k}={v}" for k, v in entry.detail.items() if v is not None)
         typer.echo(f"  {entry.at:%H:%M:%S} {entry.source:<7} {entry.kind:<16} {fields}")
+
+
+def _operator() -> Reader:
+    """The read log's name for whoever runs the command: their login name on this machine."""
+    return Reader(f"operator {getpass.getuser()}")
 
 
 @messages_app.command("ack")

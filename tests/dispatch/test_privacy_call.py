@@ -42,7 +42,7 @@ def desk(
     load_client: Callable[[str], None],
 ) -> Desk:
     assert PRIVATE_PLUMBERS.count("pin:") == 2  # the client's and Priya's, as hashes
-    assert PRIYAS_PIN not in PRIVATE_PLUMBERS
+    assert f'pin: "{PRIYAS_PIN}"' not in PRIVATE_PLUMBERS
     load_client(PRIVATE_PLUMBERS)
     return Desk(client, settings, session_factory, clock)
 

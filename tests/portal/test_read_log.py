@@ -103,16 +103,20 @@ def test_another_clients_user_and_key_find_neither_the_message_nor_its_log(
     assert readers == ["Hana Owner"]
 
 
-def test_the_operators_messages_show_is_a_read_too(
+def test_the_operators_messages_show_and_list_are_reads_too(
     private: Clients, flows_dir: Path, session_factory: sessionmaker[Session]
 ) -> None:
     message = private.leave_message("harbour-plumbing", name="Kim")
+    private.leave_message("bright-dental", name="Bo")  # no privacy mode: not logged
 
     code, output = nightdesk("messages", "show", str(message))
-
     assert code == 0
     assert "Kim" in output
+    code, output = nightdesk("messages", "list")
+    assert code == 0
+    assert "Bo" in output
+
     with session_factory() as session:
-        [read] = session.scalars(select(MessageRead)).all()
-    assert (read.message_id, read.via) == (message, "cli")
-    assert read.reader.startswith("operator ")
+        reads = session.scalars(select(MessageRead)).all()
+    assert [(read.message_id, read.via) for read in reads] == [(message, "cli")] * 2
+    assert all(read.reader.startswith("operator ") for read in reads)
