@@ -5,7 +5,7 @@ it on the message's page and in the API; another client sees nothing of it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +17,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.accounts.models import Role
 from app.flows.pins import hash_pin
 from app.messages.models import MessageRead
+from app.settings import Settings
+from app.telephony.sandbox.fake_twilio import FakeTwilio
 from tests.accounts.conftest import AddPerson, sign_in
 from tests.conftest import PUBLIC_URL
 from tests.support.cli import nightdesk
@@ -26,6 +28,18 @@ PRIVATE = f"""
     privacy:
       pin: "{hash_pin("2468")}"
 """
+
+
+@pytest.fixture
+def fake_twilio(settings: Settings) -> Iterator[FakeTwilio]:
+    with FakeTwilio(settings.twilio_account_sid, settings.twilio_auth_token) as fake:
+        yield fake
+
+
+@pytest.fixture
+def settings(settings: Settings, fake_twilio: FakeTwilio) -> Settings:
+    """Recordings come from the fake Twilio, over HTTP."""
+    return settings.model_copy(update={"twilio_api_base": fake_twilio.base_url})
 
 
 @pytest.fixture
@@ -63,6 +77,20 @@ def test_each_read_is_logged_and_the_client_sees_who_read_it_and_where(
     assert all(reader.startswith("API key ") for reader, _ in logged[1:])
     with session_factory() as session:  # reading the log is not itself a read
         assert session.scalar(select(func.count()).select_from(MessageRead)) == 4
+
+
+def test_playing_the_recording_is_a_read_in_the_portal_and_the_api(
+    owner: TestClient, private: Clients, fake_twilio: FakeTwilio
+) -> None:
+    recording = fake_twilio.add_recording(b"ID3 Kim's voicemail")
+    message = private.leave_message("harbour-plumbing", name="Kim", recording_url=recording)
+    key = private.api_key("harbour-plumbing")
+
+    assert owner.get(f"/portal/messages/{message}/recording").status_code == 200
+    api = owner.get(f"/api/v1/messages/{message}/recording", headers=bearer(key))
+    assert api.status_code == 200
+
+    assert [via for _, via in reads(owner, message, key)] == ["portal-audio", "api-audio"]
 
 
 def test_a_client_without_privacy_mode_has_no_read_log(
