@@ -475,9 +475,10 @@ def messages_list(
     client: Annotated[str | None, typer.Option(help="Only this client")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="A JSON array")] = False,
 ) -> None:
-    """Messages, newest first (each a read, logged if its client is in privacy mode)."""
+    """Messages, newest first."""
     with transaction(_sessions(get_settings())) as session:
         rows = list_messages(session, client)
+        # Each message shown is a read: logged for clients in privacy mode (the read log).
         log_reads(session, [row.id for row in rows], _operator(), "cli", utcnow())
     if as_json:
         typer.echo(json.dumps([row.model_dump(mode="json") for row in rows], indent=2))
@@ -494,14 +495,14 @@ def messages_list(
 
 @messages_app.command("show")
 def messages_show(message_id: int) -> None:
-    """One message with its timeline (a read, logged if its client is in privacy mode)."""
+    """One message with its timeline."""
     with transaction(_sessions(get_settings())) as session:
         try:
             detail = message_story(session, message_id)
         except MessageNotFoundError as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(1) from None
-        log_reads(session, [message_id], _operator(), "cli", utcnow())
+        log_reads(session, [message_id], _operator(), "cli", utcnow())  # a read, as above
     typer.echo(f"Message #{detail.id} for {detail.client or '(no client)'}, from {detail.caller}")
     typer.echo(f"  {detail.urgency}, {detail.outcome}, {detail.status}")
     for name, value in detail.answers.items():
