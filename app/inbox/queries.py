@@ -78,7 +78,7 @@ def find_messages(
     """One page of the messages `principal` may see that match `filters`, newest first; each
     read is logged (`via` the portal, the API, an export) for clients in privacy mode."""
     query = (
-        select(Message, Client.slug)
+        select(Message, Client.slug, Client.private)
         .outerjoin(Client, Client.id == Message.client_id)
         .where(visible(principal, Message.client_id), *_matching(filters))
         .order_by(Message.created_at.desc(), Message.id.desc())
@@ -92,8 +92,9 @@ def find_messages(
             )
         )
     rows = session.execute(query).all()
-    items = [message_out(message, slug) for message, slug in rows[:limit]]
-    log_reads(session, [item.id for item in items], reader(principal), via, now)
+    items = [message_out(message, slug) for message, slug, _ in rows[:limit]]
+    private = [message.id for message, _, is_private in rows[:limit] if is_private]
+    log_reads(session, private, reader(principal), via, now)  # none: no round trip
     more = len(rows) > limit
     return Page(items, Cursor(items[-1].created_at, items[-1].id) if more else None)
 
@@ -120,8 +121,8 @@ def find_message(
 ) -> MessageDetail:
     """A message `principal` may see, with its call's timeline and its own; the read is logged
     for clients in privacy mode."""
-    _check_visible(session, principal, message_id)
-    log_reads(session, [message_id], reader(principal), via, now)
+    if _check_visible(session, principal, message_id):
+        log_reads(session, [message_id], reader(principal), via, now)
     return message_story(session, message_id)
 
 
@@ -131,10 +132,18 @@ def find_reads(session: Session, principal: Principal, message_id: int) -> list[
     return reads_of(session, message_id)
 
 
-def _check_visible(session: Session, principal: Principal, message_id: int) -> None:
-    mine = select(Message.id).where(Message.id == message_id, visible(principal, Message.client_id))
-    if session.scalar(mine) is None:
+def _check_visible(session: Session, principal: Principal, message_id: int) -> bool:
+    """Not found unless `principal` may see the message; whether its client is in privacy mode."""
+    mine = (
+        select(Client.private)
+        .select_from(Message)
+        .outerjoin(Client, Client.id == Message.client_id)
+        .where(Message.id == message_id, visible(principal, Message.client_id))
+    )
+    row = session.execute(mine).first()
+    if row is None:
         raise MessageNotFoundError(f"no message {message_id}")
+    return bool(row.private)
 
 
 def find_recording(
@@ -142,14 +151,16 @@ def find_recording(
 ) -> str:
     """The Twilio URL of a message's recording, for Nightdesk to fetch: never shown to people.
     Playing it is a read, logged for clients in privacy mode."""
-    url = session.scalar(
-        select(Message.recording_url).where(
-            Message.id == message_id, visible(principal, Message.client_id)
-        )
-    )
-    if url is None:
+    row = session.execute(
+        select(Message.recording_url, Client.private)
+        .outerjoin(Client, Client.id == Message.client_id)
+        .where(Message.id == message_id, visible(principal, Message.client_id))
+    ).first()
+    if row is None or row.recording_url is None:
         raise NoRecordingError(f"no recording for message {message_id}")
-    log_reads(session, [message_id], reader(principal), via, now)
+    if row.private:
+        log_reads(session, [message_id], reader(principal), via, now)
+    url: str = row.recording_url
     return url
 
 
