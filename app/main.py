@@ -27,6 +27,9 @@ from app.db import make_database
 from app.dispatch.dispatcher import make_dispatcher, start_in_background
 from app.dispatch.routes import replays as status_replays
 from app.dispatch.routes import router as dispatch_router
+from app.levels.metrics import SERVICE_LEVELS
+from app.levels.routes import api_router as levels_api_router
+from app.levels.routes import portal_router as levels_portal_router
 from app.observability import LatencyMiddleware, configure_logging, configure_metrics
 from app.ops.routes import router as ops_router
 from app.portal.routes import router as portal_router
@@ -59,6 +62,7 @@ def create_app(
     settings = sandboxes.settings
     configure_metrics(client_labels=settings.metrics_client_labels)
     database = make_database(settings.database_url)
+    SERVICE_LEVELS.attach(database, clock)
     flows = FlowStore()
     console = make_console(settings, database, flows, clock)
     calls = CallService(flows, listeners=[console.recorder])
@@ -115,6 +119,8 @@ def create_app(
     app.include_router(api_router)
     app.include_router(docs_router)
     app.include_router(portal_router)
+    app.include_router(levels_api_router)
+    app.include_router(levels_portal_router)
     app.include_router(console_router)
     app.include_router(console_phone_router)
     return app

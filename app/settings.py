@@ -62,6 +62,12 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def webhooks_may_reach_this_machine(self) -> bool:
+        """Webhooks to loopback (plain http:// too): in development and the sandbox only, for
+        a developer's or a test's local receiver. Private addresses are refused everywhere."""
+        return self.environment == "development" or self.sandbox == "on"
+
+    @property
     def wants_twilio_sandbox(self) -> bool:
         """Texts and calls go to the local stand-in for Twilio (app/telephony/sandbox)."""
         if self.sandbox != "auto":

@@ -42,11 +42,14 @@ VOICE = b"ID3 Harbour's caller, recorded"
 
 @dataclass(frozen=True)
 class World:
-    """Client A (Harbour Plumbing) has a message, on a call, with a recording; so has B."""
+    """Client A (Harbour Plumbing) has a message, on a call, with a recording, and two webhook
+    endpoints (one for the API to remove, one for the portal); so has B."""
 
     message: int
     sid: str
     b_message: int
+    endpoint: int
+    other_endpoint: int
 
 
 Kind = Literal["thing", "list", "own"]
@@ -55,12 +58,15 @@ Kind = Literal["thing", "list", "own"]
 @dataclass(frozen=True)
 class Try:
     """How to try a route against client A: `thing` names one of A's things (another client
-    gets 404); `list` lists the caller's messages; `own` shows the caller's own client."""
+    gets 404); `list` lists the caller's own things; `own` shows or adds to the caller's own
+    client. `ok`: the status the route answers its own client with, when not the usual (200;
+    303 for a portal form)."""
 
     kind: Kind
     params: Callable[[World], dict[str, Any]] = lambda world: {}
     json: dict[str, Any] | None = None
-    form: dict[str, str] = field(default_factory=dict)
+    form: dict[str, str | list[str]] = field(default_factory=dict)
+    ok: int | None = None
 
 
 def message(world: World) -> dict[str, Any]:
@@ -69,6 +75,18 @@ def message(world: World) -> dict[str, Any]:
 
 def call(world: World) -> dict[str, Any]:
     return {"sid": world.sid}
+
+
+def endpoint(world: World) -> dict[str, Any]:
+    return {"endpoint_id": world.endpoint}
+
+
+def other_endpoint(world: World) -> dict[str, Any]:
+    return {"endpoint_id": world.other_endpoint}
+
+
+# A public address, so no DNS is needed; "Bright" in it shows Bright's own answer came back.
+NEW_HOOK = "https://93.184.216.34/Bright-or-whoever"
 
 
 ROUTES: dict[tuple[str, str], Try] = {
@@ -90,6 +108,17 @@ ROUTES: dict[tuple[str, str], Try] = {
         "thing", message, form={"action": "close", "note": "done"}
     ),
     ("GET", "/portal/messages/{message_id}/recording"): Try("thing", message),
+    ("GET", "/api/v1/webhooks"): Try("list"),
+    ("POST", "/api/v1/webhooks"): Try("own", json={"url": NEW_HOOK}, ok=201),
+    ("GET", "/api/v1/webhooks/{endpoint_id}"): Try("thing", endpoint),
+    ("DELETE", "/api/v1/webhooks/{endpoint_id}"): Try("thing", endpoint, ok=204),
+    ("GET", "/api/v1/service-levels"): Try("own"),
+    ("GET", "/portal/service-levels"): Try("own"),
+    ("GET", "/portal/webhooks"): Try("list"),
+    ("POST", "/portal/webhooks"): Try("own", form={"url": NEW_HOOK}, ok=200),
+    ("POST", "/portal/webhooks/{endpoint_id}/delete"): Try(
+        "thing", other_endpoint, form={"confirm": "yes"}
+    ),
 }
 
 A_SECRETS = (HARBOUR_CALLER, "Harbour", "harbour", "Kim-of-Harbour")
@@ -116,8 +145,8 @@ class Visitor:
         entry = ROUTES[(method, path)]
         url = path.format(**entry.params(world))
         response: httpx.Response
-        if method == "GET":
-            response = self.http.get(url, headers=self.headers, follow_redirects=False)
+        if method in ("GET", "DELETE"):
+            response = self.http.request(method, url, headers=self.headers, follow_redirects=False)
         elif entry.json is not None:
             response = self.http.post(
                 url, json=entry.json, headers=self.headers, follow_redirects=False
@@ -151,7 +180,14 @@ def world(clients: Clients, fake_twilio: FakeTwilio, load_client: Callable[[str]
     )
     with transaction(clients.sessions) as session:  # A's read log has a read of A's message
         log_reads(session, [a], Reader("Kim-of-Harbour's doctor"), "portal", clients.clock())
-    return World(a, clients.call_sid(a), b)
+    clients.webhook("bright-dental", "https://hooks.bright.test/Bright")
+    return World(
+        a,
+        clients.call_sid(a),
+        b,
+        clients.webhook("harbour-plumbing", "https://hooks.harbour.test/Harbour-api"),
+        clients.webhook("harbour-plumbing", "https://hooks.harbour.test/Harbour-portal"),
+    )
 
 
 def browser(app: FastAPI, email: str | None = None) -> Visitor:
@@ -215,10 +251,14 @@ def test_another_client_finds_nothing_of_a_clients_and_changes_nothing(
             if kind == "thing":
                 assert response.status_code == 404, (who, method, path)
             else:
-                assert response.status_code == 200, (who, method, path)
+                ok = ROUTES[(method, path)].ok
+                assert response.status_code == (ok if kind == "own" and ok else 200), (
+                    who, method, path,
+                )  # fmt: skip
                 assert "Bright" in response.text or "Bo-of-Bright" in response.text
 
     assert clients.message(world.message).status == "new"
+    assert clients.webhook_ids("harbour-plumbing") == [world.endpoint, world.other_endpoint]
     assert clients.message(world.message).acknowledged_by is None
     assert fake_twilio.requests == []  # A's recording was never even fetched
 
@@ -227,13 +267,13 @@ def test_the_client_itself_gets_through_every_route(
     app: FastAPI, world: World, visitors: dict[str, Visitor]
 ) -> None:
     """The control: the checks above would pass for a route that turned everyone away."""
-    for method, path in sorted(guarded_routes(app), key=lambda route: route[0]):  # GETs first
+    order = {"GET": 0, "POST": 1, "DELETE": 2}  # look before changing; remove last
+    for method, path in sorted(guarded_routes(app), key=lambda route: order[route[0]]):
         who = "A's user" if path.startswith("/portal") else "A's key"
         response = visitors[who].attempt(method, path, world)
-        if method == "POST" and path.startswith("/portal"):
-            assert response.status_code == 303, (method, path)
-        else:
-            assert response.status_code == 200, (method, path, response.text[:200])
+        usual = 303 if method == "POST" and path.startswith("/portal") else 200
+        expected = ROUTES[(method, path)].ok or usual
+        assert response.status_code == expected, (method, path, response.text[:200])
         if method == "GET":
             shown = VOICE in response.content or any(s in response.text for s in A_SECRETS)
             assert shown, (method, path)

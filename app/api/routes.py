@@ -15,6 +15,7 @@ from fastapi.security import HTTPBearer
 from app.accounts.deps import ApiCaller
 from app.api.export import csv_lines
 from app.api.schemas import CloseRequest, MessagePage
+from app.api.webhooks import router as webhooks_router
 from app.db import Database, Work
 from app.deps import DatabaseDep, FlowsDep, Now, SettingsDep
 from app.flows.schema import Urgency
@@ -53,6 +54,7 @@ router = APIRouter(
         404: {"description": "No such thing among the caller's own: another client's is 404 too"},
     },
 )
+router.include_router(webhooks_router)
 T = TypeVar("T")
 EXPORT_PAGE = 500
 NOT_FOUND = (MessageNotFoundError, CallNotFoundError, NoRecordingError, NoClientError)

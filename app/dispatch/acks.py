@@ -80,9 +80,31 @@ def acknowledge(
     ).rowcount
     add_event(session, message.id, "acknowledged", now, by=by, via=via, cancelled=cancelled)
     _tell_the_others(session, flows, message, ref, told_as or by, contact, now)
-    message_event(session, message, "message.acknowledged", now)
+    # Escalated again (an overdue call back), it is acknowledged again: a second event.
+    lap = session.scalar(select(Escalation.lap).where(Escalation.message_id == message.id))
+    message_event(session, message, "message.acknowledged", now, key=f"lap{lap}" if lap else None)
     log.info("message_acknowledged", extra={"message_id": message.id, "via": via})
     return Acknowledgement(message.id, ref, first=True, by=by)
+
+
+def record_called_back(
+    session: Session,
+    message: Message,
+    *,
+    by: str,
+    via: str,
+    now: dt.datetime,
+    note: str | None = None,
+    kind: str = "called_back",
+    **detail: object,
+) -> None:
+    """Someone called the caller back: on the timeline (each time), on the message (the first
+    time: who and when), and owed to the client's webhooks. A promised call back's deadline
+    is then met, so it never re-escalates."""
+    if message.called_back_at is None:
+        message.called_back_at, message.called_back_by = now, by
+    add_event(session, message.id, kind, now, by=by, via=via, note=note, **detail)
+    message_event(session, message, "message.called_back", now, key=f"{now:%Y%m%dT%H%M%S%f}")
 
 
 def _tell_the_others(

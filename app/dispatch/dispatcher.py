@@ -1,6 +1,7 @@
 """The dispatcher: a short list of modules run whenever woken, and at least once a second.
 
 - `FireEscalations` moves each unacknowledged message to its policy's next step when it is due.
+- `ReescalateOverdueCallbacks` escalates a message again when its promised call back is overdue.
 - `SendDeliveries` claims due deliveries under a lease, sends them through the senders, and
   records the provider's id or the error (retry with backoff, or fail over).
 - `SendWebhooks` (app/webhooks) posts events to clients' own systems, signed, with retries.
@@ -33,6 +34,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.clients.flows import FlowStore
 from app.db import Database
 from app.dispatch import outbox
+from app.dispatch.callbacks import ReescalateOverdueCallbacks
 from app.dispatch.escalations import FireEscalations
 from app.dispatch.links import Links
 from app.dispatch.replay import ReplaySpool
@@ -107,7 +109,11 @@ class Dispatcher:
         self.sending = SendDeliveries(
             self.database, self.flows, self.senders, self.links, self.lease
         )
-        notifying: list[Module] = [FireEscalations(self.database, self.flows), self.sending]
+        notifying: list[Module] = [
+            FireEscalations(self.database, self.flows),
+            ReescalateOverdueCallbacks(self.database, self.flows),
+            self.sending,
+        ]
         self.modules = [
             *([self.spool] if self.spool is not None else []),
             *(notifying if self.notify else []),
@@ -215,7 +221,8 @@ def make_dispatcher(
         database, flows, make_senders(settings), links, clock, spool=spool, notify=notify,
         lease=lease_for(settings.twilio_timeout),
     )  # fmt: skip
-    dispatcher.add(SendWebhooks(database, flows, make_http(), outbox.queue_notice))
+    local_ok = settings.webhooks_may_reach_this_machine
+    dispatcher.add(SendWebhooks(database, flows, make_http(), outbox.queue_notice, local_ok))
     wake_on_commit(database.sessions, dispatcher.waker)
     return dispatcher
 

@@ -75,7 +75,7 @@ class FireEscalations:
         if position is None:
             self._give_up(session, escalation, message, flow, now)
             return
-        queued = outbox.queue_step(session, message, flow, urgency, position, now)
+        queued = outbox.queue_step(session, message, flow, urgency, position, now, escalation.lap)
         escalation.round, escalation.step = position.round, position.step
         escalation.next_at = now + wait_after(policy, position) if queued else now
         add_event(session, message.id, "escalated", now,

@@ -94,10 +94,14 @@ class EscalationState(StrEnum):
 
 
 class Escalation(Base):
-    """Where one message is in its client's escalation policy, and when the next step is due."""
+    """Where one message is in its client's escalation policy, and when the next step is due;
+    and, when the client promises callers a call back, when that falls due."""
 
     __tablename__ = "escalations"
-    __table_args__ = (Index("ix_escalations_due", "state", "next_at"),)
+    __table_args__ = (
+        Index("ix_escalations_due", "state", "next_at"),
+        Index("ix_escalations_callback_due", "callback_due_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), unique=True)
@@ -106,6 +110,11 @@ class Escalation(Base):
     step: Mapped[int] = mapped_column(default=0)
     next_at: Mapped[dt.datetime | None]
     state: Mapped[str] = mapped_column(String(16), default=EscalationState.active)
+    # 0: the first run through the policy; 1: run again because the call back was overdue.
+    lap: Mapped[int] = mapped_column(default=0, server_default="0")
+    # The promised call back's deadline; cleared by whoever handles it, so it fires once.
+    callback_due_at: Mapped[dt.datetime | None]
+    callback_missed_at: Mapped[dt.datetime | None]
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from app.clients.flows import FlowStore
 from app.clients.models import Contact
 from app.dispatch import texts
+from app.dispatch.acks import record_called_back
 from app.dispatch.inbound import (
     DeliveryNotFoundError,
     Standing,
@@ -235,8 +236,8 @@ def _connect(
         spoken = texts.CALL_NO_NUMBER if standing.verdict is Verdict.yours else _spoken(standing)
         return render_goodbye(spoken, call.flow.speech)
     if first_time(session, f"{turn.call_sid}:caller_called_back"):
-        detail = {"by": call.who, "delivery": call.delivery.id}
-        add_event(session, call.message.id, "caller_called_back", now, **detail)
+        record_called_back(session, call.message, by=call.who, via="voice", now=now,
+                           kind="caller_called_back", delivery=call.delivery.id)  # fmt: skip
     return render_connect(texts.CALL_CONNECTING, call.flow.numbers[0], number, call.flow.speech)
 
 

@@ -24,8 +24,9 @@ from app.flows.understanding import is_mobile
 from app.messages.models import MessageFacts, SavedMessage
 from app.messages.service import CallFacts, save_message
 from app.messages.timeline import add_event
+from app.oncall.callbacks import callback_due
 from app.oncall.escalation import Notification, Position, notifications_at, quiet_until, wait_after
-from app.webhooks.events import message_data, record_event
+from app.webhooks.events import taken_event
 
 log = logging.getLogger("nightdesk.dispatch")
 NOTIFY_CHANNEL = "nightdesk_dispatch"
@@ -72,19 +73,12 @@ def _taken_webhook(
     now: dt.datetime,
 ) -> None:
     """`message.taken` to the client's webhooks, in the transaction that saved it."""
-    connected = message.outcome == "connected"  # a person took the call: saved acknowledged
-    data = message_data(
-        message_id=message.id,
-        caller=message.caller,
-        urgency=message.urgency,
-        outcome=message.outcome,
-        status="acknowledged" if connected else "new",
-        answers=save.answers,
-        transcription=attachments.get("transcription"),
-        created_at=now,
-        acknowledged_at=now if connected else None,
-    )
-    record_event(session, message.client_id, "message.taken", data, f"m{message.id}:taken", now)
+    has_recording = save.recording_url or attachments.get("recording_url")
+    seconds = attachments.get("recording_seconds", save.recording_seconds)
+    taken_event(
+        session, message, save.answers, attachments.get("transcription"),
+        (seconds or 0) if has_recording else None, now,
+    )  # fmt: skip
 
 
 def start_escalation(session: Session, message: MessageFacts, flow: Flow, now: dt.datetime) -> None:
@@ -95,7 +89,12 @@ def start_escalation(session: Session, message: MessageFacts, flow: Flow, now: d
     queued = queue_step(session, message, flow, urgency, first, now)
     # Nobody reachable at this step: move on straight away rather than wait for nobody.
     next_at = now + wait_after(flow.policy_for(urgency), first) if queued else now
-    values = {"message_id": message.id, "urgency": urgency.value, "next_at": next_at}
+    values = {
+        "message_id": message.id,
+        "urgency": urgency.value,
+        "next_at": next_at,
+        "callback_due_at": callback_due(flow, urgency, now),
+    }
     insert_if_absent(session, Escalation, values, "message_id")
     wake_dispatcher(session)
 
@@ -107,8 +106,11 @@ def queue_step(
     urgency: Urgency,
     position: Position,
     now: dt.datetime,
+    lap: int = 0,
 ) -> int:
-    """The notifications one policy step owes; returns how many were queued."""
+    """The notifications one policy step owes; returns how many were queued. `lap` 1: the
+    policy run again because a promised call back was overdue (new notifications, not repeats
+    of the first run's)."""
     contacts = _contacts(session, message.client_id)
     queued = 0
     for owed in notifications_at(flow, urgency, position, now):
@@ -117,15 +119,16 @@ def queue_step(
             continue
         contact = flow.contact(owed.contact)
         due = (quiet_until(contact, flow, urgency, now) if contact else None) or now
-        if queue_notification(session, message, owed, row.id, due, now):
+        if queue_notification(session, message, owed, row.id, due, now, lap):
             queued += 1
     if queued:
         wake_dispatcher(session)
     return queued
 
 
-def notify_key(message_id: int, owed: Notification) -> str:
-    return f"m{message_id}:r{owed.round}:s{owed.step}:{owed.contact}:{owed.channel.value}"
+def notify_key(message_id: int, owed: Notification, lap: int = 0) -> str:
+    again = f"l{lap}:" if lap else ""
+    return f"m{message_id}:{again}r{owed.round}:s{owed.step}:{owed.contact}:{owed.channel.value}"
 
 
 def queue_notification(
@@ -135,11 +138,16 @@ def queue_notification(
     contact_id: int,
     due: dt.datetime,
     now: dt.datetime,
+    lap: int | None = None,
 ) -> bool:
+    """One notification, once. `lap` None: the lap the message's escalation is on (a failover
+    from a delivery, which knows its round and step but not its lap)."""
+    if lap is None:
+        lap = session.scalar(select(Escalation.lap).where(Escalation.message_id == message.id))
     inserted = _insert_delivery(
         session,
         message,
-        key=notify_key(message.id, owed),
+        key=notify_key(message.id, owed, lap or 0),
         due=due,
         now=now,
         contact_id=contact_id,

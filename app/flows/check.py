@@ -302,6 +302,13 @@ def _escalation_contacts(flow: Flow) -> Iterator[Problem]:
         if policy.fallback is not None and policy.fallback not in contact_ids:
             field = (*where, "fallback")
             yield Problem(None, field, _unknown(policy.fallback, contact_ids, "contact"))
+        first_wait = policy.steps[0].wait_minutes
+        if policy.callback_minutes is not None and policy.callback_minutes < first_wait:
+            field = (*where, "callback_minutes")
+            yield Problem(None, field, (
+                f"a call back promised within {policy.callback_minutes} minutes falls due "
+                f"before the first contact's {first_wait} minutes to acknowledge are up; "
+                f"promise at least {first_wait}"))  # fmt: skip
 
 
 def _answer_branches(flow: Flow) -> Iterator[Problem]:

@@ -206,6 +206,14 @@ class EscalationPolicy(Strict):
     steps: list[EscalationStep] = Field(default_factory=lambda: [EscalationStep()], min_length=1)
     repeat: int = Field(1, ge=0, le=10, description="Times to run the whole policy again")
     fallback: Name | None = Field(None, description="Told when nobody acknowledges")
+    callback_minutes: int | None = Field(
+        None,
+        ge=5,
+        le=7 * 24 * 60,
+        description="The call back promised to callers: minutes from when the first contact "
+        "can be told (after their quiet hours). When it passes with no call back recorded, "
+        "the message is escalated again, once",
+    )
 
 
 MIN_RETENTION_DAYS = 7

@@ -16,12 +16,13 @@ from sqlalchemy.orm import Session
 from app.accounts.service import Principal
 from app.clients.flows import FlowStore
 from app.clients.models import Client
-from app.dispatch.acks import acknowledge
+from app.dispatch.acks import acknowledge, record_called_back
 from app.inbox.queries import visible
 from app.messages.models import Message, MessageStatus
 from app.messages.queries import MessageNotFoundError, message_out
 from app.messages.schemas import MessageOut
 from app.messages.timeline import add_event
+from app.webhooks.events import message_event
 
 
 def acknowledge_message(
@@ -77,6 +78,7 @@ def close_message(
     message.status = MessageStatus.closed
     message.closed_at, message.closed_by, message.close_note = now, principal.name, note or None
     add_event(session, message.id, "closed", now, by=principal.name, via=via, note=note or None)
+    message_event(session, message, "message.closed", now)
     return _out(session, message)
 
 
@@ -90,10 +92,7 @@ def _called_back(
     now: dt.datetime,
 ) -> None:
     _acknowledge(session, flows, principal, message, via, now)
-    if message.called_back_at is None:
-        message.called_back_at = now
-    add_event(session, message.id, "called_back", now, by=principal.name, via=via,
-              note=note or None)  # fmt: skip
+    record_called_back(session, message, by=principal.name, via=via, now=now, note=note or None)
 
 
 def _acknowledge(

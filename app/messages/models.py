@@ -48,6 +48,7 @@ class Message(Base):
     acknowledged_by: Mapped[str | None] = mapped_column(String(200))
     # The client's follow-up, from the portal or the API: the caller called back, the matter closed.
     called_back_at: Mapped[dt.datetime | None]
+    called_back_by: Mapped[str | None] = mapped_column(String(200))
     closed_at: Mapped[dt.datetime | None]
     closed_by: Mapped[str | None] = mapped_column(String(200))
     close_note: Mapped[str | None] = mapped_column(Text)

@@ -18,8 +18,14 @@ class MessageNotFoundError(LookupError):
     """No such message (or, for a client, none of theirs)."""
 
 
+def recording_path(message_id: int) -> str:
+    """Where a message's recording plays through Nightdesk (Twilio's URL is never shown)."""
+    return f"/api/v1/messages/{message_id}/recording"
+
+
 def message_out(message: Message, client: str | None) -> MessageOut:
-    """A message row as the outside sees it (`messages list --json`, the API's items)."""
+    """A message row as the outside sees it (`messages list --json`, the API's items, webhook
+    events' `data`)."""
     return MessageOut(
         id=message.id,
         client=client,
@@ -29,12 +35,13 @@ def message_out(message: Message, client: str | None) -> MessageOut:
         status=message.status,
         answers=message.answers,
         transcription=message.transcription,
-        recording_url=message.recording_url,
+        recording_url=recording_path(message.id) if message.recording_url else None,
         recording_seconds=message.recording_seconds,
         created_at=as_utc(message.created_at),
         acknowledged_at=as_utc(message.acknowledged_at) if message.acknowledged_at else None,
         acknowledged_by=message.acknowledged_by,
         called_back_at=_utc(message.called_back_at),
+        called_back_by=message.called_back_by,
         closed_at=_utc(message.closed_at),
         closed_by=message.closed_by,
         close_note=message.close_note,

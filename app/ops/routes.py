@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 
 from fastapi import APIRouter, Request, Response
@@ -56,7 +57,9 @@ async def metrics(request: Request) -> Response:
     token: str = request.app.state.settings.metrics_token
     if token and not bearer_matches(request.headers.get("authorization", ""), token):
         return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
-    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+    # Off the event loop: some figures (service levels) are read from the database.
+    body = await asyncio.to_thread(generate_latest, REGISTRY)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
 def bearer_matches(authorization: str, token: str) -> bool:

@@ -29,9 +29,11 @@ from app.portal.views import (
     read_where,
     timeline_line,
 )
+from app.portal.webhooks import router as webhooks_router
 from app.web.pages import render
 
 router = APIRouter(prefix="/portal", include_in_schema=False)
+router.include_router(webhooks_router)
 MessageId = Annotated[int, Path(ge=1, le=MAX_ID)]
 NOT_FOUND = (MessageNotFoundError, NoRecordingError, NoClientError)
 

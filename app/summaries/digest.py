@@ -44,6 +44,8 @@ class Entry:
     acknowledged_by: str | None
     acknowledged_at: dt.datetime | None
     link: str  # the message in the portal
+    called_back_by: str | None = None
+    called_back_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -133,16 +135,24 @@ def _notified(entry: Entry) -> str | None:
 
 
 def _standing(entry: Entry, zone: ZoneInfo) -> str:
-    """Who has it, or that nobody does yet. Whether the caller has been called back is not
-    recorded yet; when messages carry it, it belongs here."""
+    """Who has it, or that nobody does yet; then whether the caller has been called back."""
     if entry.acknowledged_by and entry.acknowledged_at:
         taken = f"Taken by {entry.acknowledged_by} at {local(entry.acknowledged_at, zone)}"
-        return taken + (", closed" if entry.status == "closed" else "")
-    if entry.status == "closed":
-        return "Closed"
-    if entry.status == "unacknowledged":
-        return "Nobody took it: every contact was tried"
-    return "Not taken by anyone yet"
+    elif entry.status == "unacknowledged":
+        taken = "Nobody took it: every contact was tried"
+    elif entry.status == "closed":
+        taken = "Closed"
+    else:
+        taken = "Not taken by anyone yet"
+    if entry.outcome == "connected":  # a person answered the caller: nobody owes a call back
+        back = ""
+    elif entry.called_back_at:
+        by = f" by {entry.called_back_by}" if entry.called_back_by else ""
+        back = f"called back{by} at {local(entry.called_back_at, zone)}"
+    else:
+        back = "not called back yet"
+    closed = ", closed" if entry.status == "closed" and taken != "Closed" else ""
+    return "; ".join(part for part in (taken + closed, back) if part)
 
 
 def _label(entry: Entry) -> str:

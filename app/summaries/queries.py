@@ -112,6 +112,8 @@ def _entry(message: Message, client: str, reached: dict[str, list[str]], portal:
         acknowledged_by=message.acknowledged_by,
         acknowledged_at=as_utc(message.acknowledged_at) if message.acknowledged_at else None,
         link=f"{portal}/portal/messages/{message.id}",
+        called_back_by=message.called_back_by,
+        called_back_at=as_utc(message.called_back_at) if message.called_back_at else None,
     )
 
 

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.db import make_engine, make_session_factory, transaction
 from app.settings import get_settings
 from app.timeutil import utcnow
+from app.webhooks.destinations import RefusedUrlError, destination
 from app.webhooks.failures import EVENTS
 from app.webhooks.service import (
     WebhookError,
@@ -42,9 +43,16 @@ def webhooks_add(
 ) -> None:
     """Send CLIENT's events to URL, signed; prints the signing secret alone on the last line:
     it is shown only once."""
+    unknown = [e for e in event or [] if e not in EVENTS]
+    if unknown:  # before resolving the URL's name, which may take a while
+        raise _fail("add", WebhookError(f"unknown event {unknown[0]!r} ({', '.join(EVENTS)})"))
+    try:
+        checked = destination(url, local_ok=get_settings().webhooks_may_reach_this_machine)
+    except RefusedUrlError as exc:
+        raise _fail("add", WebhookError(str(exc))) from None
     try:
         with transaction(_sessions()) as session:
-            endpoint_id, secret = add_endpoint(session, client, url, event or [], utcnow())
+            endpoint_id, secret = add_endpoint(session, client, checked, event or [], utcnow())
     except WebhookError as exc:
         raise _fail("add", exc) from None
     which = ", ".join(event) if event else "every event"

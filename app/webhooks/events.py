@@ -1,5 +1,7 @@
 """Owing an event to each of a client's webhook endpoints, in the transaction of the change it
-reports: a message saved owes `message.taken`, an acknowledgement `message.acknowledged`.
+reports: a message saved owes `message.taken`, an acknowledgement `message.acknowledged`, a
+call back recorded `message.called_back`, closing it `message.closed`. Each event's `data` is
+the message as the API shows it (`message_out`): one outside shape, with no Twilio URL in it.
 
 The body follows the Standard Webhooks shape: `{"type", "timestamp", "data"}`.
 """
@@ -17,7 +19,9 @@ from sqlalchemy.orm import Session
 
 from app.clients.models import Client
 from app.db import insert_if_absent
-from app.messages.models import Message
+from app.messages.models import Message, SavedMessage
+from app.messages.queries import message_out, recording_path
+from app.messages.schemas import MessageOut
 from app.timeutil import as_utc
 from app.webhooks.models import WebhookDelivery, WebhookEndpoint
 
@@ -67,50 +71,46 @@ def record_event(
     return owed
 
 
-def message_data(
-    *,
-    message_id: int,
-    caller: str,
-    urgency: str,
-    outcome: str,
-    status: str,
+def message_event(
+    session: Session, message: Message, event_type: str, now: dt.datetime, key: str | None = None
+) -> int:
+    """Owe an event about a stored message (acknowledged, called back, closed), its `data` the
+    shape the API gives the message. `key` tells repeats of the same kind apart (each call back
+    recorded is an event); by default the kind happens once per message."""
+    data = message_out(message, None).model_dump(mode="json")
+    name = event_type.removeprefix("message.")
+    what = f"m{message.id}:{name}" + (f":{key}" if key else "")
+    return record_event(session, message.client_id, event_type, data, what, now)
+
+
+def taken_event(
+    session: Session,
+    message: SavedMessage,
     answers: Mapping[str, Any],
     transcription: str | None,
-    created_at: dt.datetime,
-    acknowledged_by: str | None = None,
-    acknowledged_at: dt.datetime | None = None,
-) -> dict[str, Any]:
-    """A message as an event's `data`: the fields the API's messages have."""
-    return {
-        "id": message_id,
-        "caller": caller,
-        "urgency": urgency,
-        "outcome": outcome,
-        "status": status,
-        "answers": dict(answers),
-        "transcription": transcription,
-        "created_at": _iso(created_at),
-        "acknowledged_by": acknowledged_by,
-        "acknowledged_at": _iso(acknowledged_at) if acknowledged_at else None,
-    }
-
-
-def message_event(session: Session, message: Message, event_type: str, now: dt.datetime) -> int:
-    """Owe an event about a stored message (acknowledged, called back, closed)."""
-    data = message_data(
-        message_id=message.id,
+    recording_seconds: int | None,
+    now: dt.datetime,
+) -> int:
+    """Owe `message.taken` for a message just inserted (not loaded back: this is a voice
+    turn's hot path), shaped as `message_out` would shape its row."""
+    connected = message.outcome == "connected"  # a person took the call: saved acknowledged
+    data = MessageOut(
+        id=message.id,
+        client=None,
         caller=message.caller,
         urgency=message.urgency,
         outcome=message.outcome,
-        status=message.status,
-        answers=message.answers,
-        transcription=message.transcription,
-        created_at=as_utc(message.created_at),
-        acknowledged_by=message.acknowledged_by,
-        acknowledged_at=message.acknowledged_at,
-    )
-    name = event_type.removeprefix("message.")
-    return record_event(session, message.client_id, event_type, data, f"m{message.id}:{name}", now)
+        status="acknowledged" if connected else "new",
+        answers=dict(answers),
+        transcription=transcription,
+        recording_url=recording_path(message.id) if recording_seconds is not None else None,
+        recording_seconds=recording_seconds,
+        created_at=now,
+        acknowledged_at=now if connected else None,
+        acknowledged_by=None,
+    ).model_dump(mode="json")
+    key = f"m{message.id}:taken"
+    return record_event(session, message.client_id, "message.taken", data, key, now)
 
 
 def _iso(at: dt.datetime) -> str:

@@ -38,26 +38,75 @@ def delivered(status: int) -> bool:
     return 200 <= status < 300
 
 
-def url_problem(url: str) -> str | None:
-    """Why this URL can't receive webhooks, or None: HTTPS, or plain HTTP to this machine only
-    (for trying it out and for tests)."""
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def url_problem(url: str, *, local_ok: bool) -> str | None:
+    """Why this URL can't receive webhooks, or None: HTTPS to a public address. `local_ok`
+    (development and the sandbox only): plain HTTP to this machine too, for trying it out and
+    for tests' receivers. A host name is checked again once resolved (`addresses_problem`)."""
     parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        return f"not a valid port in {url!r}"
     if parts.scheme not in ("https", "http") or not parts.hostname:
         return f"not an https:// URL: {url!r}"
-    if parts.scheme == "http" and not _loopback(parts.hostname):
-        return "use https:// (plain http:// only to this machine, for trying it out)"
     if parts.username or parts.password:
         return "put no credentials in the URL: receivers check our signature instead"
+    literal = _literal(parts.hostname)
+    local = parts.hostname == "localhost" or (literal is not None and _local(literal))
+    if parts.scheme == "http" and not (local_ok and local):
+        return "use https://"
+    if literal is not None:
+        return addresses_problem(parts.hostname, [literal], local_ok=local_ok)
+    if parts.hostname == "localhost" and not local_ok:
+        return addresses_problem(
+            parts.hostname, [ipaddress.ip_address("127.0.0.1")], local_ok=False
+        )
     return None
 
 
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
+def addresses_problem(host: str, addresses: list[IPAddress], *, local_ok: bool) -> str | None:
+    """Why a host that resolves to `addresses` can't receive webhooks, or None: every one of
+    them must be a public address, or it could reach into a private network (ours, or the
+    cloud's metadata service). Checked at registration and before every delivery, so a name
+    that later resolves somewhere private (DNS rebinding) is refused too."""
+    if not addresses:
+        return f"{host} does not resolve to any address"
+    for address in addresses:
+        if _local(address):
+            if not local_ok:
+                return f"{host} is this machine ({address}): use a public https:// URL"
+        elif not _public(address):
+            return (
+                f"{host} resolves to {address}, a private, link-local or reserved address: "
+                "webhooks go to public addresses only"
+            )
+    return None
+
+
+def _unmapped(address: IPAddress) -> IPAddress:
+    """::ffff:10.0.0.1 is 10.0.0.1."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def _local(address: IPAddress) -> bool:
+    return _unmapped(address).is_loopback
+
+
+def _public(address: IPAddress) -> bool:
+    plain = _unmapped(address)
+    return plain.is_global and not plain.is_multicast
+
+
+def _literal(host: str) -> IPAddress | None:
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(host)
     except ValueError:
-        return False
+        return None
 
 
 def paused_notice(client: str, url: str, since: dt.datetime, error: str | None) -> tuple[str, str]:

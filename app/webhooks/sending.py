@@ -1,5 +1,7 @@
 """The dispatcher's webhooks module: claim due events under a lease, POST them signed, record.
 
+Each URL is resolved and checked before every attempt, and the request goes to the address that
+was checked (`destinations.py`): a private address is refused, as at registration.
 Signed per the Standard Webhooks spec with its own library: `webhook-id` (the event's id, the
 same on every retry), `webhook-timestamp` (seconds), `webhook-signature: v1,<base64 HMAC-SHA256
 of "id.timestamp.body">`. A refusal is retried on the spec's schedule (`failures.py`); a URL
@@ -23,6 +25,7 @@ from app.clients.flows import FlowStore
 from app.clients.models import Client
 from app.db import Database
 from app.timeutil import as_utc
+from app.webhooks.destinations import RefusedUrlError, Resolver, destination, resolve
 from app.webhooks.failures import after_failure, delivered, paused_notice
 from app.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookStatus
 
@@ -69,6 +72,8 @@ class SendWebhooks:
     flows: FlowStore
     http: httpx.Client
     queue_email: QueueEmail
+    local_ok: bool = False  # loopback receivers: development and the sandbox only
+    resolver: Resolver = resolve
     name: str = "webhooks"
     _pool: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(POSTS, thread_name_prefix="webhook"),
@@ -96,8 +101,15 @@ class SendWebhooks:
             "webhook-timestamp": str(int(now.timestamp())),
             "webhook-signature": signature,
         }
+        try:  # checked again at each delivery: the name may resolve somewhere else by now
+            checked = destination(post.url, local_ok=self.local_ok, resolver=self.resolver)
+        except RefusedUrlError as exc:
+            return _Result(None, f"refused: {exc}"[:500])
+        url, host, extensions = checked.pinned()
         try:
-            response = self.http.post(post.url, content=post.body.encode(), headers=headers)
+            response = self.http.post(
+                url, content=post.body.encode(), headers={**headers, **host}, extensions=extensions
+            )
         except httpx.HTTPError as exc:
             return _Result(None, f"{type(exc).__name__}: {exc}"[:500])
         if delivered(response.status_code):

@@ -290,3 +290,18 @@ def test_a_client_with_no_opening_hours_says_when_its_summary_goes() -> None:
     found = problems(TAKE_MESSAGE, top="summary: {recipients: [office]}\n")
     assert [p.field for p in found] == [("summary",)]
     assert problems(TAKE_MESSAGE, top="summary: {at: '07:30', recipients: [office]}\n") == []
+
+
+def test_a_call_back_promised_before_the_first_contact_has_had_time_to_answer_is_refused() -> None:
+    found = problems(
+        TAKE_MESSAGE,
+        top="""
+        escalation:
+          steps: [{notify: on_call, wait_minutes: 15}]
+          callback_minutes: 10
+        escalation_by_urgency:
+          emergency: {steps: [{notify: sam, wait_minutes: 5}], callback_minutes: 30}
+        """,
+    )
+    assert [p.field for p in found] == [("escalation", "callback_minutes")]
+    assert "promise at least 15" in found[0].message

@@ -125,6 +125,7 @@ def test_acknowledging_calling_back_and_closing_go_on_the_timeline_with_who_did_
 
     assert "nobody else will be paged about it" in acknowledged.text
     assert "Your call back is recorded." in called.text
+    assert "by Hana Owner, Thu 26 Nov 2026, 02:20" in called.text
     assert "The message is closed." in closed.text
     row = clients.message(message)
     assert (row.status, row.acknowledged_by, row.closed_by) == (
@@ -132,6 +133,7 @@ def test_acknowledging_calling_back_and_closing_go_on_the_timeline_with_who_did_
         "Hana Owner",
         "Hana Owner",
     )
+    assert row.called_back_by == "Hana Owner"
     assert row.called_back_at is not None
     assert row.called_back_at.replace(tzinfo=dt.UTC) == dt.datetime(
         2026, 11, 26, 2, 20, tzinfo=dt.UTC

@@ -6,7 +6,9 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from ipaddress import ip_address
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import select
@@ -22,6 +24,9 @@ from app.flows.engine import SaveMessage
 from app.flows.schema import Urgency
 from app.messages.models import Message
 from app.messages.service import recording_fields
+from app.webhooks.destinations import Destination
+from app.webhooks.models import WebhookEndpoint
+from app.webhooks.service import add_endpoint
 from tests.clock import FakeClock
 
 HARBOUR = """
@@ -115,6 +120,23 @@ class Clients:
         """A new key for the client, as `nightdesk api-keys create` makes one."""
         with transaction(self.sessions) as session:
             return create_api_key(session, client, "tests", self.clock())[1]
+
+    def webhook(self, client: str, url: str) -> int:
+        """An endpoint for the client, as if `url`'s host had resolved to a public address."""
+        checked = Destination(url, urlsplit(url).hostname or "", ip_address("93.184.216.34"))
+        with transaction(self.sessions) as session:
+            return add_endpoint(session, client, checked, [], self.clock())[0]
+
+    def webhook_ids(self, client: str) -> list[int]:
+        with self.sessions() as session:
+            return list(
+                session.scalars(
+                    select(WebhookEndpoint.id)
+                    .join(Client, Client.id == WebhookEndpoint.client_id)
+                    .where(Client.slug == client)
+                    .order_by(WebhookEndpoint.id)
+                )
+            )
 
     def call_sid(self, message_id: int) -> str:
         """The CallSid of the call the message was taken on."""

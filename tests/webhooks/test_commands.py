@@ -22,11 +22,12 @@ def command_env(
 
 
 def test_adding_a_webhook_shows_its_secret_once_and_the_list_never_does() -> None:
+    # An address, not a name: these machines have no DNS, and a name is resolved and checked.
     code, output = nightdesk(
         "webhooks",
         "add",
         "acme-plumbing",
-        "https://hooks.acme.example/nd",
+        "https://93.184.216.34/nd",
         "--event",
         "message.taken",
         "--event",
@@ -36,14 +37,14 @@ def test_adding_a_webhook_shows_its_secret_once_and_the_list_never_does() -> Non
     lines = output.strip().splitlines()
     assert lines[0] == (
         "webhook 1 for acme-plumbing: message.taken, message.acknowledged "
-        "to https://hooks.acme.example/nd"
+        "to https://93.184.216.34/nd"
     )
     secret = lines[-1]
     assert secret.startswith("whsec_")
 
     code, output = nightdesk("webhooks", "list")
     assert code == 0
-    assert "https://hooks.acme.example/nd" in output
+    assert "https://93.184.216.34/nd" in output
     assert "active" in output
     assert "message.acknowledged,message.taken" in output
     assert "whsec_" not in output
@@ -56,6 +57,7 @@ def test_adding_a_webhook_shows_its_secret_once_and_the_list_never_does() -> Non
         ("https://user:pw@hooks.acme.example/", "message.taken", "no credentials in the URL"),
         ("https://hooks.acme.example/nd", "message.eaten", "unknown event 'message.eaten'"),
         ("ftp://hooks.acme.example/", "message.taken", "not an https:// URL"),
+        ("https://10.0.0.7/nd", "message.taken", "private, link-local or reserved"),
     ],
 )
 def test_a_webhook_that_cannot_work_is_refused_with_the_reason(
