@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import getpass
 import json
 import os
 import shutil
@@ -38,8 +39,10 @@ from app.dispatch.dispatcher import listen_for_work, make_dispatcher
 from app.flows.check import most_menus_before_message
 from app.flows.jsonschema import flow_json_schema
 from app.flows.loader import LoadedFlow, load_flows
+from app.flows.pins import BadPinError, hash_pin
 from app.flows.rota import next_handoffs, who_is_on_call
 from app.messages.queries import MessageNotFoundError, list_messages
+from app.messages.reads import Reader, log_reads
 from app.observability import configure_logging
 from app.records.cli import messages_verify, purge
 from app.records.dispatcher import add_retention
@@ -315,6 +318,17 @@ def flows_schema(
         output.write_text(text)
 
 
+@flows_app.command("pin")
+def flows_pin() -> None:
+    """Read a PIN (4 to 8 digits) on stdin; print the line a flow file's `pin:` takes."""
+    pin = sys.stdin.readline().strip()
+    try:
+        typer.echo(hash_pin(pin))
+    except BadPinError as exc:
+        typer.echo(f"nightdesk: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
 # --- trying calls -----------------------------------------------------------------------------
 
 
@@ -499,6 +513,8 @@ def messages_list(
     """Messages, newest first."""
     with transaction(_sessions(get_settings())) as session:
         rows = list_messages(session, client)
+        # Each message shown is a read: logged for clients in privacy mode (the read log).
+        log_reads(session, [row.id for row in rows], _operator(), "cli", utcnow())
     if as_json:
         typer.echo(json.dumps([row.model_dump(mode="json") for row in rows], indent=2))
         return
@@ -521,6 +537,7 @@ def messages_show(message_id: int) -> None:
         except MessageNotFoundError as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(1) from None
+        log_reads(session, [message_id], _operator(), "cli", utcnow())  # a read, as above
     typer.echo(f"Message #{detail.id} for {detail.client or '(no client)'}, from {detail.caller}")
     typer.echo(f"  {detail.urgency}, {detail.outcome}, {detail.status}")
     for name, value in detail.answers.items():
@@ -533,6 +550,11 @@ def messages_show(message_id: int) -> None:
     for entry in detail.timeline:
         fields = ", ".join(f"{k}={v}" for k, v in entry.detail.items() if v is not None)
         typer.echo(f"  {entry.at:%H:%M:%S} {entry.source:<7} {entry.kind:<16} {fields}")
+
+
+def _operator() -> Reader:
+    """The read log's name for whoever runs the command: their login name on this machine."""
+    return Reader(f"operator {getpass.getuser()}")
 
 
 @messages_app.command("ack")

@@ -5,7 +5,7 @@ from app.calls.models import Call, CallEvent
 from app.clients.models import Client, Contact, FlowVersion, PhoneNumber
 from app.console.models import Presence, QueueEntry
 from app.dispatch.models import Delivery, Escalation, ProviderEvent
-from app.messages.models import Message, MessageEvent
+from app.messages.models import Message, MessageEvent, MessageRead
 from app.records.models import RecordingDeletion
 from app.summaries.models import Summary
 from app.webhooks.models import WebhookDelivery, WebhookEndpoint
@@ -22,6 +22,7 @@ __all__ = [
     "FlowVersion",
     "Message",
     "MessageEvent",
+    "MessageRead",
     "PhoneNumber",
     "Presence",
     "ProviderEvent",

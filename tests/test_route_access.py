@@ -26,7 +26,10 @@ from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 
 from app.accounts.models import Role
+from app.db import transaction
+from app.flows.pins import hash_pin
 from app.main import create_app
+from app.messages.reads import Reader, log_reads
 from app.settings import Settings
 from app.telephony.sandbox.fake_twilio import FakeTwilio
 from app.telephony.sandbox.services import start_sandboxes
@@ -34,11 +37,15 @@ from tests.accounts.conftest import AddPerson, form_token, sign_in
 from tests.accounts.conftest import add_person as add_person
 from tests.clock import FakeClock
 from tests.conftest import PUBLIC_URL
-from tests.support.clients import HARBOUR_CALLER, Clients, bearer
+from tests.support.clients import BRIGHT, HARBOUR, HARBOUR_CALLER, Clients, bearer
 from tests.support.clients import clients as clients
 
 GUARDED = ("/api/v1", "/portal")
 STAFF_ONLY = ("/sandbox",)
+PRIVATE = f"""
+    privacy:
+      pin: "{hash_pin("2468", salt=bytes(16))}"
+"""
 VOICE = b"ID3 Harbour's caller, recorded"
 
 
@@ -97,6 +104,7 @@ ROUTES: dict[tuple[str, str], Try] = {
     ("GET", "/api/v1/messages/{message_id}"): Try("thing", message),
     ("GET", "/api/v1/messages/{message_id}/recording"): Try("thing", message),
     ("GET", "/api/v1/messages/{message_id}/verify"): Try("thing", message),
+    ("GET", "/api/v1/messages/{message_id}/reads"): Try("thing", message),
     ("POST", "/api/v1/messages/{message_id}/acknowledge"): Try("thing", message),
     ("POST", "/api/v1/messages/{message_id}/close"): Try(
         "thing", message, json={"note": "done", "called_back": True}
@@ -170,13 +178,17 @@ def settings(settings: Settings, fake_twilio: FakeTwilio) -> Settings:
 
 
 @pytest.fixture
-def world(clients: Clients, fake_twilio: FakeTwilio) -> World:
+def world(clients: Clients, fake_twilio: FakeTwilio, load_client: Callable[[str], None]) -> World:
+    load_client(HARBOUR + PRIVATE)  # privacy mode: reads of its messages are logged
+    load_client(BRIGHT + PRIVATE)
     a = clients.leave_message(
         "harbour-plumbing", recording_url=fake_twilio.add_recording(VOICE), name="Kim-of-Harbour"
     )
     b = clients.leave_message(
         "bright-dental", recording_url=fake_twilio.add_recording(), name="Bo-of-Bright"
     )
+    with transaction(clients.sessions) as session:  # A's read log has a read of A's message
+        log_reads(session, [a], Reader("Kim-of-Harbour's doctor"), "portal", clients.clock())
     clients.webhook("bright-dental", "https://hooks.bright.test/Bright")
     return World(
         a,

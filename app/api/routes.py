@@ -31,6 +31,7 @@ from app.inbox.queries import (
     find_call,
     find_message,
     find_messages,
+    find_reads,
     find_recording,
 )
 from app.inbox.recordings import RecordingUnavailableError, stream_recording
@@ -38,7 +39,7 @@ from app.inbox.schemas import CallDetail, ClientOverview
 from app.inbox.service import acknowledge_message, close_message
 from app.messages.models import MessageStatus
 from app.messages.queries import MessageNotFoundError
-from app.messages.schemas import MessageDetail, MessageOut, TimelineCheck
+from app.messages.schemas import MessageDetail, MessageOut, ReadOut, TimelineCheck
 
 # Declares the scheme in the OpenAPI document (the "Authorize" button in /docs); the key itself
 # is checked by ApiCaller, which also accepts a signed-in session.
@@ -91,12 +92,16 @@ async def list_messages(
     caller: ApiCaller,
     database: DatabaseDep,
     filters: Filters,
+    now: Now,
     cursor: Annotated[str | None, Query(max_length=200, description="From `next_cursor`")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = PAGE_SIZE,
 ) -> MessagePage:
     """The caller's messages, newest first, a page at a time."""
     after = _cursor(cursor)
-    page = await _found(database, lambda s: find_messages(s, caller, filters, after, limit))
+    page = await _found(
+        database,
+        lambda s: find_messages(s, caller, filters, after, limit, via="api", now=now),
+    )
     return MessagePage(items=page.items, next_cursor=page.next.encode() if page.next else None)
 
 
@@ -106,7 +111,7 @@ async def list_messages(
     responses={200: {"content": {"text/csv": {}}, "description": "A header row, then messages"}},
 )
 async def export_messages(
-    caller: ApiCaller, database: DatabaseDep, filters: Filters
+    caller: ApiCaller, database: DatabaseDep, filters: Filters, now: Now
 ) -> StreamingResponse:
     """Every matching message as CSV, newest first, safe to open in a spreadsheet."""
 
@@ -116,7 +121,7 @@ async def export_messages(
         while True:
             page = await database.run(
                 partial(find_messages, principal=caller, filters=filters, after=after,
-                        limit=EXPORT_PAGE)
+                        limit=EXPORT_PAGE, via="export", now=now)
             )  # fmt: skip
             yield csv_lines(page.items)
             if page.next is None:
@@ -132,10 +137,19 @@ async def export_messages(
 
 @router.get("/messages/{message_id}", response_model=MessageDetail)
 async def show_message(
-    message_id: MessageId, caller: ApiCaller, database: DatabaseDep
+    message_id: MessageId, caller: ApiCaller, database: DatabaseDep, now: Now
 ) -> MessageDetail:
     """One message, with its call's timeline and its own."""
-    return await _found(database, lambda s: find_message(s, caller, message_id))
+    return await _found(database, lambda s: find_message(s, caller, message_id, via="api", now=now))
+
+
+@router.get("/messages/{message_id}/reads", response_model=list[ReadOut])
+async def message_reads(
+    message_id: MessageId, caller: ApiCaller, database: DatabaseDep
+) -> list[ReadOut]:
+    """Who has read the message (what the caller said, their number, the recording), when, and
+    where from, oldest first: kept for clients in privacy mode; empty for the others."""
+    return await _found(database, lambda s: find_reads(s, caller, message_id))
 
 
 @router.get("/messages/{message_id}/verify", response_model=TimelineCheck)
@@ -157,10 +171,16 @@ async def verify_message(
     },
 )
 async def message_recording(
-    message_id: MessageId, caller: ApiCaller, database: DatabaseDep, settings: SettingsDep
+    message_id: MessageId,
+    caller: ApiCaller,
+    database: DatabaseDep,
+    settings: SettingsDep,
+    now: Now,
 ) -> StreamingResponse:
     """The message's recording (MP3), fetched from Twilio by Nightdesk."""
-    url = await _found(database, lambda s: find_recording(s, caller, message_id))
+    url = await _found(
+        database, lambda s: find_recording(s, caller, message_id, via="api-audio", now=now)
+    )
     try:
         return await stream_recording(settings, url)
     except RecordingUnavailableError as exc:

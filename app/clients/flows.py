@@ -61,6 +61,7 @@ def sync_flows(session: Session, loaded: list[LoadedFlow]) -> SyncReport:
             session.flush()
             report.created.append(flow.client)
         client.name, client.timezone = flow.name, flow.timezone
+        client.private = flow.private
         version = session.scalars(
             select(FlowVersion).where(
                 FlowVersion.client_id == client.id, FlowVersion.sha256 == item.sha256

@@ -30,6 +30,7 @@ from app.flows import understanding
 from app.flows.engine import SaveMessage
 from app.flows.rota import who_is_on_call
 from app.flows.schema import Flow
+from app.messages.reads import Reader, log_reads
 from app.timeutil import as_utc
 
 log = logging.getLogger("nightdesk.console")
@@ -220,12 +221,22 @@ def call_screen(
             flow.console.answer_phrase, flow.name, principal.name, flow.zone, now
         ),
         instructions=flow.console.instructions, on_call=_on_call(flow, now),
-        earlier=earlier_messages(session, entry.client_id, entry.caller, entry.call_id),
+        earlier=_earlier(session, entry, principal, now),
         questions=questions, values=script.prefilled(questions, entry.answers),
         urgency=entry.urgency, message_id=entry.message_id, notes=entry.notes or "",
         wrapped=entry.wrapped_at is not None,
         standing=standing_of(_row(presence, principal), now),
     )  # fmt: skip
+
+
+def _earlier(
+    session: Session, entry: QueueEntry, principal: Principal, now: dt.datetime
+) -> list[EarlierMessage]:
+    """The caller's earlier messages; showing them is a read (logged in privacy mode)."""
+    earlier = earlier_messages(session, entry.client_id, entry.caller, entry.call_id)
+    reader = Reader(principal.name, principal.user_id)
+    log_reads(session, [m.id for m in earlier], reader, "console", now)
+    return earlier
 
 
 def _row(presence: Presence | None, principal: Principal) -> PresenceRow | None:

@@ -2,6 +2,10 @@
 
 Only a keypress acknowledges. An answering machine hears that there is a message (never its
 details) and the call ends; escalation carries on as if it had not been answered.
+
+In privacy mode the contact first keys their PIN (`app.dispatch.privacy` decides): nothing about
+the message but its client and urgency is said before it is right, and three wrong tries end
+the call. A right PIN is recorded against the call's sid, so the keys after it work as usual.
 """
 
 from __future__ import annotations
@@ -27,11 +31,19 @@ from app.dispatch.inbound import (
     standing_of,
     take,
 )
-from app.dispatch.models import Delivery
+from app.dispatch.models import Delivery, ProviderEvent
+from app.dispatch.privacy import PinVerdict, judge_pin
 from app.dispatch.webhooks import NotifyCallTurn, is_machine
 from app.flows.schema import Flow
 from app.messages.models import Message
-from app.telephony.twiml import render_connect, render_goodbye, render_key_prompt
+from app.messages.reads import Reader, log_reads
+from app.messages.timeline import add_event
+from app.telephony.twiml import (
+    render_connect,
+    render_goodbye,
+    render_key_prompt,
+    render_pin_prompt,
+)
 
 PLAYS = 2  # silence hears the message once more, then the call ends
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
@@ -50,6 +62,11 @@ class NotifyCallUrls:
     def silence(self, delivery_id: int, tries: int) -> str:
         return f"{self.key(delivery_id)}&silence=1&tries={tries}"
 
+    def pin(self, delivery_id: int, tries: int) -> str:
+        """Where the PIN keyed on try number `tries` goes (the key URL: before the PIN is
+        right, keys are read as the PIN)."""
+        return f"{self.key(delivery_id)}&tries={tries}"
+
 
 @dataclass(frozen=True)
 class _Notified:
@@ -66,7 +83,12 @@ class _Notified:
 
     @property
     def summary(self) -> texts.MessageSummary:
-        return texts.MessageSummary.of(self.message, self.flow.name)
+        return texts.MessageSummary.of(self.message, self.flow.name, private=self.flow.private)
+
+    @property
+    def pin(self) -> str | None:
+        """The PIN hash this contact keys first (privacy mode); None: no PIN asked."""
+        return self.flow.pin_for(self.contact.key if self.contact else None)
 
 
 def answered(
@@ -82,6 +104,8 @@ def answered(
     if is_machine(turn.answered_by):
         note_voicemail_pickup(session, call.delivery, turn.call_sid, turn.answered_by, now)
         return render_goodbye(texts.voicemail_notice(call.summary), call.flow.speech)
+    if call.pin is not None and not _pin_accepted(session, turn.call_sid):
+        return _ask_pin(call, urls, tries=1)
     return _offer(call, urls, tries=1)
 
 
@@ -96,8 +120,12 @@ def key_pressed(
     tries: int,
     now: dt.datetime,
 ) -> str:
-    """1 takes the message, 2 repeats it, 3 takes it and rings the caller; silence repeats once."""
+    """1 takes the message, 2 repeats it, 3 takes it and rings the caller; silence repeats once.
+    In privacy mode, until the PIN is right, what is keyed is the PIN."""
     call = _notified(session, flows, delivery_id)
+    if call.pin is not None and not _pin_accepted(session, turn.call_sid):
+        keyed = None if silence else turn.digits
+        return _pin_keyed(session, call, turn, urls, call.pin, keyed, tries, now)
     if silence:
         if tries >= PLAYS:
             return render_goodbye(texts.CALL_TRY_LATER, call.flow.speech)
@@ -130,6 +158,52 @@ def _notified(session: Session, flows: FlowStore, delivery_id: int) -> _Notified
         raise DeliveryNotFoundError(f"no notification call for delivery {delivery_id}")
     contact = session.get(Contact, delivery.contact_id) if delivery.contact_id else None
     return _Notified(delivery, message, contact, flow)
+
+
+def _pin_accepted(session: Session, call_sid: str) -> bool:
+    return session.get(ProviderEvent, _pin_key(call_sid)) is not None
+
+
+def _pin_key(call_sid: str) -> str:
+    return f"{call_sid}:pin_accepted"
+
+
+def _ask_pin(call: _Notified, urls: NotifyCallUrls, *, tries: int, again: bool = False) -> str:
+    """Who the message is for and its urgency, and the PIN to key: nothing of the message."""
+    standing = standing_of(call.message, call.flow.name, call.who)
+    if standing.verdict is not Verdict.open:  # settled: nothing to unlock
+        return render_goodbye(_spoken(standing), call.flow.speech)
+    prompt = texts.pin_prompt(call.summary, call.flow.speech.language, again=again)
+    delivery_id = call.delivery.id
+    return render_pin_prompt(
+        prompt, urls.pin(delivery_id, tries), urls.silence(delivery_id, tries), call.flow.speech
+    )
+
+
+def _pin_keyed(
+    session: Session,
+    call: _Notified,
+    turn: NotifyCallTurn,
+    urls: NotifyCallUrls,
+    pin: str,
+    keyed: str | None,
+    tries: int,
+    now: dt.datetime,
+) -> str:
+    """Try number `tries` at the PIN: the message and its options, another try, or goodbye."""
+    verdict = judge_pin(keyed, pin, tries)
+    if verdict is PinVerdict.again:
+        return _ask_pin(call, urls, tries=tries + 1, again=True)
+    if verdict is PinVerdict.refused:
+        if first_time(session, f"{turn.call_sid}:pin_refused"):
+            detail = {"by": call.who, "delivery": call.delivery.id, "tries": tries}
+            add_event(session, call.message.id, "pin_refused", now, **detail)
+        return render_goodbye(texts.CALL_PIN_REFUSED, call.flow.speech)
+    if first_time(session, _pin_key(turn.call_sid)):
+        detail = {"by": call.who, "delivery": call.delivery.id}
+        add_event(session, call.message.id, "pin_accepted", now, **detail)
+        log_reads(session, [call.message.id], Reader(call.who), "call", now)
+    return _offer(call, urls, tries=1)
 
 
 def _offer(call: _Notified, urls: NotifyCallUrls, *, tries: int, opening: str = "") -> str:

@@ -251,7 +251,7 @@ class SendDeliveries:
             for row in group:
                 row.status, row.error = DeliveryStatus.failed, "no client to send for"
             return None
-        summaries = [self._summary_of(session, row, client.name) for row in group]
+        summaries = [self._summary_of(session, row, client.name, flow.private) for row in group]
         channel = Channel(first.channel)
         again = in_doubt and first.bundle_key is not None and first.first_attempt_at is not None
         if again and channel is Channel.sms and first.sent_body is not None:
@@ -296,10 +296,12 @@ class SendDeliveries:
                 outgoing = replace(outgoing, body=text, html=html, subject=subject)
         return outgoing
 
-    def _summary_of(self, session: Session, row: Delivery, client: str) -> texts.MessageSummary:
+    def _summary_of(
+        self, session: Session, row: Delivery, client: str, private: bool
+    ) -> texts.MessageSummary:
         message = session.get(Message, row.message_id)
         assert message is not None  # a delivery's message is never deleted
-        return texts.MessageSummary.of(message, client)
+        return texts.MessageSummary.of(message, client, private=private, portal=self.links.base)
 
     def _send(self, send: _Send) -> _Sent:
         """Send (or find the earlier attempt of) one delivery: the provider's id, or the error."""

@@ -3,6 +3,10 @@
 Carriers filter links and long bursts, so SMS bodies carry no links by default and are cut to fit
 two segments: 306 characters in GSM-7, or 134 when any character needs UCS-2.
 https://www.twilio.com/docs/glossary/what-sms-character-limit
+
+In privacy mode (`MessageSummary.private`) texts and emails carry no content: not the caller's
+name or number, nor their answers, voicemail or recording; only the client, the urgency and the
+reference, and that the details are in the portal.
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ _GSM7 = set(
 )
 _GSM7_EXTENDED = set("^{}\\[~]|€")  # each costs two characters
 WITHHELD = {"", "anonymous", "restricted", "unknown", "private", "+266696687", "+7378742833"}
+NAME_KEYS = ("name", "patient_name", "caller_name", "full_name")
+URGENCIES = ("routine", "urgent", "emergency")
+DETAILS_IN_THE_PORTAL = "details in the portal"
 
 
 @dataclass(frozen=True)
@@ -35,10 +42,15 @@ class MessageSummary:
     urgency: str
     answers: Mapping[str, Any]
     transcription: str | None
+    private: bool = False  # the client's privacy mode: say there is a message, not what it is
+    portal_link: str | None = None  # the message in the portal, for emails
 
     @classmethod
-    def of(cls, message: Message, client: str) -> MessageSummary:
-        """The summary of a stored message, for a client called `client`."""
+    def of(
+        cls, message: Message, client: str, *, private: bool = False, portal: str | None = None
+    ) -> MessageSummary:
+        """The summary of a stored message, for a client called `client`; `portal` is the
+        service's public URL, for emails to link to the message."""
         from app.messages.models import message_ref  # the models import the database layer
 
         return cls(
@@ -48,11 +60,13 @@ class MessageSummary:
             urgency=message.urgency,
             answers=message.answers,
             transcription=message.transcription,
+            private=private,
+            portal_link=f"{portal}/portal/messages/{message.id}" if portal else None,
         )
 
     @property
     def caller_name(self) -> str | None:
-        for key in ("name", "patient_name", "caller_name", "full_name"):
+        for key in NAME_KEYS:
             if value := self.answers.get(key):
                 return str(value)
         return None
@@ -63,13 +77,21 @@ class MessageSummary:
 
     @property
     def gist(self) -> str:
+        """What the caller said: the voicemail, then their answers; "" when they said nothing
+        beyond their name and number. An answer that only restates the urgency (a menu's
+        "reason: routine") says nothing the label doesn't, so it is left out."""
         parts = [self.transcription] if self.transcription else []
         parts += [
             f"{k.replace('_', ' ')}: {v}"
             for k, v in self.answers.items()
-            if k not in ("name", "patient_name", "caller_name", "full_name", "callback") and v
+            if k not in (*NAME_KEYS, "callback") and v and not restates_urgency(v)
         ]
-        return "; ".join(parts) or "no details left"
+        return "; ".join(parts)
+
+
+def restates_urgency(value: object) -> bool:
+    """An answer such as "routine" or "emergency": the menu choice that set the urgency."""
+    return str(value).strip().lower() in URGENCIES
 
 
 def sms_length(text: str) -> tuple[int, int]:
@@ -123,9 +145,13 @@ def _who(summary: MessageSummary) -> str:
 
 def notification_sms(summary: MessageSummary) -> str:
     """'URGENT Acme Plumbing #4F: Sam Taylor (+44…): boiler leaking. Reply 1 to take it.'"""
+    if summary.private:
+        return private_notification_sms(summary)
     label = "" if summary.urgency == "routine" else f"{summary.urgency.upper()} "
-    head = f"{label}{summary.client} #{summary.ref}: {_who(summary)}: "
     tail = f" Reply 1 to take it (ACK {summary.ref} if several)."
+    if not summary.gist:  # name and number only: nothing to add after them
+        return fit_two_segments(f"{label}{summary.client} #{summary.ref}: {_who(summary)}.{tail}")
+    head = f"{label}{summary.client} #{summary.ref}: {_who(summary)}: "
     room = 306 - len(head) - len(tail) - 1
     gist = summary.gist if len(summary.gist) <= room else summary.gist[: max(room - 3, 0)] + "..."
     if not gist.endswith((".", "!", "?")):
@@ -133,24 +159,64 @@ def notification_sms(summary: MessageSummary) -> str:
     return fit_two_segments(head + gist + tail)
 
 
+def private_notification_sms(summary: MessageSummary) -> str:
+    """Privacy mode: 'New urgent message for Riverside Medical Group #4F, reply 1 to take it
+    (ACK 4F if several); details in the portal.' Nothing the caller said, nor who they are."""
+    return fit_two_segments(
+        f"New {_kind(summary)}for {summary.client} #{summary.ref}, reply 1 to take it "
+        f"(ACK {summary.ref} if several); {DETAILS_IN_THE_PORTAL}."
+    )
+
+
+def _kind(summary: MessageSummary) -> str:
+    """'urgent message ', 'message ' (routine is the ordinary case: not worth a word)."""
+    return "message " if summary.urgency == "routine" else f"{summary.urgency} message "
+
+
 def bundle_sms(client: str, summaries: list[MessageSummary]) -> str:
     """Several messages for one contact in one text, as carriers ask: '3 new messages for …'."""
     lines = [f"{len(summaries)} new messages for {client}:"]
-    lines += [f"#{s.ref} {_who(s)}: {s.gist[:60]}" for s in summaries]
-    lines.append("Reply 1 to take them all, or ACK and a # for one.")
+    lines += [_bundle_line(s) for s in summaries]
+    ending = "Reply 1 to take them all, or ACK and a # for one."
+    if any(s.private for s in summaries):
+        ending = ending[:-1] + f"; {DETAILS_IN_THE_PORTAL}."
+    lines.append(ending)
     return fit_two_segments("\n".join(lines))
 
 
+def _bundle_line(summary: MessageSummary) -> str:
+    if summary.private:
+        return f"#{summary.ref} {summary.urgency}"
+    said = f": {summary.gist[:60]}" if summary.gist else ""
+    return f"#{summary.ref} {_who(summary)}{said}"
+
+
 def call_script(summary: MessageSummary) -> str:
-    """What the notification call reads out: the number digit by digit so it can be written down."""
+    """What the notification call reads out: the number digit by digit so it can be written down.
+    In privacy mode the call reads it only once the contact's PIN is right
+    (`app.dispatch.privacy`)."""
     number = summary.callback
     spoken = read_back(number) if number.startswith("+") else number
     name = summary.caller_name or "A caller"
+    said = f" They said: {summary.gist}." if summary.gist else ""
     return (
         f"This is Nightdesk with {_a_message(summary)} for {summary.client}, "
-        f"reference {' '.join(summary.ref)}. {name} called. Their number is {spoken}. "
-        f"They said: {summary.gist}."
+        f"reference {' '.join(summary.ref)}. {name} called. Their number is {spoken}.{said}"
     )
+
+
+def pin_prompt(summary: MessageSummary, language: str, *, again: bool = False) -> str:
+    """Privacy mode, before anything about the message: who it is for, and the PIN to key."""
+    key = "pound" if language.lower().startswith("en-us") else "hash"
+    if again:
+        return f"That PIN isn't right. Please enter your PIN, then press the {key} key."
+    return (
+        f"This is Nightdesk with {_a_message(summary)} for {summary.client}. "
+        f"Please enter your PIN, then press the {key} key."
+    )
+
+
+CALL_PIN_REFUSED = "That PIN isn't right. Please check the message in the portal. Goodbye."
 
 
 def _a_message(summary: MessageSummary) -> str:
@@ -190,6 +256,8 @@ def call_taken_by_other(holder: str) -> str:
 
 def email_subject(summary: MessageSummary) -> str:
     label = "" if summary.urgency == "routine" else f"[{summary.urgency.upper()}] "
+    if summary.private:
+        return f"{label}New message for {summary.client} (#{summary.ref})"
     return f"{label}New message for {summary.client} from {_who(summary)} (#{summary.ref})"
 
 
@@ -198,6 +266,8 @@ def email_bodies(
 ) -> tuple[str, str]:
     """(plain text, HTML) with the recording link and a one-click acknowledge link, which works
     for `ack_days` days."""
+    if summary.private:
+        return private_email_bodies(summary, ack_url, ack_days)
     lines = [
         f"{summary.client}: a message from {_who(summary)}",
         f"Urgency: {summary.urgency}",
@@ -233,6 +303,33 @@ def email_bodies(
         f"<p><a href='{html.escape(ack_url)}' style='font-size:1.2em'>I'll take it</a><br>"
         f"<small>{valid}</small></p>"
         f"<p style='color:#666'>Reference #{html.escape(summary.ref)}</p>"
+    )
+    return text, body
+
+
+def private_email_bodies(summary: MessageSummary, ack_url: str, ack_days: int) -> tuple[str, str]:
+    """Privacy mode: that a message is waiting, its reference and links; nothing the caller said,
+    nor who they are, nor the recording."""
+    valid = f"This link works for {_days(ack_days)}."
+    where = f"Read it in the portal: {summary.portal_link}" if summary.portal_link else (
+        "Read it in the portal."
+    )  # fmt: skip
+    text = "\n".join([
+        f"New {_kind(summary)}for {summary.client}, reference #{summary.ref}.",
+        f"Its {DETAILS_IN_THE_PORTAL}: {summary.client} keeps messages out of email.", "",
+        where, "", f"I'll take it: {ack_url}", valid,
+    ])  # fmt: skip
+    portal = (
+        f"<p><a href='{html.escape(summary.portal_link)}'>Read it in the portal</a></p>"
+        if summary.portal_link
+        else ""
+    )
+    body = (
+        f"<h2>New {html.escape(_kind(summary))}for {html.escape(summary.client)}</h2>"
+        f"<p>Reference #{html.escape(summary.ref)}. Its {DETAILS_IN_THE_PORTAL}: "
+        f"{html.escape(summary.client)} keeps messages out of email.</p>"
+        f"{portal}<p><a href='{html.escape(ack_url)}' style='font-size:1.2em'>I'll take it</a>"
+        f"<br><small>{valid}</small></p>"
     )
     return text, body
 

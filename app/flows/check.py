@@ -64,6 +64,7 @@ def check_flow(flow: Flow) -> list[Problem]:
         *_answer_branches(flow),
         *_empty_hours(flow),
         *_duplicates(flow),
+        *_pins_without_privacy(flow),
     ]
 
 
@@ -248,6 +249,16 @@ def _transfer_targets(flow: Flow) -> Iterator[Problem]:
             yield Problem(step_id, ("to",), message + hint)
         elif contact.phone is None:
             yield Problem(step_id, ("to",), f"contact {step.to!r} has no phone to transfer to")
+
+
+def _pins_without_privacy(flow: Flow) -> Iterator[Problem]:
+    """A contact's PIN is asked for only in privacy mode: one without it is a mistake."""
+    if flow.privacy is not None:
+        return
+    for i, contact in enumerate(flow.contacts):
+        if contact.pin is not None:
+            message = "a PIN is asked for only in privacy mode: add 'privacy:' with a pin"
+            yield Problem(None, ("contacts", i, "pin"), message)
 
 
 def _rotation_contacts(flow: Flow) -> Iterator[Problem]:

@@ -18,6 +18,8 @@ import holidays
 import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from app.flows.pins import is_pin_hash
+
 StepId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
 Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=64)]
@@ -38,6 +40,23 @@ def _e164(value: str) -> str:
 
 
 PhoneNumber = Annotated[str, Field(examples=["+441134960000"])]
+
+
+def _pin_hash(value: str | None) -> str | None:
+    if value is not None and not is_pin_hash(value):
+        raise ValueError(
+            "write the PIN's hash, not the PIN: run `nightdesk flows pin` and paste its line"
+        )
+    return value
+
+
+PinHash = Annotated[
+    str,
+    Field(
+        description="A PIN's hash from `nightdesk flows pin` (never the PIN itself)",
+        examples=["pbkdf2-sha256$20000$<salt>$<hash>"],
+    ),
+]
 
 
 class Strict(BaseModel):
@@ -135,11 +154,19 @@ class Contact(Strict):
         default_factory=list,
         description="Routine messages wait until these end; urgent ones don't (e.g. 22:00-07:00)",
     )
+    pin: PinHash | None = Field(
+        None, description="Privacy mode: this contact's own PIN, instead of the client's"
+    )
 
     @field_validator("phone")
     @classmethod
     def _phone_e164(cls, value: str | None) -> str | None:
         return None if value is None else _e164(value)
+
+    @field_validator("pin")
+    @classmethod
+    def _pin_is_hashed(cls, value: str | None) -> str | None:
+        return _pin_hash(value)
 
 
 class Shift(StrEnum):
@@ -227,6 +254,22 @@ class RetentionSettings(Strict):
     delete_recordings: bool = Field(
         False, description="Also delete each purged message's recording at Twilio"
     )
+
+
+class Privacy(Strict):
+    """Privacy mode, for medical and legal practices: texts, emails and summaries say that there
+    is a message but not what it is; the notification call reads it only after a PIN; every
+    read of a message in the portal, API, console or CLI is logged for the client to see."""
+
+    pin: PinHash = Field(
+        description="The PIN a contact keys on the notification call before hearing a message"
+    )
+
+    @field_validator("pin")
+    @classmethod
+    def _pin_is_hashed(cls, value: str) -> str:
+        _pin_hash(value)
+        return value
 
 
 class Console(Strict):
@@ -423,6 +466,9 @@ class Flow(Strict):
         None, description="Purge messages, calls and recording links after so many days. "
         "Default: kept until deleted by hand"
     )  # fmt: skip
+    privacy: Privacy | None = Field(
+        None, description="Privacy mode: no message content in texts, emails and summaries"
+    )
     goodbye: str = "Thank you for calling. Goodbye."
     console: Console = Field(Console(), description="The PA console's script for this client")
     start: StepId | None = Field(None, description="Default: the first step")
@@ -454,6 +500,18 @@ class Flow(Strict):
 
     def contact(self, contact_id: str) -> Contact | None:
         return next((c for c in self.contacts if c.id == contact_id), None)
+
+    @property
+    def private(self) -> bool:
+        """Privacy mode is on: notifications carry no message content."""
+        return self.privacy is not None
+
+    def pin_for(self, contact_id: str | None) -> str | None:
+        """The PIN hash a contact keys before hearing a message; None outside privacy mode."""
+        if self.privacy is None:
+            return None
+        contact = self.contact(contact_id) if contact_id else None
+        return (contact.pin if contact else None) or self.privacy.pin
 
     def policy_for(self, urgency: Urgency) -> EscalationPolicy:
         return self.escalation_by_urgency.get(urgency, self.escalation)

@@ -23,7 +23,14 @@ from app.inbox.filters import Cursor, MessageFilter, utc
 from app.inbox.schemas import CallDetail, ClientOverview, ContactOut, HandoffOut
 from app.messages.models import Message, MessageStatus
 from app.messages.queries import MessageNotFoundError, message_out
-from app.messages.schemas import MessageDetail, MessageOut, TimelineCheck, TimelineEntry
+from app.messages.reads import Reader, log_reads, reads_of
+from app.messages.schemas import (
+    MessageDetail,
+    MessageOut,
+    ReadOut,
+    TimelineCheck,
+    TimelineEntry,
+)
 from app.messages.timeline import timeline_check, verify_timeline
 from app.timeutil import as_utc
 
@@ -60,16 +67,25 @@ def visible(
     return true() if principal.is_staff else false()
 
 
+def reader(principal: Principal) -> Reader:
+    """The principal as the read log names it."""
+    return Reader(principal.name, principal.user_id)
+
+
 def find_messages(
     session: Session,
     principal: Principal,
     filters: MessageFilter,
     after: Cursor | None = None,
     limit: int = PAGE_SIZE,
+    *,
+    via: str,
+    now: dt.datetime,
 ) -> Page:
-    """One page of the messages `principal` may see that match `filters`, newest first."""
+    """One page of the messages `principal` may see that match `filters`, newest first; each
+    read is logged (`via` the portal, the API, an export) for clients in privacy mode."""
     query = (
-        select(Message, Client.slug)
+        select(Message, Client.slug, Client.private)
         .outerjoin(Client, Client.id == Message.client_id)
         .where(visible(principal, Message.client_id), *_matching(filters))
         .order_by(Message.created_at.desc(), Message.id.desc())
@@ -83,7 +99,9 @@ def find_messages(
             )
         )
     rows = session.execute(query).all()
-    items = [message_out(message, slug) for message, slug in rows[:limit]]
+    items = [message_out(message, slug) for message, slug, _ in rows[:limit]]
+    private = [message.id for message, _, is_private in rows[:limit] if is_private]
+    log_reads(session, private, reader(principal), via, now)  # none: no round trip
     more = len(rows) > limit
     return Page(items, Cursor(items[-1].created_at, items[-1].id) if more else None)
 
@@ -105,11 +123,13 @@ def _matching(filters: MessageFilter) -> list[ColumnElement[bool]]:
     return conditions
 
 
-def find_message(session: Session, principal: Principal, message_id: int) -> MessageDetail:
-    """A message `principal` may see, with its call's timeline and its own."""
-    mine = select(Message.id).where(Message.id == message_id, visible(principal, Message.client_id))
-    if session.scalar(mine) is None:
-        raise MessageNotFoundError(f"no message {message_id}")
+def find_message(
+    session: Session, principal: Principal, message_id: int, *, via: str, now: dt.datetime
+) -> MessageDetail:
+    """A message `principal` may see, with its call's timeline and its own; the read is logged
+    for clients in privacy mode."""
+    if _check_visible(session, principal, message_id):
+        log_reads(session, [message_id], reader(principal), via, now)
     return message_story(session, message_id)
 
 
@@ -126,15 +146,41 @@ def check_timeline(session: Session, principal: Principal, message_id: int) -> T
     return check.model_copy(update={"client": mine.slug})
 
 
-def find_recording(session: Session, principal: Principal, message_id: int) -> str:
-    """The Twilio URL of a message's recording, for Nightdesk to fetch: never shown to people."""
-    url = session.scalar(
-        select(Message.recording_url).where(
-            Message.id == message_id, visible(principal, Message.client_id)
-        )
+def find_reads(session: Session, principal: Principal, message_id: int) -> list[ReadOut]:
+    """Who has read a message `principal` may see, oldest first (privacy mode's read log)."""
+    _check_visible(session, principal, message_id)
+    return reads_of(session, message_id)
+
+
+def _check_visible(session: Session, principal: Principal, message_id: int) -> bool:
+    """Not found unless `principal` may see the message; whether its client is in privacy mode."""
+    mine = (
+        select(Client.private)
+        .select_from(Message)
+        .outerjoin(Client, Client.id == Message.client_id)
+        .where(Message.id == message_id, visible(principal, Message.client_id))
     )
-    if url is None:
+    row = session.execute(mine).first()
+    if row is None:
+        raise MessageNotFoundError(f"no message {message_id}")
+    return bool(row.private)
+
+
+def find_recording(
+    session: Session, principal: Principal, message_id: int, *, via: str, now: dt.datetime
+) -> str:
+    """The Twilio URL of a message's recording, for Nightdesk to fetch: never shown to people.
+    Playing it is a read, logged for clients in privacy mode."""
+    row = session.execute(
+        select(Message.recording_url, Client.private)
+        .outerjoin(Client, Client.id == Message.client_id)
+        .where(Message.id == message_id, visible(principal, Message.client_id))
+    ).first()
+    if row is None or row.recording_url is None:
         raise NoRecordingError(f"no recording for message {message_id}")
+    if row.private:
+        log_reads(session, [message_id], reader(principal), via, now)
+    url: str = row.recording_url
     return url
 
 

@@ -118,3 +118,18 @@ class MessageEvent(Base):
     seq: Mapped[int]
     prev_hash: Mapped[str | None] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class MessageRead(Base):
+    """One read of a message's content (what the caller said, their number, the recording) by a
+    person or an API key, for a client in privacy mode: who, when, and where from."""
+
+    __tablename__ = "message_reads"
+    __table_args__ = (Index("ix_message_reads_message", "message_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"))
+    at: Mapped[dt.datetime]
+    reader: Mapped[str] = mapped_column(String(200))  # a person's name, an API key, a contact
+    user_id: Mapped[int | None]  # the signed-in person, if it was one (no FK: accounts is above)
+    via: Mapped[str] = mapped_column(String(16))  # portal | api | export | console | cli | call

@@ -66,3 +66,11 @@ class TimelineCheck(BaseModel):
     events: int  # events checked before the first break, or all of them
     head: str | None
     broken_at: BrokenAt | None = None
+
+
+class ReadOut(BaseModel):
+    """One read of a message's content, as its client sees it in the read log."""
+
+    at: dt.datetime
+    reader: str
+    via: str  # portal | api | export | console | cli | call

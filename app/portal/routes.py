@@ -20,7 +20,15 @@ from app.inbox.schemas import NOTE_LENGTH
 from app.messages.models import message_ref
 from app.messages.queries import MessageNotFoundError
 from app.portal.service import Action, follow_up, message_list, message_page
-from app.portal.views import DONE, STATUSES, URGENCIES, ListForm, local, timeline_line
+from app.portal.views import (
+    DONE,
+    STATUSES,
+    URGENCIES,
+    ListForm,
+    local,
+    read_where,
+    timeline_line,
+)
 from app.portal.webhooks import router as webhooks_router
 from app.web.pages import render
 
@@ -38,6 +46,7 @@ async def messages(
     request: Request,
     principal: ClientUser,
     database: DatabaseDep,
+    now: Now,
     first: Annotated[str, Query(alias="from", max_length=20)] = "",
     last: Annotated[str, Query(alias="to", max_length=20)] = "",
     urgency: Annotated[str, Query(max_length=20)] = "",
@@ -48,7 +57,7 @@ async def messages(
     """The client's messages, newest first, with filters."""
     form = ListForm(first, last, urgency, status, bool(waiting), cursor)
     try:
-        view = await database.run(lambda s: message_list(s, principal, form))
+        view = await database.run(lambda s: message_list(s, principal, form, now))
     except NOT_FOUND:
         return _not_found(request)
     older = form.query(view.page.next) if view.page.next else None
@@ -65,11 +74,13 @@ async def message(
     message_id: MessageId,
     principal: ClientUser,
     database: DatabaseDep,
+    now: Now,
     done: Annotated[str, Query(max_length=20)] = "",
 ) -> Response:
-    """One message: what the caller said, its recording, its timeline, and what to do next."""
+    """One message: what the caller said, its recording, its timeline, who has read it, and
+    what to do next."""
     try:
-        view = await database.run(lambda s: message_page(s, principal, message_id))
+        view = await database.run(lambda s: message_page(s, principal, message_id, now))
     except NOT_FOUND:
         return _not_found(request)
     return render(
@@ -77,6 +88,7 @@ async def message(
         done=DONE.get(done, ""), note_length=NOTE_LENGTH,
         local=lambda at: local(at, view.zone),
         timeline=[timeline_line(entry, view.zone) for entry in view.message.timeline],
+        read_where=read_where,
     )  # fmt: skip
 
 
@@ -112,10 +124,13 @@ async def recording(
     principal: ClientUser,
     database: DatabaseDep,
     settings: SettingsDep,
+    now: Now,
 ) -> Response:
     """The caller's recording, played through Nightdesk (Twilio's URL never reaches the page)."""
     try:
-        url = await database.run(lambda s: find_recording(s, principal, message_id))
+        url = await database.run(
+            lambda s: find_recording(s, principal, message_id, via="portal-audio", now=now)
+        )
     except NOT_FOUND:
         return _not_found(request)
     try:

@@ -11,9 +11,16 @@ from sqlalchemy.orm import Session
 
 from app.accounts.service import Principal
 from app.clients.flows import FlowStore
-from app.inbox.queries import ClientFacts, Page, client_facts, find_message, find_messages
+from app.inbox.queries import (
+    ClientFacts,
+    Page,
+    client_facts,
+    find_message,
+    find_messages,
+    find_reads,
+)
 from app.inbox.service import acknowledge_message, close_message, record_call_back
-from app.messages.schemas import MessageDetail
+from app.messages.schemas import MessageDetail, ReadOut
 from app.portal.views import ListForm
 
 Action = Literal["acknowledge", "call_back", "close"]
@@ -32,21 +39,28 @@ class MessageView:
     client: ClientFacts
     zone: ZoneInfo
     message: MessageDetail
+    reads: list[ReadOut]  # privacy mode's read log, this read included
 
 
-def message_list(session: Session, principal: Principal, form: ListForm) -> ListView:
+def message_list(
+    session: Session, principal: Principal, form: ListForm, now: dt.datetime
+) -> ListView:
     """A page of the client's messages, filtered by its own calendar days."""
     client = client_facts(session, principal)
     zone = ZoneInfo(client.timezone)
     filters, after, problems = form.read(zone)
-    return ListView(client, zone, find_messages(session, principal, filters, after), problems)
+    page = find_messages(session, principal, filters, after, via="portal", now=now)
+    return ListView(client, zone, page, problems)
 
 
-def message_page(session: Session, principal: Principal, message_id: int) -> MessageView:
+def message_page(
+    session: Session, principal: Principal, message_id: int, now: dt.datetime
+) -> MessageView:
+    """One message, and who has read it (after this read is logged, so it is on the list)."""
     client = client_facts(session, principal)
-    return MessageView(
-        client, ZoneInfo(client.timezone), find_message(session, principal, message_id)
-    )
+    message = find_message(session, principal, message_id, via="portal", now=now)
+    reads = find_reads(session, principal, message_id)
+    return MessageView(client, ZoneInfo(client.timezone), message, reads)
 
 
 def follow_up(

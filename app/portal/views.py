@@ -103,6 +103,21 @@ class TimelineLine:
 
 
 HIDDEN = {"by", "via", "note", "url", "sid", "cancelled", "content"}  # content: a hash
+READ_WHERE = {
+    "portal": "the portal",
+    "portal-audio": "the portal (the recording)",
+    "api": "the API",
+    "api-audio": "the API (the recording)",
+    "export": "a CSV export",
+    "console": "the PA console",
+    "cli": "Nightdesk's command line",
+    "call": "the notification call, after the PIN",
+}
+
+
+def read_where(via: str) -> str:
+    """Where a read in the read log came from, in words."""
+    return READ_WHERE.get(via, via)
 
 
 def timeline_line(entry: TimelineEntry, zone: ZoneInfo) -> TimelineLine:

@@ -33,7 +33,7 @@ from app.console.models import Presence, QueueEntry
 from app.db import Database, insert_if_absent
 from app.dispatch.models import OPEN_DELIVERY, Delivery, DeliveryKind, Escalation
 from app.flows.schema import RetentionSettings
-from app.messages.models import Message, MessageEvent
+from app.messages.models import Message, MessageEvent, MessageRead
 from app.records.models import RecordingDeletion
 from app.records.retention import PurgePlan, Record, due_for_purge, purge_before
 from app.summaries.models import Summary
@@ -134,6 +134,7 @@ def _delete_rows(session: Session, message_ids: Sequence[int], call_ids: Sequenc
     """Children first: nothing is left pointing at a row that is gone."""
     if message_ids:
         session.execute(delete(MessageEvent).where(MessageEvent.message_id.in_(message_ids)))
+        session.execute(delete(MessageRead).where(MessageRead.message_id.in_(message_ids)))
         session.execute(delete(Delivery).where(Delivery.message_id.in_(message_ids)))
         session.execute(delete(Escalation).where(Escalation.message_id.in_(message_ids)))
         session.execute(

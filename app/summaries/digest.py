@@ -4,6 +4,10 @@ The HTML carries its styles inline and loads nothing from anywhere (mail apps bl
 assets, and a phone may be offline when the email is opened); the plain-text part says the same.
 Times are the client's wall-clock times, with the zone's abbreviation so the hour the clocks go
 back reads 01:30 BST, then 01:30 GMT.
+
+In privacy mode (`Digest.private`) a summary lists each message's reference, time, urgency, who
+was notified and who took it, but nothing of the caller: not their name or number, nor what they
+said; those are in the portal, behind each message's link.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ class Digest:
     zone: ZoneInfo
     period: Period
     entries: Sequence[Entry]
+    private: bool = False  # the client's privacy mode: no caller, nothing they said
 
     @property
     def urgent(self) -> list[Entry]:
@@ -103,7 +108,12 @@ def _who(entry: Entry) -> str:
     return f"{entry.caller_name}, {entry.callback}" if entry.caller_name else entry.callback
 
 
-def _said(entry: Entry) -> list[str]:
+IN_THE_PORTAL = "What they said is in the portal."
+
+
+def _said(entry: Entry, private: bool) -> list[str]:
+    if private:
+        return [IN_THE_PORTAL]
     lines = [
         f"{name.replace('_', ' ').capitalize()}: {value}"
         for name, value in entry.answers.items()
@@ -160,10 +170,9 @@ def plain_text(digest: Digest) -> str:
             continue
         lines += [f"{heading} ({len(entries)})", ""]
         for entry in entries:
-            lines.append(
-                f"{_label(entry)}#{entry.ref}  {local(entry.at, digest.zone)}  {_who(entry)}"
-            )
-            lines += [f"  {line}" for line in _said(entry)]
+            who = "" if digest.private else f"  {_who(entry)}"
+            lines.append(f"{_label(entry)}#{entry.ref}  {local(entry.at, digest.zone)}{who}")
+            lines += [f"  {line}" for line in _said(entry, digest.private)]
             if notified := _notified(entry):
                 lines.append(f"  {notified}")
             lines.append(f"  {_standing(entry, digest.zone)}")
@@ -189,11 +198,13 @@ def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _card(entry: Entry, zone: ZoneInfo, colours: tuple[str, str]) -> str:
+def _card(entry: Entry, zone: ZoneInfo, colours: tuple[str, str], private: bool) -> str:
     number = _e(entry.callback)
     tel = f"<a href='tel:{number}' style='{_LINK}'>{number}</a>" if entry.callback else ""
     name = f"{_e(entry.caller_name)}, " if entry.caller_name else ""
-    said = "".join(f"<p style='{_LINE}'>{_e(line)}</p>" for line in _said(entry))
+    if private:
+        tel, name = f"Message #{_e(entry.ref)}", ""
+    said = "".join(f"<p style='{_LINE}'>{_e(line)}</p>" for line in _said(entry, private))
     notified = _notified(entry)
     return (
         f"<div style='{_CARD.format(colour=colours[0], tint=colours[1])}'>"
@@ -232,7 +243,7 @@ def html_body(digest: Digest) -> str:
             f"<h2 style='margin:20px 0 8px;font-size:18px;color:{colours[0]}'>"
             f"{heading} ({len(entries)})</h2>"
         )
-        parts += [_card(entry, digest.zone, colours) for entry in entries]
+        parts += [_card(entry, digest.zone, colours, digest.private) for entry in entries]
     parts.append("</div></body></html>")
     return "".join(parts)
 

@@ -136,7 +136,8 @@ def queue_summary(
     keys: list[str] = []
     if status is SummaryStatus.queued:
         summary_id = session.scalars(select(Summary.id).where(Summary.key == key)).one()
-        subject, text, html = render(Digest(flow.name, flow.zone, owed.period, entries))
+        digest = Digest(flow.name, flow.zone, owed.period, entries, private=flow.private)
+        subject, text, html = render(digest)
         contacts = _contact_ids(session, owed.client_id)
         for index, (contact, address) in enumerate(addresses):
             keys.append(f"summary:{summary_id}:{index}")

@@ -172,6 +172,17 @@ def render_key_prompt(
     return _document(response)
 
 
+def render_pin_prompt(
+    prompt: str, action: str, silence: str, speech: Speech, timeout: int = 10
+) -> str:
+    """Say `prompt` while listening for a PIN ended by #; `silence` is fetched when none comes."""
+    response = VoiceResponse()
+    gather = response.gather(action=action, method="POST", timeout=timeout, finish_on_key="#")
+    _say(gather, prompt, speech)
+    response.redirect(silence, method="POST")
+    return _document(response)
+
+
 def render_connect(prompt: str, caller_id: str, number: str, speech: Speech) -> str:
     """Say `prompt`, then bridge this call to `number`, showing `caller_id`."""
     response = VoiceResponse()

@@ -114,6 +114,34 @@ def test_the_call_reads_the_number_back_digit_by_digit() -> None:
     assert "0 7 9, 1 1 1, 2 3 4, 5 6" in script
 
 
+def test_a_menu_choice_that_only_restates_the_urgency_is_not_what_the_caller_said() -> None:
+    """Issue 13: before the voicemail is transcribed, the on-call text said "reason: routine"."""
+    summary = MessageSummary(
+        "Acme Plumbing", "4F", "+447911123456", "routine",
+        {"reason": "routine", "name": "Sam Taylor", "callback": "+447911123456"}, None,
+    )  # fmt: skip
+
+    assert summary.gist == ""
+    assert notification_sms(summary) == (
+        "Acme Plumbing #4F: Sam Taylor (+447911123456). Reply 1 to take it (ACK 4F if several)."
+    )
+    assert call_script(summary).endswith("Their number is 0 7 9, 1 1 1, 2 3 4, 5 6.")
+    assert bundle_sms("Acme Plumbing", [summary, summary]).splitlines()[1] == (
+        "#4F Sam Taylor (+447911123456)"
+    )
+
+
+def test_what_the_caller_said_comes_first_and_their_other_answers_stay() -> None:
+    summary = MessageSummary(
+        "Riverside Medical Group", "4G", "+17185550199", "emergency",
+        {"reason": "urgent", "patient_name": "Ann Lee", "date_of_birth": "4 March 1982"},
+        "Chest pain since tonight",
+    )  # fmt: skip
+
+    assert summary.gist == "Chest pain since tonight; date of birth: 4 March 1982"
+    assert "reason" not in notification_sms(summary)
+
+
 @pytest.mark.parametrize(
     ("text", "meant"),
     [

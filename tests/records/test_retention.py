@@ -21,8 +21,10 @@ from app.db import Database, make_database, transaction
 from app.dispatch.dispatcher import make_dispatcher
 from app.dispatch.models import Delivery, Escalation
 from app.flows.loader import FlowFileError, parse_flow
+from app.flows.pins import hash_pin
 from app.flows.schema import RetentionSettings
-from app.messages.models import Message, MessageEvent
+from app.messages.models import Message, MessageEvent, MessageRead
+from app.messages.reads import Reader, log_reads
 from app.records.dispatcher import PurgeRecords, add_retention
 from app.records.models import RecordingDeletion
 from app.records.purge import PURGED, purge_batch, purge_copies, retaining_clients
@@ -438,3 +440,25 @@ def test_copies_of_old_messages_sent_elsewhere_go_too_webhook_bodies_and_summary
     assert count(session_factory, Delivery, Delivery.kind == "summary") == 4 - 1
     assert count(session_factory, Summary) == 4  # the rows that keep each period summarised once
     assert [entry.detail["counts"] for entry in audits(session_factory)] == [counts]
+
+
+def test_a_purged_message_takes_its_read_log_with_it(
+    clients: Clients,
+    load_client: Callable[[str], None],
+    retention: PurgeRecords,
+    session_factory: sessionmaker[Session],
+    clock: FakeClock,
+) -> None:
+    """Privacy mode's read log points at the message: it goes with it, before it."""
+    load_client(KEEPS_30_DAYS + f'    privacy: {{pin: "{hash_pin("2468")}"}}\n')
+    clock.set(NOW - dt.timedelta(days=40))
+    old = clients.leave_message("harbour-plumbing", name="Old")
+    with transaction(session_factory) as session:
+        log_reads(session, [old], Reader("Hana Owner"), "portal", clock())
+    assert count(session_factory, MessageRead) == 1
+    clock.set(NOW)
+
+    assert retention.run(clock()) > 0
+
+    assert count(session_factory, Message, Message.id == old) == 0
+    assert count(session_factory, MessageRead) == 0
