@@ -67,6 +67,23 @@ class ConsoleUrls:
     def after(self, entry_id: int) -> str:
         return self._url("after", entry_id)
 
+    # A warm transfer's attempt: the on-call contact's leg, its key and its conference.
+
+    def transfer_whisper(self, entry_id: int, attempt: int) -> str:
+        return self._url("transfer/whisper", entry_id) + f"&attempt={attempt}"
+
+    def transfer_accept(self, entry_id: int, attempt: int) -> str:
+        return self._url("transfer/accept", entry_id) + f"&attempt={attempt}"
+
+    def transfer_silence(self, entry_id: int, attempt: int) -> str:
+        return self.transfer_accept(entry_id, attempt) + "&silence=1"
+
+    def transfer_status(self, entry_id: int, attempt: int) -> str:
+        return self._url("transfer/status", entry_id) + f"&attempt={attempt}"
+
+    def transfer_conference(self, entry_id: int, attempt: int) -> str:
+        return self._url("transfer/conference", entry_id) + f"&attempt={attempt}"
+
 
 @dataclass(frozen=True)
 class Gone:
@@ -115,8 +132,9 @@ def accept(
 
 
 def conference_event(
-    session: Session, entry_id: int, offer: int, event: str, call_sid: str, now: dt.datetime
-) -> Move | Gone | None:
+    session: Session, entry_id: int, offer: int, event: str, call_sid: str, now: dt.datetime,
+    conference_sid: str | None = None,
+) -> Move | Gone | None:  # fmt: skip
     """The PA has joined the conference: the call is theirs, and the caller is to be moved in
     (or, if the caller left meanwhile, the PA is told)."""
     if event != "participant-join":
@@ -128,7 +146,7 @@ def conference_event(
         return None  # someone else's leg (never the caller's: their room sends no events)
     if found.status in (EntryStatus.abandoned, EntryStatus.timed_out):
         return Gone(call_sid)
-    if not queue.answer(session, entry_id, offer, call_sid, now):
+    if not queue.answer(session, entry_id, offer, call_sid, now, conference_sid):
         return None
     return Move(entry_id, found.queue_name, found.call_sid, call_sid)
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import requests
+from twilio.base import values
 from twilio.base.exceptions import TwilioException
 from twilio.rest import Client
 
@@ -52,6 +53,31 @@ class Phone(Protocol):
         """New TwiML for a call in progress (e.g. telling the PA the caller has gone)."""
         ...
 
+    def hold(self, conference_sid: str, call_sid: str, held: bool) -> None:
+        """Puts a participant of the conference on hold (music, hears nothing), or back."""
+        ...
+
+    def hand_over(self, conference_sid: str, caller: str, contact: str, pa: str) -> None:
+        """The PA leaves the caller with the contact: the caller comes off hold, the contact's
+        leaving now ends the conference, and the PA's does not, and the PA is removed."""
+        ...
+
+    def add_participant(self, conference_sid: str, join: Join) -> str:
+        """Rings `join.to` straight into the conference; returns the new call's sid."""
+        ...
+
+
+@dataclass(frozen=True)
+class Join:
+    """Someone rung into a conference as a participant (a supervisor listening, whispering or
+    joining), with Twilio's participant settings."""
+
+    to: str
+    from_: str
+    muted: bool
+    coaching: bool
+    call_sid_to_coach: str | None
+
 
 class TwilioPhone:
     """`Phone` through the twilio library's Client."""
@@ -83,6 +109,31 @@ class TwilioPhone:
     def play(self, call_sid: str, twiml: str) -> None:
         with _twilio_errors():
             self._client.calls(call_sid).update(twiml=twiml)
+
+    # Conference participants: https://www.twilio.com/docs/voice/api/conference-participant-resource
+
+    def hold(self, conference_sid: str, call_sid: str, held: bool) -> None:
+        with _twilio_errors():
+            self._client.conferences(conference_sid).participants(call_sid).update(hold=held)
+
+    def hand_over(self, conference_sid: str, caller: str, contact: str, pa: str) -> None:
+        participants = self._client.conferences(conference_sid).participants
+        with _twilio_errors():
+            participants(caller).update(hold=False)
+            participants(contact).update(end_conference_on_exit=True)
+            # Without this the PA's leaving would end the conference for everyone.
+            participants(pa).update(end_conference_on_exit=False)
+            participants(pa).delete()
+
+    def add_participant(self, conference_sid: str, join: Join) -> str:
+        coach = join.call_sid_to_coach if join.call_sid_to_coach is not None else values.unset
+        with _twilio_errors():
+            participant = self._client.conferences(conference_sid).participants.create(
+                from_=join.from_, to=join.to, muted=join.muted, coaching=join.coaching,
+                call_sid_to_coach=coach, beep="false", end_conference_on_exit=False,
+                timeout=RING_SECONDS,
+            )  # fmt: skip
+        return str(participant.call_sid)
 
     def _queue_sid(self, name: str) -> str:
         with self._lock:

@@ -10,11 +10,14 @@ import contextlib
 import logging
 
 from fastapi import APIRouter, Request, Response
+from sqlalchemy.orm import Session
 
-from app.console import answering
+from app.console import answering, transferring
 from app.console.phone import PhoneError
-from app.console.routes import ConsoleDep, UrlsDep
+from app.console.routes import ConsoleDep, UrlsDep, take_off_hold
+from app.console.voice import render_contact_joins, render_say_goodbye, render_transfer_whisper
 from app.deps import DatabaseDep, FlowsDep, Now
+from app.flows.schema import Speech
 from app.telephony.signature import BadWebhookError, TwilioForm, query, query_int
 from app.telephony.twiml import twiml
 
@@ -74,8 +77,11 @@ async def conference(
     """The PA's conference status callback: once the PA has joined, move the caller in."""
     entry, offer, sid = query_int(request, "entry"), query_int(request, "offer"), _call_sid(form)
     event = form.get("StatusCallbackEvent", "")
+    conference_sid = form.get("ConferenceSid", "")[:64] or None
     outcome = await database.run(
-        lambda session: answering.conference_event(session, entry, offer, event, sid, now)
+        lambda session: answering.conference_event(
+            session, entry, offer, event, sid, now, conference_sid
+        )
     )
     if isinstance(outcome, answering.Move):
         try:
@@ -104,3 +110,82 @@ async def after(
     """The caller's conference has ended: the client's goodbye."""
     entry = query_int(request, "entry")
     return twiml(await database.run(lambda session: answering.after(session, flows, entry)))
+
+
+# --- a warm transfer: the on-call contact's leg ---------------------------------------------
+
+
+@router.post("/transfer/whisper")
+async def transfer_whisper(
+    request: Request, form: TwilioForm, database: DatabaseDep, flows: FlowsDep, urls: UrlsDep
+) -> Response:
+    """The contact picked up: a transfer for this client, and 1 to take the caller."""
+    entry, attempt, sid = (
+        query_int(request, "entry"),
+        query_int(request, "attempt"),
+        _call_sid(form),
+    )
+
+    def unit(session: Session) -> str:
+        transferring.note_contact_leg(session, entry, attempt, sid)
+        found = transferring.attempt_of(session, flows, entry, attempt)
+        if found is None or not transferring.contact_may_join(found):
+            return render_say_goodbye(transferring.CALLER_GONE, Speech())
+        accept = urls.transfer_accept(entry, attempt)
+        silence = urls.transfer_silence(entry, attempt)
+        return render_transfer_whisper(found.client_name, accept, silence, found.speech)
+
+    return twiml(await database.run(unit))
+
+
+@router.post("/transfer/accept")
+async def transfer_accept(
+    request: Request, form: TwilioForm, database: DatabaseDep, flows: FlowsDep, urls: UrlsDep
+) -> Response:
+    """The contact's key (or silence): 1 puts them into the PA's conference; anything else
+    ends their leg, and with it the transfer."""
+    entry, attempt = query_int(request, "entry"), query_int(request, "attempt")
+    digits = None if "silence" in query(request) else form.get("Digits")
+    found = await database.run(
+        lambda session: transferring.attempt_of(session, flows, entry, attempt)
+    )
+    speech = found.speech if found else Speech()
+    if not transferring.contact_keyed(found, digits):
+        gone = not transferring.contact_may_join(found)
+        return twiml(
+            render_say_goodbye(transferring.CALLER_GONE if gone else transferring.DECLINED, speech)
+        )
+    return twiml(render_contact_joins(entry, urls.transfer_conference(entry, attempt), speech))
+
+
+@router.post("/transfer/conference", status_code=204)
+async def transfer_conference(request: Request, form: TwilioForm, database: DatabaseDep) -> None:
+    """The contact's conference events: their joining lets the PA brief them."""
+    entry, attempt, sid = (
+        query_int(request, "entry"),
+        query_int(request, "attempt"),
+        _call_sid(form),
+    )
+    if form.get("StatusCallbackEvent", "") == "participant-join":
+        await database.run(
+            lambda session: transferring.contact_joined(session, entry, attempt, sid)
+        )
+
+
+@router.post("/transfer/status", status_code=204)
+async def transfer_status(
+    request: Request, form: TwilioForm, database: DatabaseDep, console: ConsoleDep, now: Now
+) -> None:
+    """The contact's leg's status callback: ending before the hand over brings the caller
+    back to the PA, off hold."""
+    entry, attempt, sid = (
+        query_int(request, "entry"),
+        query_int(request, "attempt"),
+        _call_sid(form),
+    )
+    status = form.get("CallStatus", "")
+    back = await database.run(
+        lambda session: transferring.contact_leg_status(session, entry, attempt, sid, status, now)
+    )
+    if back is not None:
+        await take_off_hold(console, back)

@@ -19,12 +19,13 @@ from app.calls.queries import attachments
 from app.clients.flows import FlowStore
 from app.clients.models import Client
 from app.console import queue, script
-from app.console.board import PresenceRow, mask_caller, standing_of
+from app.console.board import PresenceRow, live_status, mask_caller, standing_of
 from app.console.greeting import answer_phrase
 from app.console.live import announce
 from app.console.models import EntryStatus, Presence, QueueEntry
 from app.console.presence import Standing, State, may_choose, may_take_calls, presence_now
 from app.console.queries import EarlierMessage, Snapshot, earlier_messages, load_snapshot
+from app.console.transfer import CallFacts, TransferState, refuse_transfer
 from app.dispatch.outbox import take_message
 from app.flows import understanding
 from app.flows.engine import SaveMessage
@@ -174,6 +175,11 @@ class CallScreen:
     notes: str
     wrapped: bool
     standing: Standing
+    ended: bool = False  # the PA's phone leg has ended
+    transfer: TransferState | None = None
+    transfer_to: str | None = None  # the contact's name
+    can_transfer: bool = False
+    supervising: bool = False  # a supervisor looking at someone else's live call
 
     @property
     def live_status(self) -> str:
@@ -182,8 +188,13 @@ class CallScreen:
         if self.status in (EntryStatus.waiting, EntryStatus.offered):
             return self.status.value
         if self.status is EntryStatus.answered and not self.wrapped:
-            return self.status.value
+            return live_status(self.status.value, self.transfer)
         return "closed"
+
+    @property
+    def on_the_line(self) -> bool:
+        """The caller and the PA are talking (or the caller is on hold for a transfer)."""
+        return self.status is EntryStatus.answered and not self.ended
 
     @property
     def can_save(self) -> bool:
@@ -213,6 +224,10 @@ def call_screen(
     answered = status is EntryStatus.answered
     questions = script.questions(flow)
     presence = session.get(Presence, principal.user_id) if principal.user_id else None
+    on_call = _on_call(flow, now)
+    transfer = TransferState(entry.transfer_state) if entry.transfer_state else None
+    facts = transfer_facts(entry, mine)
+    contact = flow.contact(entry.transfer_contact) if entry.transfer_contact else None
     return CallScreen(
         entry_id=entry.id, status=status, mine=mine, client=client_name,
         caller=entry.caller if answered else mask_caller(entry.caller),
@@ -225,6 +240,20 @@ def call_screen(
         urgency=entry.urgency, message_id=entry.message_id, notes=entry.notes or "",
         wrapped=entry.wrapped_at is not None,
         standing=standing_of(_row(presence, principal), now),
+        ended=entry.ended_at is not None, transfer=transfer,
+        transfer_to=contact.name if contact else None,
+        can_transfer=refuse_transfer(facts, on_call.phone if on_call else None) is None,
+        supervising=not mine and principal.role in (Role.supervisor, Role.admin),
+    )  # fmt: skip
+
+
+def transfer_facts(entry: QueueEntry, mine: bool) -> CallFacts:
+    """Where the entry stands, as a transfer's decisions need it."""
+    return CallFacts(
+        mine=mine, answered=entry.status == EntryStatus.answered,
+        ended=entry.ended_at is not None, message_saved=entry.message_id is not None,
+        conference_known=entry.conference_sid is not None,
+        transfer=TransferState(entry.transfer_state) if entry.transfer_state else None,
     )  # fmt: skip
 
 
@@ -237,11 +266,18 @@ def _row(presence: Presence | None, principal: Principal) -> PresenceRow | None:
     )  # fmt: skip
 
 
-def _on_call(flow: Flow, now: dt.datetime) -> OnCall | None:
+def on_call_now(flow: Flow, now: dt.datetime) -> tuple[str, OnCall] | None:
+    """The contact on call now, with their id in the flow."""
     if flow.rotation is None:
         return None
-    contact = flow.contact(who_is_on_call(flow.rotation, flow.zone, now))
-    return OnCall(contact.name, contact.phone) if contact else None
+    key = who_is_on_call(flow.rotation, flow.zone, now)
+    contact = flow.contact(key)
+    return (key, OnCall(contact.name, contact.phone)) if contact else None
+
+
+def _on_call(flow: Flow, now: dt.datetime) -> OnCall | None:
+    found = on_call_now(flow, now)
+    return found[1] if found else None
 
 
 # --- saving the message -----------------------------------------------------------------------

@@ -19,6 +19,9 @@ ACCESS = {
     ("POST", "/console/calls/{entry_id}/message"): STAFF,
     ("POST", "/console/calls/{entry_id}/hang-up"): STAFF,
     ("POST", "/console/calls/{entry_id}/wrap-up"): STAFF,
+    ("POST", "/console/calls/{entry_id}/transfer"): STAFF,
+    ("POST", "/console/calls/{entry_id}/hand-over"): STAFF,
+    ("POST", "/console/calls/{entry_id}/monitor"): SUPERVISORS,
     ("GET", "/console/events"): STAFF,
     ("GET", "/console/supervisor"): SUPERVISORS,
 }

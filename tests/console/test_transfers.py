@@ -1,0 +1,204 @@
+"""A warm transfer from the PA's call to the client's on-call contact: the caller on hold, the
+contact rung with a whisper and "press 1", the PA briefs them and hands over; or, when the
+contact doesn't take it, the caller comes back to the PA, off hold. All through the fake
+Twilio's conference participants, over HTTP, with its signed callbacks."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.messages.models import Message, MessageEvent
+from app.telephony.sandbox.conversation import CallerInput, Press, Silence
+from app.telephony.sandbox.fake_resources import CallRecord
+from app.telephony.sandbox.fake_twilio import FakeTwilio
+from tests.console.conftest import (
+    PA_PHONE,
+    AddPa,
+    AnswerCall,
+    Answered,
+    entry_of,
+    presence_of,
+)
+
+ON_CALL_LAWYER = "+61491570157"  # James O'Brien, on call for Harbour Law this week
+
+
+def room_of(entry_id: int) -> str:
+    return f"nightdesk-entry-{entry_id}"
+
+
+def phones_pick_up(fake: FakeTwilio, client: TestClient, contact: list[CallerInput]) -> None:
+    """PAs' phones press 1; the on-call lawyer's phone plays `contact`."""
+
+    def script_for(call: CallRecord) -> list[CallerInput] | None:
+        if "/twilio/console/" not in (call.url or ""):
+            return None
+        return contact if call.to == ON_CALL_LAWYER else [Press("1")]
+
+    fake.parties.pick_up(script_for, client)
+
+
+def in_conference(fake: FakeTwilio, call: Answered) -> Answered:
+    """The caller has been moved in with the PA (moments after the call counts as answered)."""
+    fake.wait_for(lambda: len(fake.lines.seats(room_of(call.entry_id))) == 2)
+    return call
+
+
+def save_message(call: Answered) -> None:
+    saved = call.pa.press(
+        f"/console/calls/{call.entry_id}/message", caller_is="existing", name="Jo Citizen",
+        callback="0491 570 156", matter="Settlement tomorrow", urgency="urgent",
+        message="Needs the contract before 9 am",
+    )  # fmt: skip
+    assert saved.status_code == 303
+
+
+def the_message(sessions: sessionmaker[Session]) -> tuple[Message, list[MessageEvent]]:
+    with sessions() as session:
+        message = session.scalars(select(Message)).one()
+        events = list(
+            session.scalars(
+                select(MessageEvent)
+                .where(MessageEvent.message_id == message.id)
+                .order_by(MessageEvent.id)
+            )
+        )
+        return message, events
+
+
+def transfer_state(sessions: sessionmaker[Session], entry_id: int) -> str | None:
+    return entry_of(sessions, entry_id).transfer_state
+
+
+def calls_to(fake: FakeTwilio, number: str) -> list[CallRecord]:
+    return [c for c in fake.calls if c.to == number]
+
+
+def test_a_contact_who_presses_1_is_briefed_and_the_caller_is_handed_over_to_them(
+    answered_call: AnswerCall,
+    fake_twilio: FakeTwilio,
+    console_client: TestClient,
+    session_factory: sessionmaker[Session],
+) -> None:
+    call = in_conference(fake_twilio, answered_call())
+    phones_pick_up(fake_twilio, console_client, [Press("1")])
+    save_message(call)
+
+    started = call.pa.press(f"/console/calls/{call.entry_id}/transfer")
+
+    assert started.headers["location"] == f"/console/calls/{call.entry_id}"
+    fake_twilio.wait_for(lambda: transfer_state(session_factory, call.entry_id) == "connected")
+    seats = fake_twilio.lines.seats(room_of(call.entry_id))
+    [contact_leg] = calls_to(fake_twilio, ON_CALL_LAWYER)
+    assert seats[call.caller.call_sid].hold, "the caller waits on hold while the PA briefs"
+    assert not seats[contact_leg.sid].end_on_exit
+    page = call.pa.page(f"/console/calls/{call.entry_id}")
+    assert "James O&#39;Brien is on the line" in page.text
+    assert "Hand over to James O&#39;Brien" in page.text
+
+    handed = call.pa.press(f"/console/calls/{call.entry_id}/hand-over")
+
+    assert handed.headers["location"] == f"/console/calls/{call.entry_id}"
+    seats = fake_twilio.lines.seats(room_of(call.entry_id))
+    assert set(seats) == {call.caller.call_sid, contact_leg.sid}, "the PA has left"
+    assert not seats[call.caller.call_sid].hold
+    assert seats[contact_leg.sid].end_on_exit, "the contact hanging up now ends the call"
+    assert transfer_state(session_factory, call.entry_id) == "handed_over"
+    message, events = the_message(session_factory)
+    assert message.status == "acknowledged"
+    assert message.acknowledged_by == "James O'Brien"
+    assert message.called_back_at is not None
+    kinds = [(e.kind, e.detail.get("via")) for e in events]
+    assert ("called_back", "transfer") in kinds
+    assert ("acknowledged", "transfer") in kinds
+    fake_twilio.wait_for(lambda: entry_of(session_factory, call.entry_id).ended_at is not None)
+    assert presence_of(session_factory, call.pa.user_id) == "wrap_up"
+
+    fake_twilio.hang_up(call.caller.call_sid)  # the caller and the lawyer are done
+    contact = fake_twilio.wait_for(lambda: fake_twilio.parties.conversations.get(contact_leg.sid))
+    assert contact is not None
+    assert "Nightdesk transfer for Harbour Law, press 1 to take the caller." in contact.heard()
+
+
+def test_a_contact_who_doesnt_answer_gives_the_caller_back_to_the_pa_off_hold(
+    answered_call: AnswerCall,
+    fake_twilio: FakeTwilio,
+    session_factory: sessionmaker[Session],
+) -> None:
+    call = in_conference(fake_twilio, answered_call())
+    fake_twilio.set_call_outcome(ON_CALL_LAWYER, "no-answer")
+    save_message(call)
+
+    call.pa.press(f"/console/calls/{call.entry_id}/transfer")
+
+    fake_twilio.wait_for(lambda: transfer_state(session_factory, call.entry_id) == "failed")
+    fake_twilio.settle()
+    seats = fake_twilio.lines.seats(room_of(call.entry_id))
+    assert not seats[call.caller.call_sid].hold, "the caller is back with the PA"
+    assert len(seats) == 2
+    message, events = the_message(session_factory)
+    assert message.status == "new", "the message goes on escalating"
+    assert [e.detail for e in events if e.kind == "transfer_failed"] == [{"reason": "no-answer"}]
+    page = call.pa.page(f"/console/calls/{call.entry_id}")
+    assert "didn't take the call: the caller is back with you" in page.text
+    assert "Transfer to James O&#39;Brien" in page.text, "the PA may try again"
+
+
+def test_a_contact_who_doesnt_press_1_never_gets_the_caller(
+    answered_call: AnswerCall,
+    fake_twilio: FakeTwilio,
+    console_client: TestClient,
+    session_factory: sessionmaker[Session],
+) -> None:
+    call = in_conference(fake_twilio, answered_call())
+    phones_pick_up(fake_twilio, console_client, [Silence()])  # a voicemail box answers
+    save_message(call)
+
+    call.pa.press(f"/console/calls/{call.entry_id}/transfer")
+
+    fake_twilio.wait_for(lambda: transfer_state(session_factory, call.entry_id) == "failed")
+    [contact_leg] = calls_to(fake_twilio, ON_CALL_LAWYER)
+    assert contact_leg.sid not in fake_twilio.lines.seats(room_of(call.entry_id))
+    _, events = the_message(session_factory)
+    assert [e.detail for e in events if e.kind == "transfer_failed"] == [{"reason": "no key"}]
+
+
+def test_one_transfer_at_a_time(
+    answered_call: AnswerCall,
+    fake_twilio: FakeTwilio,
+    session_factory: sessionmaker[Session],
+) -> None:
+    call = in_conference(fake_twilio, answered_call())
+    fake_twilio.set_call_outcome(ON_CALL_LAWYER, "in-progress")  # rings on: nobody picks up
+    save_message(call)
+    call.pa.press(f"/console/calls/{call.entry_id}/transfer")
+
+    again = call.pa.press(f"/console/calls/{call.entry_id}/transfer")
+
+    assert again.headers["location"].endswith("?problem=busy")
+    assert len(calls_to(fake_twilio, ON_CALL_LAWYER)) == 1
+    assert entry_of(session_factory, call.entry_id).transfers == 1
+
+
+def test_only_the_calls_own_pa_can_transfer_it_and_only_once_the_message_is_saved(
+    answered_call: AnswerCall,
+    add_pa: AddPa,
+    fake_twilio: FakeTwilio,
+    session_factory: sessionmaker[Session],
+) -> None:
+    call = in_conference(fake_twilio, answered_call())
+    other = add_pa("ana@nightdesk.test", name="Ana Lima", phone="+15005550007")
+
+    unsaved = call.pa.press(f"/console/calls/{call.entry_id}/transfer")
+    save_message(call)
+    not_theirs = other.press(f"/console/calls/{call.entry_id}/transfer")
+    hand_over = other.press(f"/console/calls/{call.entry_id}/hand-over")
+
+    assert unsaved.headers["location"].endswith("?problem=no_message")
+    assert not_theirs.headers["location"].endswith("?problem=not_yours")
+    assert hand_over.headers["location"].endswith("?problem=gone")
+    assert calls_to(fake_twilio, ON_CALL_LAWYER) == []
+    assert entry_of(session_factory, call.entry_id).transfer_state is None
+    assert PA_PHONE in {c.to for c in fake_twilio.calls}
