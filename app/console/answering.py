@@ -11,12 +11,14 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.calls.models import Call
 from app.calls.queries import attachments
 from app.clients.flows import FlowStore
 from app.console import queue
+from app.console.live import announce
 from app.console.models import EntryStatus, QueueEntry
 from app.console.voice import (
     render_caller_joins,
@@ -66,6 +68,9 @@ class ConsoleUrls:
 
     def after(self, entry_id: int) -> str:
         return self._url("after", entry_id)
+
+    def caller_joined(self, entry_id: int) -> str:
+        return self._url("caller-joined", entry_id)
 
     # A warm transfer's attempt: the on-call contact's leg, its key and its conference.
 
@@ -132,9 +137,8 @@ def accept(
 
 
 def conference_event(
-    session: Session, entry_id: int, offer: int, event: str, call_sid: str, now: dt.datetime,
-    conference_sid: str | None = None,
-) -> Move | Gone | None:  # fmt: skip
+    session: Session, entry_id: int, offer: int, event: str, call_sid: str, now: dt.datetime
+) -> Move | Gone | None:
     """The PA has joined the conference: the call is theirs, and the caller is to be moved in
     (or, if the caller left meanwhile, the PA is told)."""
     if event != "participant-join":
@@ -143,17 +147,33 @@ def conference_event(
     if found is None or found.offer != offer:
         return None
     if found.pa_call_sid not in (None, call_sid):
-        return None  # someone else's leg (never the caller's: their room sends no events)
+        return None  # someone else's leg (the caller's join goes to /caller-joined)
     if found.status in (EntryStatus.abandoned, EntryStatus.timed_out):
         return Gone(call_sid)
-    if not queue.answer(session, entry_id, offer, call_sid, now, conference_sid):
+    if not queue.answer(session, entry_id, offer, call_sid, now):
         return None
     return Move(entry_id, found.queue_name, found.call_sid, call_sid)
 
 
 def connect(entry_id: int, urls: ConsoleUrls) -> str:
     """The caller's TwiML once taken out of the queue: the PA's conference."""
-    return render_caller_joins(entry_id, urls.after(entry_id))
+    return render_caller_joins(entry_id, urls.after(entry_id), urls.caller_joined(entry_id))
+
+
+def caller_joined(session: Session, entry_id: int, call_sid: str, conference_sid: str) -> None:
+    """The caller is in the PA's conference (Twilio's `conference_sid`): from now on the
+    conference's participants (the caller's hold, a supervisor) can be changed through it."""
+    caller_sid = session.scalar(
+        select(Call.sid)
+        .join(QueueEntry, QueueEntry.call_id == Call.id)
+        .where(QueueEntry.id == entry_id)
+    )
+    if caller_sid != call_sid:
+        return  # only the caller's own join says the caller is there
+    entry = session.get(QueueEntry, entry_id)
+    if entry is not None and entry.conference_sid != conference_sid:
+        entry.conference_sid = conference_sid
+        announce(session, f"entry:{entry_id}")
 
 
 def after(session: Session, flows: FlowStore, entry_id: int) -> str:

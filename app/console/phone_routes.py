@@ -77,11 +77,8 @@ async def conference(
     """The PA's conference status callback: once the PA has joined, move the caller in."""
     entry, offer, sid = query_int(request, "entry"), query_int(request, "offer"), _call_sid(form)
     event = form.get("StatusCallbackEvent", "")
-    conference_sid = form.get("ConferenceSid", "")[:64] or None
     outcome = await database.run(
-        lambda session: answering.conference_event(
-            session, entry, offer, event, sid, now, conference_sid
-        )
+        lambda session: answering.conference_event(session, entry, offer, event, sid, now)
     )
     if isinstance(outcome, answering.Move):
         try:
@@ -101,6 +98,17 @@ async def conference(
 async def connect(request: Request, _form: TwilioForm, urls: UrlsDep) -> Response:
     """The caller's new TwiML once taken out of the queue: the PA's conference."""
     return twiml(answering.connect(query_int(request, "entry"), urls))
+
+
+@router.post("/caller-joined", status_code=204)
+async def caller_joined(request: Request, form: TwilioForm, database: DatabaseDep) -> None:
+    """The caller's conference status callback: they are in, with the PA."""
+    entry, sid = query_int(request, "entry"), _call_sid(form)
+    conference_sid = form.get("ConferenceSid", "")[:64]
+    if form.get("StatusCallbackEvent", "") == "participant-join" and conference_sid:
+        await database.run(
+            lambda session: answering.caller_joined(session, entry, sid, conference_sid)
+        )
 
 
 @router.post("/after")

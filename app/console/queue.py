@@ -192,13 +192,10 @@ def offered(session: Session, entry_id: int) -> Offered | None:
     return Offered(entry_id, offer, EntryStatus(status), *rest)
 
 
-def answer(
-    session: Session, entry_id: int, offer: int, pa_call_sid: str, now: dt.datetime,
-    conference_sid: str | None = None,
-) -> bool:  # fmt: skip
-    """The PA pressed 1 and has joined the conference (Twilio's `conference_sid`): the call is
-    theirs. The caller's call now counts as a person reached, so hanging up saves no partial
-    message over the one the PA is writing. False when the caller left first."""
+def answer(session: Session, entry_id: int, offer: int, pa_call_sid: str, now: dt.datetime) -> bool:
+    """The PA pressed 1 and has joined the conference: the call is theirs. The caller's call
+    now counts as a person reached, so hanging up saves no partial message over the one the
+    PA is writing. False when the caller left first."""
     answered = session.execute(
         update(ENTRIES)
         .where(
@@ -206,12 +203,7 @@ def answer(
             ENTRIES.c.status == EntryStatus.offered.value,
             ENTRIES.c.offers == offer,
         )
-        .values(
-            status=EntryStatus.answered.value,
-            answered_at=now,
-            pa_call_sid=pa_call_sid,
-            conference_sid=conference_sid,
-        )
+        .values(status=EntryStatus.answered.value, answered_at=now, pa_call_sid=pa_call_sid)
         .returning(ENTRIES.c.call_id)
     ).scalar()
     if answered is None:

@@ -45,14 +45,16 @@ def render_pa_joins(entry_id: int, status_callback: str, speech: Speech) -> str:
     return str(response)
 
 
-def render_caller_joins(entry_id: int, after_url: str) -> str:
-    """The caller's new TwiML once taken out of the queue: into the PA's conference, and when it
-    ends, on to `after_url` (a goodbye)."""
+def render_caller_joins(entry_id: int, after_url: str, joined_url: str) -> str:
+    """The caller's new TwiML once taken out of the queue: into the PA's conference (their join
+    event, to `joined_url`, names the conference), and when it ends, on to `after_url` (a
+    goodbye)."""
     response = VoiceResponse()
     dial = response.dial(action=after_url, method="POST")
     dial.conference(
         conference_name(entry_id), start_conference_on_enter=True,
-        end_conference_on_exit=True, beep=False,
+        end_conference_on_exit=True, beep=False, status_callback=joined_url,
+        status_callback_method="POST", status_callback_event="join",
     )  # fmt: skip
     return str(response)
 

@@ -4,19 +4,13 @@ rung into the call's conference through the fake Twilio's participant resource."
 from __future__ import annotations
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.accounts.models import Role
 from app.telephony.sandbox.fake_twilio import FakeTwilio
-from tests.console.conftest import AddPa, AnswerCall, Answered, Pa
+from tests.console.conftest import AddPa, AnswerCall, Pa, in_conference
 
 SUPERVISOR_PHONE = "+15005550009"
-
-
-def in_conference(fake: FakeTwilio, call: Answered) -> Answered:
-    fake.wait_for(lambda: len(fake.lines.seats(f"nightdesk-entry-{call.entry_id}")) == 2)
-    return call
 
 
 def supervisor(add_pa: AddPa, phone: str | None = SUPERVISOR_PHONE) -> Pa:
@@ -36,9 +30,9 @@ def test_a_supervisor_joins_a_pas_call_as_they_choose(
     answered_call: AnswerCall,
     add_pa: AddPa,
     fake_twilio: FakeTwilio,
-    console_client: TestClient,
+    session_factory: sessionmaker[Session],
 ) -> None:
-    call = in_conference(fake_twilio, answered_call())
+    call = in_conference(fake_twilio, session_factory, answered_call())
     lee = supervisor(add_pa)
     page = lee.page(f"/console/calls/{call.entry_id}")
     assert "Listen in" in page.text
@@ -65,7 +59,7 @@ def test_a_supervisor_without_a_phone_or_a_call_that_is_over_is_told_so(
     fake_twilio: FakeTwilio,
     session_factory: sessionmaker[Session],
 ) -> None:
-    call = in_conference(fake_twilio, answered_call())
+    call = in_conference(fake_twilio, session_factory, answered_call())
     lee = supervisor(add_pa, phone=None)
 
     no_phone = lee.press(f"/console/calls/{call.entry_id}/monitor", mode="listen")
@@ -79,9 +73,12 @@ def test_a_supervisor_without_a_phone_or_a_call_that_is_over_is_told_so(
 
 
 def test_a_pa_cannot_listen_to_another_pas_call(
-    answered_call: AnswerCall, add_pa: AddPa, fake_twilio: FakeTwilio
+    answered_call: AnswerCall,
+    add_pa: AddPa,
+    fake_twilio: FakeTwilio,
+    session_factory: sessionmaker[Session],
 ) -> None:
-    call = in_conference(fake_twilio, answered_call())
+    call = in_conference(fake_twilio, session_factory, answered_call())
     other = add_pa("ana@nightdesk.test", name="Ana Lima", phone="+15005550007")
 
     refused = other.press(f"/console/calls/{call.entry_id}/monitor", mode="listen")

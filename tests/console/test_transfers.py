@@ -19,6 +19,7 @@ from tests.console.conftest import (
     AnswerCall,
     Answered,
     entry_of,
+    in_conference,
     presence_of,
 )
 
@@ -38,12 +39,6 @@ def phones_pick_up(fake: FakeTwilio, client: TestClient, contact: list[CallerInp
         return contact if call.to == ON_CALL_LAWYER else [Press("1")]
 
     fake.parties.pick_up(script_for, client)
-
-
-def in_conference(fake: FakeTwilio, call: Answered) -> Answered:
-    """The caller has been moved in with the PA (moments after the call counts as answered)."""
-    fake.wait_for(lambda: len(fake.lines.seats(room_of(call.entry_id))) == 2)
-    return call
 
 
 def save_message(call: Answered) -> None:
@@ -82,7 +77,7 @@ def test_a_contact_who_presses_1_is_briefed_and_the_caller_is_handed_over_to_the
     console_client: TestClient,
     session_factory: sessionmaker[Session],
 ) -> None:
-    call = in_conference(fake_twilio, answered_call())
+    call = in_conference(fake_twilio, session_factory, answered_call())
     phones_pick_up(fake_twilio, console_client, [Press("1")])
     save_message(call)
 
@@ -127,7 +122,7 @@ def test_a_contact_who_doesnt_answer_gives_the_caller_back_to_the_pa_off_hold(
     fake_twilio: FakeTwilio,
     session_factory: sessionmaker[Session],
 ) -> None:
-    call = in_conference(fake_twilio, answered_call())
+    call = in_conference(fake_twilio, session_factory, answered_call())
     fake_twilio.set_call_outcome(ON_CALL_LAWYER, "no-answer")
     save_message(call)
 
@@ -152,7 +147,7 @@ def test_a_contact_who_doesnt_press_1_never_gets_the_caller(
     console_client: TestClient,
     session_factory: sessionmaker[Session],
 ) -> None:
-    call = in_conference(fake_twilio, answered_call())
+    call = in_conference(fake_twilio, session_factory, answered_call())
     phones_pick_up(fake_twilio, console_client, [Silence()])  # a voicemail box answers
     save_message(call)
 
@@ -170,7 +165,7 @@ def test_one_transfer_at_a_time(
     fake_twilio: FakeTwilio,
     session_factory: sessionmaker[Session],
 ) -> None:
-    call = in_conference(fake_twilio, answered_call())
+    call = in_conference(fake_twilio, session_factory, answered_call())
     fake_twilio.set_call_outcome(ON_CALL_LAWYER, "in-progress")  # rings on: nobody picks up
     save_message(call)
     call.pa.press(f"/console/calls/{call.entry_id}/transfer")
@@ -188,7 +183,7 @@ def test_only_the_calls_own_pa_can_transfer_it_and_only_once_the_message_is_save
     fake_twilio: FakeTwilio,
     session_factory: sessionmaker[Session],
 ) -> None:
-    call = in_conference(fake_twilio, answered_call())
+    call = in_conference(fake_twilio, session_factory, answered_call())
     other = add_pa("ana@nightdesk.test", name="Ana Lima", phone="+15005550007")
 
     unsaved = call.pa.press(f"/console/calls/{call.entry_id}/transfer")
