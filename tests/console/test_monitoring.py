@@ -32,7 +32,8 @@ def test_a_supervisor_joins_a_pas_call_as_they_choose(
     fake_twilio: FakeTwilio,
     session_factory: sessionmaker[Session],
 ) -> None:
-    call = in_conference(fake_twilio, session_factory, answered_call())
+    call = answered_call()
+    in_conference(fake_twilio, session_factory, call.entry_id)
     lee = supervisor(add_pa)
     page = lee.page(f"/console/calls/{call.entry_id}")
     assert "Listen in" in page.text
@@ -59,7 +60,8 @@ def test_a_supervisor_without_a_phone_or_a_call_that_is_over_is_told_so(
     fake_twilio: FakeTwilio,
     session_factory: sessionmaker[Session],
 ) -> None:
-    call = in_conference(fake_twilio, session_factory, answered_call())
+    call = answered_call()
+    in_conference(fake_twilio, session_factory, call.entry_id)
     lee = supervisor(add_pa, phone=None)
 
     no_phone = lee.press(f"/console/calls/{call.entry_id}/monitor", mode="listen")
@@ -78,7 +80,8 @@ def test_a_pa_cannot_listen_to_another_pas_call(
     fake_twilio: FakeTwilio,
     session_factory: sessionmaker[Session],
 ) -> None:
-    call = in_conference(fake_twilio, session_factory, answered_call())
+    call = answered_call()
+    in_conference(fake_twilio, session_factory, call.entry_id)
     other = add_pa("ana@nightdesk.test", name="Ana Lima", phone="+15005550007")
 
     refused = other.press(f"/console/calls/{call.entry_id}/monitor", mode="listen")

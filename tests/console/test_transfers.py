@@ -77,7 +77,8 @@ def test_a_contact_who_presses_1_is_briefed_and_the_caller_is_handed_over_to_the
     console_client: TestClient,
     session_factory: sessionmaker[Session],
 ) -> None:
-    call = in_conference(fake_twilio, session_factory, answered_call())
+    call = answered_call()
+    in_conference(fake_twilio, session_factory, call.entry_id)
     phones_pick_up(fake_twilio, console_client, [Press("1")])
     save_message(call)
 
@@ -122,7 +123,8 @@ def test_a_contact_who_doesnt_answer_gives_the_caller_back_to_the_pa_off_hold(
     fake_twilio: FakeTwilio,
     session_factory: sessionmaker[Session],
 ) -> None:
-    call = in_conference(fake_twilio, session_factory, answered_call())
+    call = answered_call()
+    in_conference(fake_twilio, session_factory, call.entry_id)
     fake_twilio.set_call_outcome(ON_CALL_LAWYER, "no-answer")
     save_message(call)
 
@@ -147,7 +149,8 @@ def test_a_contact_who_doesnt_press_1_never_gets_the_caller(
     console_client: TestClient,
     session_factory: sessionmaker[Session],
 ) -> None:
-    call = in_conference(fake_twilio, session_factory, answered_call())
+    call = answered_call()
+    in_conference(fake_twilio, session_factory, call.entry_id)
     phones_pick_up(fake_twilio, console_client, [Silence()])  # a voicemail box answers
     save_message(call)
 
@@ -165,7 +168,8 @@ def test_one_transfer_at_a_time(
     fake_twilio: FakeTwilio,
     session_factory: sessionmaker[Session],
 ) -> None:
-    call = in_conference(fake_twilio, session_factory, answered_call())
+    call = answered_call()
+    in_conference(fake_twilio, session_factory, call.entry_id)
     fake_twilio.set_call_outcome(ON_CALL_LAWYER, "in-progress")  # rings on: nobody picks up
     save_message(call)
     call.pa.press(f"/console/calls/{call.entry_id}/transfer")
@@ -183,7 +187,8 @@ def test_only_the_calls_own_pa_can_transfer_it_and_only_once_the_message_is_save
     fake_twilio: FakeTwilio,
     session_factory: sessionmaker[Session],
 ) -> None:
-    call = in_conference(fake_twilio, session_factory, answered_call())
+    call = answered_call()
+    in_conference(fake_twilio, session_factory, call.entry_id)
     other = add_pa("ana@nightdesk.test", name="Ana Lima", phone="+15005550007")
 
     unsaved = call.pa.press(f"/console/calls/{call.entry_id}/transfer")
