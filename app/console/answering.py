@@ -69,6 +69,9 @@ class ConsoleUrls:
     def after(self, entry_id: int) -> str:
         return self._url("after", entry_id)
 
+    def voicemail(self, entry_id: int) -> str:
+        return self._url("voicemail", entry_id)
+
     def caller_joined(self, entry_id: int) -> str:
         return self._url("caller-joined", entry_id)
 

@@ -53,6 +53,10 @@ class Phone(Protocol):
         """New TwiML for a call in progress (e.g. telling the PA the caller has gone)."""
         ...
 
+    def redirect(self, call_sid: str, url: str) -> None:
+        """Sends a call in progress to the TwiML at `url` (out of any conference it is in)."""
+        ...
+
     def hold(self, conference_sid: str, call_sid: str, held: bool) -> None:
         """Puts a participant of the conference on hold (music, hears nothing), or back."""
         ...
@@ -109,6 +113,10 @@ class TwilioPhone:
     def play(self, call_sid: str, twiml: str) -> None:
         with _twilio_errors():
             self._client.calls(call_sid).update(twiml=twiml)
+
+    def redirect(self, call_sid: str, url: str) -> None:
+        with _twilio_errors():
+            self._client.calls(call_sid).update(url=url, method="POST")
 
     # Conference participants: https://www.twilio.com/docs/voice/api/conference-participant-resource
 

@@ -8,10 +8,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import replace
 
 from fastapi import APIRouter, Request, Response
 from sqlalchemy.orm import Session
 
+from app.calls.routes import CallsDep, answer_or_voicemail
+from app.calls.routes import UrlsDep as CallUrlsDep
+from app.calls.webhooks import VoiceWebhook
 from app.console import answering, transferring
 from app.console.phone import PhoneError
 from app.console.routes import ConsoleDep, UrlsDep, take_off_hold
@@ -197,3 +201,25 @@ async def transfer_status(
     )
     if back is not None:
         await take_off_hold(console, back)
+
+
+# --- the flow's voicemail -------------------------------------------------------------------
+
+
+@router.post("/voicemail")
+async def voicemail(
+    request: Request, form: TwilioForm, database: DatabaseDep, calls: CallsDep,
+    call_urls: CallUrlsDep, now: Now,
+) -> Response:  # fmt: skip
+    """The PA sent the caller on: the flow carries on from its queue step as if the caller had
+    left the queue, down the path the flow gives for no PA (its message, its voicemail)."""
+    entry = query_int(request, "entry")
+    hook = replace(VoiceWebhook.parse(form), queue_result="leave")
+
+    def work(session: Session) -> str:
+        turn = transferring.caller_turn(session, entry, hook.call_sid)
+        if turn is None:
+            return render_say_goodbye("Goodbye.", Speech())
+        return calls.step(session, hook, turn, False, call_urls, now)
+
+    return await answer_or_voicemail(database, hook, call_urls, work)

@@ -45,6 +45,8 @@ PROBLEMS = {
     "supervisor_phone": "Your account has no phone number to ring: ask an administrator to add "
     "one (nightdesk users add … --phone).",
     "monitor_phone": "Your phone could not be rung just now. Try again.",
+    "phone_voicemail": "The caller could not be sent to voicemail just now: try again.",
+    "voicemail": "The caller is leaving their message with the flow's voicemail.",
 }
 
 MONITORING = {
@@ -310,6 +312,25 @@ async def hand_over(
         )
     )
     return _to(here)
+
+
+@router.post("/calls/{entry_id}/voicemail")
+async def send_to_voicemail(
+    entry_id: int, user: StaffForm, database: DatabaseDep, console: ConsoleDep, urls: UrlsDep
+) -> Response:
+    """Send the caller on to the flow's voicemail: the flow takes their message as it does when
+    no PA answers; the PA's call ends, and wrap-up follows."""
+    user_id, here = _user_id(user), f"/console/calls/{entry_id}"
+    caller_sid = await database.run(
+        lambda session: transferring.voicemail_of(session, entry_id, user_id)
+    )
+    if caller_sid is None:
+        return _to(here, "not_with_you")
+    try:
+        await asyncio.to_thread(console.phone.redirect, caller_sid, urls.voicemail(entry_id))
+    except PhoneError:
+        return _to(here, "phone_voicemail")
+    return _to(here, "voicemail")
 
 
 # --- supervisors ------------------------------------------------------------------------------

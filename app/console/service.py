@@ -25,7 +25,12 @@ from app.console.live import announce
 from app.console.models import EntryStatus, Presence, QueueEntry
 from app.console.presence import Standing, State, may_choose, may_take_calls, presence_now
 from app.console.queries import EarlierMessage, Snapshot, earlier_messages, load_snapshot
-from app.console.transfer import CallFacts, TransferState, refuse_transfer
+from app.console.transfer import (
+    CallFacts,
+    TransferState,
+    may_send_to_voicemail,
+    refuse_transfer,
+)
 from app.dispatch.outbox import take_message
 from app.flows import understanding
 from app.flows.engine import SaveMessage
@@ -179,6 +184,7 @@ class CallScreen:
     transfer: TransferState | None = None
     transfer_to: str | None = None  # the contact's name
     can_transfer: bool = False
+    can_send_to_voicemail: bool = False
     supervising: bool = False  # a supervisor looking at someone else's live call
 
     @property
@@ -243,6 +249,7 @@ def call_screen(
         ended=entry.ended_at is not None, transfer=transfer,
         transfer_to=contact.name if contact else None,
         can_transfer=refuse_transfer(facts, on_call.phone if on_call else None) is None,
+        can_send_to_voicemail=may_send_to_voicemail(facts),
         supervising=not mine and principal.role in (Role.supervisor, Role.admin),
     )  # fmt: skip
 

@@ -92,6 +92,19 @@ def may_hand_over(state: TransferState | None) -> bool:
     return state is TransferState.connected
 
 
+def may_send_to_voicemail(call: CallFacts) -> bool:
+    """The PA may send their caller on to the flow's voicemail (the queue's fallback path,
+    where the flow takes the message) while the caller is with them, before a message is saved
+    and with no transfer under way."""
+    return (
+        call.mine
+        and call.answered
+        and not call.ended
+        and not call.message_saved
+        and call.transfer not in IN_PROGRESS
+    )
+
+
 class Monitor(StrEnum):
     """How a supervisor joins a PA's call."""
 

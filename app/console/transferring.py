@@ -33,6 +33,7 @@ from app.console.transfer import (
     contact_leg_fails_transfer,
     join_as,
     may_hand_over,
+    may_send_to_voicemail,
     refuse_transfer,
 )
 from app.dispatch.acks import acknowledge
@@ -308,6 +309,42 @@ def handed_over(
     message_event(session, message, "message.called_back", now)
     log.info("transfer_handed_over", extra={"entry_id": entry_id, "message_id": message.id})
     return True
+
+
+# --- the flow's voicemail ---------------------------------------------------------------------
+
+
+def voicemail_of(session: Session, entry_id: int, pa_id: int) -> str | None:
+    """The caller's call sid, to send them on to the flow's voicemail: only the PA's own caller,
+    on the line with them, with no message saved and no transfer under way."""
+    found = session.execute(
+        select(QueueEntry, Call.sid)
+        .join(Call, Call.id == QueueEntry.call_id)
+        .where(QueueEntry.id == entry_id, QueueEntry.pa_id == pa_id)
+    ).first()
+    if found is None:
+        return None
+    entry, caller_sid = found
+    facts = transfer_facts(entry, mine=True)
+    if not may_send_to_voicemail(facts):
+        return None
+    log.info("caller_to_voicemail", extra={"entry_id": entry_id})
+    sid: str = caller_sid
+    return sid
+
+
+def caller_turn(session: Session, entry_id: int, call_sid: str) -> int | None:
+    """The caller's current turn, for the flow to carry on from its queue step; None when the
+    webhook isn't from this entry's caller."""
+    found = session.execute(
+        select(Call.sid, Call.turn)
+        .join(QueueEntry, QueueEntry.call_id == Call.id)
+        .where(QueueEntry.id == entry_id)
+    ).first()
+    if found is None or found.sid != call_sid:
+        return None
+    turn: int = found.turn
+    return turn
 
 
 # --- supervisors ---------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ ACCESS = {
     ("POST", "/console/calls/{entry_id}/wrap-up"): STAFF,
     ("POST", "/console/calls/{entry_id}/transfer"): STAFF,
     ("POST", "/console/calls/{entry_id}/hand-over"): STAFF,
+    ("POST", "/console/calls/{entry_id}/voicemail"): STAFF,
     ("POST", "/console/calls/{entry_id}/monitor"): SUPERVISORS,
     ("GET", "/console/events"): STAFF,
     ("GET", "/console/supervisor"): SUPERVISORS,

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.messages.models import Message, MessageEvent
-from app.telephony.sandbox.conversation import CallerInput, Press, Silence
+from app.telephony.sandbox.conversation import CallerInput, HangUp, Press, Say, Silence
 from app.telephony.sandbox.fake_resources import CallRecord
 from app.telephony.sandbox.fake_twilio import FakeTwilio
 from tests.console.conftest import (
@@ -202,3 +202,29 @@ def test_only_the_calls_own_pa_can_transfer_it_and_only_once_the_message_is_save
     assert calls_to(fake_twilio, ON_CALL_LAWYER) == []
     assert entry_of(session_factory, call.entry_id).transfer_state is None
     assert PA_PHONE in {c.to for c in fake_twilio.calls}
+
+
+def test_a_pa_sends_the_caller_on_to_the_flows_voicemail(
+    answered_call: AnswerCall,
+    add_pa: AddPa,
+    fake_twilio: FakeTwilio,
+    session_factory: sessionmaker[Session],
+) -> None:
+    call = answered_call(Press("0"), Say("Jo Citizen"), HangUp())
+    in_conference(fake_twilio, session_factory, call.entry_id)
+    other = add_pa("ana@nightdesk.test", name="Ana Lima", phone="+15005550007")
+    assert (
+        other.press(f"/console/calls/{call.entry_id}/voicemail")
+        .headers["location"]
+        .endswith("?problem=not_with_you")
+    )
+
+    sent = call.pa.press(f"/console/calls/{call.entry_id}/voicemail")
+
+    assert sent.headers["location"].endswith("?problem=voicemail")
+    heard = call.caller.conversation()
+    assert "I'm sorry for the wait." in heard.heard(), heard.transcript()
+    assert "May I have your full name, please?" in heard.heard()
+    fake_twilio.wait_for(lambda: presence_of(session_factory, call.pa.user_id) == "wrap_up")
+    page = call.pa.page(f"/console/calls/{call.entry_id}")
+    assert "Finish wrap-up" in page.text
