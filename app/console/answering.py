@@ -48,6 +48,9 @@ class ConsoleUrls:
         tail = f"&offer={offer}" if offer is not None else ""
         return f"{self.base}/twilio/console/{path}?entry={entry_id}{tail}"
 
+    def browser(self, entry_id: int, offer: int) -> str:
+        return self._url("browser", entry_id, offer)
+
     def whisper(self, entry_id: int, offer: int) -> str:
         return self._url("whisper", entry_id, offer)
 
@@ -139,11 +142,35 @@ def accept(
     return render_pa_joins(entry_id, urls.conference(entry_id, offer), speech)
 
 
+def browser_leg(
+    session: Session, flows: FlowStore, entry_id: int, offer: int, identity: str, call_sid: str,
+    urls: ConsoleUrls,
+) -> str:  # fmt: skip
+    """The PA's browser placed the call (the TwiML App's Voice URL): straight into the
+    conference, no whisper, as long as the offer is this browser's PA's and still current."""
+    found = queue.offered(session, entry_id)
+    if found is None or not found.is_current(offer) or found.pa_id is None:
+        return render_say_goodbye(GONE, Speech())
+    if identity != f"client:pa-{found.pa_id}":
+        log.warning("browser_leg_of_another", extra={"entry_id": entry_id})
+        return render_say_goodbye(GONE, Speech())
+    queue.note_pa_leg(session, entry_id, offer, call_sid)
+    speech = _speech(session, flows, found.flow_version_id)
+    return render_pa_joins(entry_id, urls.conference(entry_id, offer), speech)
+
+
 def conference_event(
     session: Session, entry_id: int, offer: int, event: str, call_sid: str, now: dt.datetime
 ) -> Move | Gone | None:
     """The PA has joined the conference: the call is theirs, and the caller is to be moved in
     (or, if the caller left meanwhile, the PA is told)."""
+    if event == "participant-leave":
+        # The PA's leg left: a browser leg reports its end only here (a TwiML App's calls
+        # have no status callback of ours); for a phone leg this repeats its status callback.
+        found = queue.offered(session, entry_id)
+        if found is not None and found.status is EntryStatus.answered:
+            queue.conversation_ended(session, entry_id, offer, call_sid, now)
+        return None
     if event != "participant-join":
         return None
     found = queue.offered(session, entry_id)

@@ -49,6 +49,36 @@ async def whisper(
     )
 
 
+@router.post("/browser")
+async def browser(
+    request: Request, form: TwilioForm, database: DatabaseDep, flows: FlowsDep, urls: UrlsDep
+) -> Response:
+    """The TwiML App's Voice URL: a PA's browser placed the call (`Device.connect` with the
+    entry and offer as parameters, which Twilio sends as form fields) into their conference."""
+    entry = _number(request, form, "entry")
+    offer = _number(request, form, "offer")
+    sid = _call_sid(form)
+    identity = next(
+        (form.get(name, "") for name in ("From", "Caller", "To")
+         if form.get(name, "").startswith("client:")), "",
+    )  # fmt: skip
+    return twiml(
+        await database.run(
+            lambda session: answering.browser_leg(session, flows, entry, offer, identity, sid, urls)
+        )
+    )
+
+
+def _number(request: Request, form: TwilioForm, name: str) -> int:
+    """A whole number from the query (the sandbox) or the form (a TwiML App's parameters)."""
+    if name in query(request):
+        return query_int(request, name)
+    value = form.get(name, "")
+    if not value.isdigit() or len(value) > 12:
+        raise BadWebhookError(f"{name} must be a whole number")
+    return int(value)
+
+
 @router.post("/accept")
 async def accept(
     request: Request, form: TwilioForm, database: DatabaseDep, flows: FlowsDep, urls: UrlsDep

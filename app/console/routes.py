@@ -12,12 +12,20 @@ import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 
 from app.accounts.deps import StaffUser, SupervisorUser
 from app.accounts.service import Principal
 from app.console import screens, service, transferring
 from app.console.answering import ConsoleUrls
+from app.console.browser import SANDBOX_SDK, Mode, identity_of
 from app.console.desk import Console
 from app.console.pages import render
 from app.console.phone import Join, PhoneError, Ring
@@ -104,12 +112,14 @@ def _to(path: str, problem: str | None = None) -> RedirectResponse:
 
 @router.get("", response_class=HTMLResponse)
 async def console_home(
-    request: Request, user: StaffUser, database: DatabaseDep, now: Now, problem: str = ""
-) -> HTMLResponse:
+    request: Request, user: StaffUser, database: DatabaseDep, console: ConsoleDep, now: Now,
+    problem: str = "",
+) -> HTMLResponse:  # fmt: skip
     """Presence and the live queue."""
     user_id = _user_id(user)
     snapshot = await database.run(lambda session: service.console_snapshot(session, user_id, now))
-    context = {**screens.me(snapshot, user, now), **screens.queue(snapshot, user, now)}
+    browser = console.browser is not None
+    context = {**screens.me(snapshot, user, now), **screens.queue(snapshot, user, now, browser)}
     return render(
         request, "console.html", problem=PROBLEMS.get(problem),
         supervisor=screens.is_supervisor(user), **context,
@@ -134,13 +144,21 @@ async def set_presence(
 @router.post("/queue/{entry_id}/take")
 async def take_call(
     entry_id: int, user: StaffForm, database: DatabaseDep, console: ConsoleDep, urls: UrlsDep,
-    now: Now,
+    now: Now, answer: Annotated[str, Form(max_length=16)] = "phone",
 ) -> Response:  # fmt: skip
-    """Take a waiting caller: exactly one PA wins; their phone rings with a whisper."""
+    """Take a waiting caller: exactly one PA wins; their phone rings with a whisper, or their
+    browser places the call (`answer=browser`)."""
     user_id = _user_id(user)
-    outcome = await database.run(lambda session: service.take_call(session, entry_id, user_id, now))
+    in_browser = answer == "browser" and console.browser is not None
+    outcome = await database.run(
+        lambda session: service.take_call(
+            session, entry_id, user_id, now, needs_phone=not in_browser
+        )
+    )
     if isinstance(outcome, service.Refusal):
         return _to("/console", outcome.value)
+    if in_browser:
+        return RedirectResponse(f"/console/calls/{entry_id}?answer=browser", status_code=303)
     ring = Ring(
         to=outcome.pa_phone, from_=outcome.from_number,
         url=urls.whisper(entry_id, outcome.offer),
@@ -155,13 +173,74 @@ async def take_call(
     return _to(f"/console/calls/{entry_id}")
 
 
+# --- answering in the browser ------------------------------------------------------------------
+
+
+@router.get("/voice-sdk.js")
+async def voice_sdk(user: StaffUser, console: ConsoleDep) -> Response:
+    """Twilio's Voice JavaScript SDK, from node_modules (npm, at install time), or the sandbox's
+    stand-in for it: never from another host."""
+    browser = console.browser
+    if browser is None:
+        raise HTTPException(404, "Answering in the browser is not set up here.")
+    path = browser.sdk if browser.mode is Mode.twilio else SANDBOX_SDK
+    return FileResponse(path, media_type="text/javascript", headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/voice-token")
+async def voice_token(user: StaffUser, console: ConsoleDep) -> JSONResponse:
+    """An access token for this PA's browser to place calls with (one hour)."""
+    if console.browser is None:
+        raise HTTPException(404, "Answering in the browser is not set up here.")
+    identity = identity_of(_user_id(user))
+    token = console.browser.token(identity)
+    return JSONResponse(
+        {"token": token, "identity": identity}, headers={"Cache-Control": "no-store"}
+    )
+
+
+@router.post("/calls/{entry_id}/sandbox-connect")
+async def sandbox_connect(
+    entry_id: int, user: StaffForm, database: DatabaseDep, console: ConsoleDep, urls: UrlsDep,
+    offer: Annotated[int, Form()],
+) -> Response:  # fmt: skip
+    """The sandbox's stand-in for `Device.connect`: the fake Twilio places the browser's leg
+    into /twilio/console/browser, as Twilio does for a TwiML App."""
+    if console.browser is None or console.browser.mode is not Mode.sandbox:
+        raise HTTPException(404, "Only the sandbox places browser calls for the page.")
+    user_id = _user_id(user)
+    called = await database.run(lambda session: service.called_number(session, entry_id, user_id))
+    if called is None:
+        return JSONResponse({"ok": False, "problem": PROBLEMS["gone"]}, status_code=409)
+    ring = Ring(
+        to=f"client:{identity_of(user_id)}", from_=called, url=urls.browser(entry_id, offer),
+        status_callback=urls.leg_status(entry_id, offer),
+    )  # fmt: skip
+    try:
+        sid = await asyncio.to_thread(console.phone.ring, ring)
+    except PhoneError:
+        return JSONResponse({"ok": False, "problem": PROBLEMS["phone"]}, status_code=502)
+    return JSONResponse({"ok": True, "call_sid": sid})
+
+
+@router.post("/calls/{entry_id}/give-back")
+async def give_back(
+    entry_id: int, user: StaffForm, database: DatabaseDep, now: Now,
+    offer: Annotated[int, Form()],
+) -> Response:  # fmt: skip
+    """The PA's browser couldn't place the call: the caller goes back in line for the next PA."""
+    user_id = _user_id(user)
+    await database.run(lambda session: service.give_back(session, entry_id, user_id, offer, now))
+    return _to("/console", "phone")
+
+
 # --- a call: the screen pop ---------------------------------------------------------------------
 
 
 @router.get("/calls/{entry_id}", response_class=HTMLResponse)
 async def call_screen(
     request: Request, entry_id: int, user: StaffUser, database: DatabaseDep, flows: FlowsDep,
-    now: Now, problem: str = "", monitoring: str = "",
+    console: ConsoleDep, now: Now, problem: str = "", monitoring: str = "", answer: str = "",
 ) -> Response:  # fmt: skip
     """The client's answer phrase and instructions, who is on call, the caller's earlier
     messages, and the message form."""
@@ -173,6 +252,7 @@ async def call_screen(
     return render(
         request, "call.html", screen=screen, problem=PROBLEMS.get(problem), problems={},
         monitoring=MONITORING.get(monitoring),
+        browser_phone=answer == "browser" and console.browser is not None,
         **screens.me_context(screen.standing, None, user, now),
     )  # fmt: skip
 

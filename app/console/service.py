@@ -110,15 +110,17 @@ class Offer:
     from_number: str
 
 
-def take_call(session: Session, entry_id: int, pa_id: int, now: dt.datetime) -> Offer | Refusal:
+def take_call(
+    session: Session, entry_id: int, pa_id: int, now: dt.datetime, *, needs_phone: bool = True
+) -> Offer | Refusal:
     """An available PA takes a waiting caller. Their presence row is locked first, so one PA
     clicking two callers at once gets one of them; the entry's conditional update makes sure
-    one PA of many gets each caller."""
+    one PA of many gets each caller. A PA answering in the browser needs no phone number."""
     row = session.get(Presence, pa_id, with_for_update=True)
     if row is None or not may_take_calls(_standing(row, now)):
         return Refusal.not_available
     phone = session.scalar(select(User.phone).where(User.id == pa_id))
-    if not phone:
+    if not phone and needs_phone:
         return Refusal.no_phone
     offer = queue.claim(session, entry_id, pa_id, now)
     if offer is None:
@@ -131,7 +133,7 @@ def take_call(session: Session, entry_id: int, pa_id: int, now: dt.datetime) -> 
         .where(QueueEntry.id == entry_id)
     )
     log.info("call_taken", extra={"entry_id": entry_id, "user_id": pa_id, "offer": offer})
-    return Offer(entry_id, offer, phone, called or "")
+    return Offer(entry_id, offer, phone or "", called or "")
 
 
 def finish_wrap_up(
@@ -181,6 +183,8 @@ class CallScreen:
     wrapped: bool
     standing: Standing
     ended: bool = False  # the PA's phone leg has ended
+    offer: int = 0  # the current offer's number (a browser leg names it)
+    pa_leg_known: bool = False  # the PA's leg (phone or browser) has reached Twilio
     transfer: TransferState | None = None
     transfer_to: str | None = None  # the contact's name
     can_transfer: bool = False
@@ -246,7 +250,8 @@ def call_screen(
         urgency=entry.urgency, message_id=entry.message_id, notes=entry.notes or "",
         wrapped=entry.wrapped_at is not None,
         standing=standing_of(_row(presence, principal), now),
-        ended=entry.ended_at is not None, transfer=transfer,
+        ended=entry.ended_at is not None, transfer=transfer, offer=entry.offers,
+        pa_leg_known=entry.pa_call_sid is not None,
         transfer_to=contact.name if contact else None,
         can_transfer=refuse_transfer(facts, on_call.phone if on_call else None) is None,
         can_send_to_voicemail=may_send_to_voicemail(facts),
@@ -335,6 +340,29 @@ def save_message(
     announce(session, f"entry:{entry_id}")
     log.info("pa_message_saved", extra={"entry_id": entry_id, "message_id": message.id})
     return Saved(message.id)
+
+
+def called_number(session: Session, entry_id: int, pa_id: int) -> str | None:
+    """The client's number the caller rang, for this PA's offered call (their browser's leg
+    shows it); None when the call isn't on offer to them."""
+    called: str | None = session.scalar(
+        select(Call.called)
+        .join(QueueEntry, QueueEntry.call_id == Call.id)
+        .where(
+            QueueEntry.id == entry_id,
+            QueueEntry.pa_id == pa_id,
+            QueueEntry.status == EntryStatus.offered.value,
+        )
+    )
+    return called
+
+
+def give_back(session: Session, entry_id: int, pa_id: int, offer: int, now: dt.datetime) -> bool:
+    """The PA's browser couldn't reach the caller: back in line (only the PA's own offer)."""
+    entry = session.get(QueueEntry, entry_id)
+    if entry is None or entry.pa_id != pa_id:
+        return False
+    return queue.release(session, entry_id, offer, now)
 
 
 def pa_leg_of(session: Session, entry_id: int, pa_id: int) -> str | None:

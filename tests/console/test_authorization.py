@@ -24,6 +24,10 @@ ACCESS = {
     ("POST", "/console/calls/{entry_id}/voicemail"): STAFF,
     ("POST", "/console/calls/{entry_id}/monitor"): SUPERVISORS,
     ("GET", "/console/events"): STAFF,
+    ("GET", "/console/voice-sdk.js"): STAFF,
+    ("GET", "/console/voice-token"): STAFF,
+    ("POST", "/console/calls/{entry_id}/sandbox-connect"): STAFF,
+    ("POST", "/console/calls/{entry_id}/give-back"): STAFF,
     ("GET", "/console/supervisor"): SUPERVISORS,
 }
 

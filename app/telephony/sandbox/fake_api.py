@@ -579,6 +579,9 @@ class FakeApi(FakeHttpEdge):
         return f"/{API_VERSION}/Accounts/{self.account_sid}/{resource}.json"
 
     def _check_to(self, to: str) -> None:
+        """An E.164 number, or a Voice SDK client (`client:identity`), as Twilio takes."""
+        if to.startswith("client:") and len(to) > len("client:"):
+            return
         if to in self._invalid or not is_e164(to):
             raise TwilioApiError(400, 21211, f"The 'To' number {to} is not a valid phone number.")
 

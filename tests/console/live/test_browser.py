@@ -288,3 +288,36 @@ def test_a_supervisor_listens_to_a_pas_call(
     [leg] = [c for c in fake_twilio.calls if c.to == SUPERVISOR_PHONE]
     assert fake_twilio.lines.seats(room)[leg.sid].muted
     accessible(supervisor)
+
+
+def test_a_pa_answers_in_the_browser_and_saves_the_message_without_hanging_up(
+    signed_in: SignIn,
+    ring: Ring,
+    fake_twilio: FakeTwilio,
+    console_client: TestClient,
+    session_factory: sessionmaker[Session],
+) -> None:
+    pa_phones_pick_up(fake_twilio, console_client)  # the sandbox's side of the browser's leg
+    page = signed_in(phone=None)  # no phone of their own: the browser is their phone
+    page.get_by_role("button", name="Set me available").click()
+    ring(HARBOUR_LAW, Press("0"))
+
+    page.get_by_role("button", name="Answer call 1 for Harbour Law in the browser").click()
+
+    phone = page.locator("#browser-phone")
+    expect(phone).to_contain_text("Connected: you are in the caller's conference.")
+    expect(page.get_by_role("status").first).to_contain_text("The caller is with you")
+    [entry] = wait_for_entry(fake_twilio, session_factory, "answered")
+    [leg] = [c for c in fake_twilio.calls if c.to.startswith("client:pa-")]
+    assert entry_of(session_factory, entry.id).pa_call_sid == leg.sid
+    screenshot(page, "browser-phone")
+    accessible(page)
+    page.get_by_label("Name", exact=True).fill("Jo Citizen")
+    page.get_by_label("Callback", exact=True).fill("0491 570 156")
+    page.get_by_label("Matter", exact=True).fill("Settlement tomorrow morning")
+    page.get_by_label("Message", exact=True).fill("Needs the signed contract before 9 am.")
+    page.get_by_role("button", name="Save message").click()
+    expect(page.get_by_text("saved and passed on")).to_be_visible()
+    expect(phone).to_contain_text("Connected")  # the same page: the call was never hung up
+    assert page.evaluate("window.NightdeskCall.active")
+    accessible(page)
