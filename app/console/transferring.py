@@ -66,7 +66,8 @@ def start_transfer(
     session: Session, flows: FlowStore, entry_id: int, pa_id: int, now: dt.datetime
 ) -> Ringing | TransferRefusal:
     """The PA asks to transfer their caller to whoever is on call now. One transfer at a time:
-    the UPDATE only succeeds from no transfer (or a failed one) at the attempt the PA saw."""
+    however many clicks read the entry at once, the UPDATE succeeds only from no transfer (or a
+    failed one), so one of them rings the contact."""
     found = session.execute(
         select(QueueEntry, Call.sid, Call.called, Call.flow_version_id)
         .join(Call, Call.id == QueueEntry.call_id)
@@ -90,9 +91,7 @@ def start_transfer(
         update(ENTRIES)
         .where(
             ENTRIES.c.id == entry_id,
-            ENTRIES.c.pa_id == pa_id,
-            ENTRIES.c.transfers == entry.transfers,
-            ENTRIES.c.ended_at.is_(None),
+            ENTRIES.c.ended_at.is_(None),  # the PA's leg may have ended since it was read
             (ENTRIES.c.transfer_state.is_(None))
             | (ENTRIES.c.transfer_state == TransferState.failed.value),
         )
@@ -230,8 +229,6 @@ def contact_leg_status(
         return None
     state = TransferState(entry.transfer_state) if entry.transfer_state else None
     if not contact_leg_fails_transfer(state, entry.transfers == attempt, status):
-        return None
-    if entry.transfer_call_sid not in (None, call_sid):
         return None
     reason = "no key" if status == "completed" and state is TransferState.calling else status
     return transfer_failed(session, entry_id, attempt, reason, now)

@@ -124,6 +124,9 @@ def test_a_browser_call_from_another_pa_is_not_put_through(
 
     assert "no longer waiting" in answer.text
     assert entry_of(session_factory, entry.id).pa_call_sid is None
+    other = add_pa("ana@nightdesk.test", name="Ana Lima", phone=None)
+    other.press(f"/console/calls/{entry.id}/give-back", offer="1")
+    assert entry_of(session_factory, entry.id).status == "offered", "not theirs to give back"
     given_back = pa.press(f"/console/calls/{entry.id}/give-back", offer="1")
     assert given_back.headers["location"] == "/console?problem=phone"
     assert entry_of(session_factory, entry.id).status == "waiting"

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.accounts.models import Role
 from app.telephony.sandbox.fake_twilio import FakeTwilio
-from tests.console.conftest import AddPa, AnswerCall, Pa, in_conference
+from tests.console.conftest import AddPa, AnswerCall, Pa, entry_of, in_conference
 
 SUPERVISOR_PHONE = "+15005550009"
 
@@ -71,6 +71,10 @@ def test_a_supervisor_without_a_phone_or_a_call_that_is_over_is_told_so(
     assert no_phone.headers["location"].endswith("?problem=supervisor_phone")
     assert not_a_call.headers["location"].endswith("?problem=gone")
     assert bad_mode.status_code == 422
+    call.pa.press(f"/console/calls/{call.entry_id}/hang-up")
+    fake_twilio.wait_for(lambda: entry_of(session_factory, call.entry_id).ended_at is not None)
+    over = lee.press(f"/console/calls/{call.entry_id}/monitor", mode="listen")
+    assert over.headers["location"].endswith("?problem=gone")
     assert not [c for c in fake_twilio.calls if c.to == SUPERVISOR_PHONE]
 
 

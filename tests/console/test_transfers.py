@@ -5,14 +5,23 @@ Twilio's conference participants, over HTTP, with its signed callbacks."""
 
 from __future__ import annotations
 
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.console.models import QueueEntry
+from app.console.transfer import TransferRefusal
+from app.console.transferring import Ringing, contact_leg_status, start_transfer
+from app.db import transaction
 from app.messages.models import Message, MessageEvent
+from app.settings import Settings
 from app.telephony.sandbox.conversation import CallerInput, HangUp, Press, Say, Silence
 from app.telephony.sandbox.fake_resources import CallRecord
 from app.telephony.sandbox.fake_twilio import FakeTwilio
+from app.telephony.sandbox.signing import signed_post
+from tests.clock import FakeClock
+from tests.conftest import AUTH_TOKEN
 from tests.console.conftest import (
     PA_PHONE,
     AddPa,
@@ -228,3 +237,137 @@ def test_a_pa_sends_the_caller_on_to_the_flows_voicemail(
     fake_twilio.wait_for(lambda: presence_of(session_factory, call.pa.user_id) == "wrap_up")
     page = call.pa.page(f"/console/calls/{call.entry_id}")
     assert "Finish wrap-up" in page.text
+
+
+def test_two_transfers_started_at_once_ring_the_contact_once(
+    answered_call: AnswerCall,
+    app: FastAPI,
+    fake_twilio: FakeTwilio,
+    session_factory: sessionmaker[Session],
+    clock: FakeClock,
+) -> None:
+    """Both clicks read the entry before either changed it (here: one session's stale view of
+    it); the conditional UPDATE lets one through."""
+    call = answered_call()
+    in_conference(fake_twilio, session_factory, call.entry_id)
+    save_message(call)
+    flows = app.state.console.flows
+
+    with transaction(session_factory) as session:
+        seen = session.get(QueueEntry, call.entry_id)  # held, so both calls read this view
+        first = start_transfer(session, flows, call.entry_id, call.pa.user_id, clock())
+        second = start_transfer(session, flows, call.entry_id, call.pa.user_id, clock())
+
+    assert seen is not None
+    assert seen.transfer_state is None, "the second click's view: no transfer yet"
+    assert isinstance(first, Ringing)
+    assert second is TransferRefusal.busy
+    assert entry_of(session_factory, call.entry_id).transfers == 1
+
+
+def test_a_late_callback_from_an_earlier_attempt_leaves_the_next_one_alone(
+    answered_call: AnswerCall,
+    fake_twilio: FakeTwilio,
+    console_client: TestClient,
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+) -> None:
+    call = answered_call()
+    in_conference(fake_twilio, session_factory, call.entry_id)
+    save_message(call)
+    fake_twilio.set_call_outcome(ON_CALL_LAWYER, "busy")
+    call.pa.press(f"/console/calls/{call.entry_id}/transfer")  # attempt 1: busy
+    fake_twilio.wait_for(lambda: transfer_state(session_factory, call.entry_id) == "failed")
+    fake_twilio.set_call_outcome(ON_CALL_LAWYER, "in-progress")
+    call.pa.press(f"/console/calls/{call.entry_id}/transfer")  # attempt 2: ringing
+    fake_twilio.settle()
+
+    late = {"CallSid": "CA" + "1" * 32, "CallStatus": "busy", "To": ON_CALL_LAWYER}
+    path = f"/twilio/console/transfer/status?entry={call.entry_id}&attempt=1"
+    sent = signed_post(console_client, settings.public_url, path, late, AUTH_TOKEN)
+
+    assert sent.status_code == 204
+    again = entry_of(session_factory, call.entry_id)
+    assert (again.transfer_state, again.transfers) == ("calling", 2)
+    assert fake_twilio.lines.seats(room_of(call.entry_id))[call.caller.call_sid].hold
+
+
+def test_another_pa_cannot_hand_over_a_transfer_under_way(
+    answered_call: AnswerCall,
+    add_pa: AddPa,
+    fake_twilio: FakeTwilio,
+    console_client: TestClient,
+    session_factory: sessionmaker[Session],
+) -> None:
+    call = answered_call()
+    in_conference(fake_twilio, session_factory, call.entry_id)
+    phones_pick_up(fake_twilio, console_client, [Press("1")])
+    save_message(call)
+    call.pa.press(f"/console/calls/{call.entry_id}/transfer")
+    fake_twilio.wait_for(lambda: transfer_state(session_factory, call.entry_id) == "connected")
+    other = add_pa("ana@nightdesk.test", name="Ana Lima", phone="+15005550007")
+
+    refused = other.press(f"/console/calls/{call.entry_id}/hand-over")
+
+    assert refused.headers["location"].endswith("?problem=gone")
+    assert transfer_state(session_factory, call.entry_id) == "connected"
+    assert fake_twilio.lines.seats(room_of(call.entry_id))[call.caller.call_sid].hold
+
+
+def test_a_transfer_asked_for_as_the_pas_call_ends_rings_nobody(
+    answered_call: AnswerCall,
+    app: FastAPI,
+    fake_twilio: FakeTwilio,
+    session_factory: sessionmaker[Session],
+    clock: FakeClock,
+) -> None:
+    """The entry was read while the PA's leg was up, and it ended before the UPDATE."""
+    call = answered_call()
+    in_conference(fake_twilio, session_factory, call.entry_id)
+    save_message(call)
+    entries = QueueEntry.metadata.tables[QueueEntry.__tablename__]
+
+    with transaction(session_factory) as session:
+        seen = session.get(QueueEntry, call.entry_id)  # as the request read it (held: the
+        assert seen is not None  # session keeps what it read only while someone holds it)
+        session.connection().execute(  # the PA's leg ends meanwhile (behind the ORM's back)
+            update(entries).where(entries.c.id == call.entry_id).values(ended_at=clock())
+        )
+        outcome = start_transfer(
+            session, app.state.console.flows, call.entry_id, call.pa.user_id, clock()
+        )
+
+    assert seen.ended_at is None, "the request's view of the entry: the leg still up"
+    assert outcome is TransferRefusal.busy
+    assert entry_of(session_factory, call.entry_id).transfer_state is None
+
+
+def test_a_contacts_leg_ending_as_the_next_attempt_starts_leaves_that_attempt_alone(
+    answered_call: AnswerCall,
+    app: FastAPI,
+    fake_twilio: FakeTwilio,
+    session_factory: sessionmaker[Session],
+    clock: FakeClock,
+) -> None:
+    """Attempt 1's final callback read the entry while attempt 1 was still ringing; by its
+    UPDATE, attempt 1 had failed and attempt 2 begun."""
+    call = answered_call()
+    in_conference(fake_twilio, session_factory, call.entry_id)
+    save_message(call)
+    fake_twilio.set_call_outcome(ON_CALL_LAWYER, "in-progress")
+    call.pa.press(f"/console/calls/{call.entry_id}/transfer")  # attempt 1: ringing
+    fake_twilio.settle()
+    entries = QueueEntry.metadata.tables[QueueEntry.__tablename__]
+
+    with transaction(session_factory) as session:
+        seen = session.get(QueueEntry, call.entry_id)  # held: the callback's view
+        session.connection().execute(  # meanwhile attempt 1 failed and attempt 2 began
+            update(entries).where(entries.c.id == call.entry_id)
+            .values(transfer_state="calling", transfers=2)
+        )  # fmt: skip
+        back = contact_leg_status(session, call.entry_id, 1, "CA" + "1" * 32, "no-answer", clock())
+
+    assert seen is not None
+    assert (seen.transfers, seen.transfer_state) == (1, "calling")
+    assert back is None, "attempt 2's caller stays on hold"
+    assert transfer_state(session_factory, call.entry_id) == "calling"
