@@ -7,10 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import jwt
+import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.console.browser import Mode, browser_phone_for
+from app.console.browser import SDK, BrowserPhone, Mode, browser_phone_for
 from app.settings import DEFAULT_TWILIO_API_BASE, Settings
 from app.telephony.sandbox.caller import Press
 from app.telephony.sandbox.fake_twilio import FakeTwilio
@@ -130,3 +132,36 @@ def test_a_browser_call_from_another_pa_is_not_put_through(
     given_back = pa.press(f"/console/calls/{entry.id}/give-back", offer="1")
     assert given_back.headers["location"] == "/console?problem=phone"
     assert entry_of(session_factory, entry.id).status == "waiting"
+
+
+def test_with_twilio_the_app_serves_the_npm_sdk_and_puts_a_twiml_app_call_through(
+    app: FastAPI,
+    ring: Ring,
+    add_pa: AddPa,
+    fake_twilio: FakeTwilio,
+    console_client: TestClient,
+    session_factory: sessionmaker[Session],
+) -> None:
+    if not SDK.is_file():
+        pytest.fail("@twilio/voice-sdk is missing: run `npm ci` (scripts/test does)")
+    app.state.console.browser = BrowserPhone(
+        Mode.twilio, ACCOUNT, KEY_SID, KEY_SECRET, APP_SID, SDK
+    )
+    pa = add_pa(phone=None)
+    ring(HARBOUR_LAW, Press("0"))
+    (entry,) = wait_for_entry(fake_twilio, session_factory, "waiting")
+    pa.press(f"/console/queue/{entry.id}/take", answer="browser")
+
+    sdk = pa.page("/console/voice-sdk.js")
+    grant = pa.page("/console/voice-token").json()
+    # Twilio's request for the TwiML App's Voice URL: Device.connect's params as form fields.
+    placed = {"CallSid": "CA" + "4" * 32, "From": f"client:pa-{pa.user_id}", "To": "",
+              "entry": str(entry.id), "offer": "1", "AccountSid": ACCOUNT}  # fmt: skip
+    answer = signed_post(console_client, PUBLIC_URL, "/twilio/console/browser", placed, AUTH_TOKEN)
+
+    assert sdk.headers["content-type"].startswith("text/javascript")
+    assert sdk.content == SDK.read_bytes()
+    assert jwt.decode(grant["token"], KEY_SECRET, algorithms=["HS256"])["sub"] == ACCOUNT
+    assert "<Conference" in answer.text
+    assert f"nightdesk-entry-{entry.id}" in answer.text
+    assert entry_of(session_factory, entry.id).pa_call_sid == "CA" + "4" * 32
