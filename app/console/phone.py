@@ -61,9 +61,16 @@ class Phone(Protocol):
         """Puts a participant of the conference on hold (music, hears nothing), or back."""
         ...
 
+    def keep_conference(self, conference_sid: str, call_sid: str) -> None:
+        """This participant's leaving no longer ends the conference."""
+        ...
+
+    def leave_with(self, conference_sid: str, caller: str, contact: str) -> None:
+        """The caller comes off hold with the contact, whose leaving now ends the conference."""
+        ...
+
     def hand_over(self, conference_sid: str, caller: str, contact: str, pa: str) -> None:
-        """The PA leaves the caller with the contact: the caller comes off hold, the contact's
-        leaving now ends the conference, and the PA's does not, and the PA is removed."""
+        """The PA leaves the caller with the contact (`leave_with`), and is removed."""
         ...
 
     def add_participant(self, conference_sid: str, join: Join) -> str:
@@ -124,14 +131,23 @@ class TwilioPhone:
         with _twilio_errors():
             self._client.conferences(conference_sid).participants(call_sid).update(hold=held)
 
-    def hand_over(self, conference_sid: str, caller: str, contact: str, pa: str) -> None:
+    def keep_conference(self, conference_sid: str, call_sid: str) -> None:
+        participants = self._client.conferences(conference_sid).participants
+        with _twilio_errors():
+            participants(call_sid).update(end_conference_on_exit=False)
+
+    def leave_with(self, conference_sid: str, caller: str, contact: str) -> None:
         participants = self._client.conferences(conference_sid).participants
         with _twilio_errors():
             participants(caller).update(hold=False)
             participants(contact).update(end_conference_on_exit=True)
-            # Without this the PA's leaving would end the conference for everyone.
-            participants(pa).update(end_conference_on_exit=False)
-            participants(pa).delete()
+
+    def hand_over(self, conference_sid: str, caller: str, contact: str, pa: str) -> None:
+        self.leave_with(conference_sid, caller, contact)
+        # Set when the contact joined; again here, or the PA's leaving ends the conference.
+        self.keep_conference(conference_sid, pa)
+        with _twilio_errors():
+            self._client.conferences(conference_sid).participants(pa).delete()
 
     def add_participant(self, conference_sid: str, join: Join) -> str:
         coach = join.call_sid_to_coach if join.call_sid_to_coach is not None else values.unset

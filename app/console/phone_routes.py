@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 from dataclasses import replace
 
@@ -94,13 +95,18 @@ async def accept(
 
 
 @router.post("/leg-status", status_code=204)
-async def leg_status(request: Request, form: TwilioForm, database: DatabaseDep, now: Now) -> None:
+async def leg_status(
+    request: Request, form: TwilioForm, database: DatabaseDep, flows: FlowsDep,
+    console: ConsoleDep, now: Now,
+) -> None:  # fmt: skip
     """The PA's phone leg's status callback."""
     entry, offer, sid = query_int(request, "entry"), query_int(request, "offer"), _call_sid(form)
     status = form.get("CallStatus", "")
     await database.run(
         lambda session: answering.leg_status(session, entry, offer, sid, status, now)
     )
+    if status in answering.FINAL_STATUSES:
+        await after_pa_left(console, database, flows, entry, sid, now)
 
 
 @router.post("/conference", status_code=204)
@@ -114,6 +120,9 @@ async def conference(
     outcome = await database.run(
         lambda session: answering.conference_event(session, entry, offer, event, sid, now)
     )
+    if event == "participant-leave":  # a browser leg's only word of its end
+        await after_pa_left(console, database, flows, entry, sid, now)
+        return
     if isinstance(outcome, answering.Move):
         try:
             await asyncio.to_thread(
@@ -201,17 +210,27 @@ async def transfer_accept(
 
 
 @router.post("/transfer/conference", status_code=204)
-async def transfer_conference(request: Request, form: TwilioForm, database: DatabaseDep) -> None:
+async def transfer_conference(
+    request: Request, form: TwilioForm, database: DatabaseDep, console: ConsoleDep
+) -> None:
     """The contact's conference events: their joining lets the PA brief them."""
     entry, attempt, sid = (
         query_int(request, "entry"),
         query_int(request, "attempt"),
         _call_sid(form),
     )
-    if form.get("StatusCallbackEvent", "") == "participant-join":
-        await database.run(
-            lambda session: transferring.contact_joined(session, entry, attempt, sid)
-        )
+    if form.get("StatusCallbackEvent", "") != "participant-join":
+        return
+    briefing = await database.run(
+        lambda session: transferring.contact_joined(session, entry, attempt, sid)
+    )
+    if briefing is not None:  # the PA may now leave by hanging up without ending the call
+        try:
+            await asyncio.to_thread(
+                console.phone.keep_conference, briefing.conference_sid, briefing.pa_sid
+            )
+        except PhoneError:
+            log.warning("pa_still_ends_conference", extra={"entry_id": entry})
 
 
 @router.post("/transfer/status", status_code=204)
@@ -253,3 +272,23 @@ async def voicemail(
         return calls.step(session, hook, turn, False, call_urls, now)
 
     return await answer_or_voicemail(database, hook, call_urls, work)
+
+
+async def after_pa_left(
+    console: ConsoleDep, database: DatabaseDep, flows: FlowsDep, entry: int, pa_sid: str,
+    now: dt.datetime,
+) -> None:  # fmt: skip
+    """The PA's leg ended: if the contact was on the line, the PA hung up to hand over."""
+    left = await database.run(lambda session: transferring.pa_left(session, entry, pa_sid))
+    if left is None:
+        return
+    try:
+        await asyncio.to_thread(
+            console.phone.leave_with, left.conference_sid, left.caller_sid, left.contact_sid
+        )
+    except PhoneError:
+        log.warning("hand_over_after_pa_left_failed", extra={"entry_id": entry})
+        return
+    await database.run(
+        lambda session: transferring.handed_over(session, flows, entry, left.attempt, "", now)
+    )

@@ -202,9 +202,17 @@ def contact_keyed(found: Attempt | None, digits: str | None) -> bool:
     return contact_may_join(found) and contact_key_joins(digits)
 
 
-def contact_joined(session: Session, entry_id: int, attempt: int, call_sid: str) -> bool:
+@dataclass(frozen=True)
+class Briefing:
+    """The contact has joined: from now on the PA's leaving must not end the conference."""
+
+    conference_sid: str
+    pa_sid: str
+
+
+def contact_joined(session: Session, entry_id: int, attempt: int, call_sid: str) -> Briefing | None:
     """The contact is in the conference: the PA briefs them while the caller is on hold."""
-    joined = session.execute(
+    row = session.execute(
         update(ENTRIES)
         .where(
             ENTRIES.c.id == entry_id,
@@ -212,11 +220,13 @@ def contact_joined(session: Session, entry_id: int, attempt: int, call_sid: str)
             ENTRIES.c.transfer_state == TransferState.calling.value,
         )
         .values(transfer_state=TransferState.connected.value, transfer_call_sid=call_sid)
-    ).rowcount  # type: ignore[attr-defined]  # an UPDATE's result is a CursorResult
-    if joined:
-        announce(session, f"entry:{entry_id}")
-        log.info("transfer_contact_joined", extra={"entry_id": entry_id, "attempt": attempt})
-    return bool(joined)
+        .returning(ENTRIES.c.conference_sid, ENTRIES.c.pa_call_sid)
+    ).first()
+    if row is None:
+        return None
+    announce(session, f"entry:{entry_id}")
+    log.info("transfer_contact_joined", extra={"entry_id": entry_id, "attempt": attempt})
+    return Briefing(row.conference_sid, row.pa_call_sid)
 
 
 def contact_leg_status(
@@ -269,6 +279,25 @@ def hand_over_of(session: Session, entry_id: int, pa_id: int) -> HandOver | None
     )  # fmt: skip
 
 
+def pa_left(session: Session, entry_id: int, pa_call_sid: str) -> HandOver | None:
+    """The PA's leg ended while the contact was on the line: they left by hanging up, which is
+    a hand over too (their leaving no longer ends the conference). None otherwise."""
+    found = session.execute(
+        select(QueueEntry, Call.sid)
+        .join(Call, Call.id == QueueEntry.call_id)
+        .where(QueueEntry.id == entry_id, QueueEntry.pa_call_sid == pa_call_sid)
+    ).first()
+    if found is None:
+        return None
+    entry, caller_sid = found
+    state = TransferState(entry.transfer_state) if entry.transfer_state else None
+    if not may_hand_over(state) or not (entry.conference_sid and entry.transfer_call_sid):
+        return None
+    return HandOver(
+        entry.transfers, entry.conference_sid, caller_sid, entry.transfer_call_sid, pa_call_sid
+    )
+
+
 def handed_over(
     session: Session, flows: FlowStore, entry_id: int, attempt: int, pa_name: str,
     now: dt.datetime,
@@ -302,7 +331,7 @@ def handed_over(
     if message.called_back_at is None:
         message.called_back_at = now
     add_event(session, message.id, "called_back", now, by=name, via="transfer",
-              note=f"Warm transfer from {pa_name}")  # fmt: skip
+              note=f"Warm transfer from {pa_name}" if pa_name else "Warm transfer")  # fmt: skip
     message_event(session, message, "message.called_back", now)
     log.info("transfer_handed_over", extra={"entry_id": entry_id, "message_id": message.id})
     return True

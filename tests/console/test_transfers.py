@@ -371,3 +371,34 @@ def test_a_contacts_leg_ending_as_the_next_attempt_starts_leaves_that_attempt_al
     assert (seen.transfers, seen.transfer_state) == (1, "calling")
     assert back is None, "attempt 2's caller stays on hold"
     assert transfer_state(session_factory, call.entry_id) == "calling"
+
+
+def test_a_pa_who_hangs_up_while_the_contact_is_on_the_line_hands_the_caller_over(
+    answered_call: AnswerCall,
+    fake_twilio: FakeTwilio,
+    console_client: TestClient,
+    session_factory: sessionmaker[Session],
+) -> None:
+    call = answered_call()
+    in_conference(fake_twilio, session_factory, call.entry_id)
+    phones_pick_up(fake_twilio, console_client, [Press("1")])
+    save_message(call)
+    call.pa.press(f"/console/calls/{call.entry_id}/transfer")
+    fake_twilio.wait_for(lambda: transfer_state(session_factory, call.entry_id) == "connected")
+    pa_leg = entry_of(session_factory, call.entry_id).pa_call_sid
+    assert pa_leg is not None
+    room = room_of(call.entry_id)
+    fake_twilio.wait_for(lambda: not fake_twilio.lines.seats(room)[pa_leg].end_on_exit)
+
+    fake_twilio.hang_up(pa_leg)  # the PA puts their phone down after the briefing
+
+    fake_twilio.wait_for(
+        lambda: transfer_state(session_factory, call.entry_id) == "handed_over", timeout=10
+    )
+    [contact_leg] = calls_to(fake_twilio, ON_CALL_LAWYER)
+    seats = fake_twilio.lines.seats(room)
+    assert set(seats) == {call.caller.call_sid, contact_leg.sid}
+    assert not seats[call.caller.call_sid].hold
+    assert seats[contact_leg.sid].end_on_exit
+    message, _ = the_message(session_factory)
+    assert message.called_back_at is not None
