@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     twilio_auth_token: str = DEVELOPMENT_SECRET
     twilio_previous_auth_token: str = ""  # still accepted while the token is rotated
     twilio_api_base: str = DEFAULT_TWILIO_API_BASE
+    # The PA console's browser phone (Twilio's Voice JavaScript SDK): an API key and the TwiML
+    # App whose Voice URL is {PUBLIC_URL}/twilio/console/browser. All three, or it is hidden.
+    twilio_api_key_sid: str = ""
+    twilio_api_key_secret: str = ""
+    twilio_twiml_app_sid: str = ""
     twilio_timeout: float = 10.0  # seconds; a timed-out send is checked with Twilio before a retry
     smtp_url: str = DEFAULT_SMTP_URL
     email_from: str = ""  # default: nightdesk@<public URL's host>
@@ -97,6 +102,7 @@ def production_problems(settings: Settings) -> list[str]:
         secret_problem("NIGHTDESK_TWILIO_AUTH_TOKEN", settings.twilio_auth_token, required=True),
         secret_problem("NIGHTDESK_TWILIO_PREVIOUS_AUTH_TOKEN", settings.twilio_previous_auth_token),
         secret_problem("NIGHTDESK_METRICS_TOKEN", settings.metrics_token),
+        secret_problem("NIGHTDESK_TWILIO_API_KEY_SECRET", settings.twilio_api_key_secret),
     ]
     if not settings.public_url:
         problems.append("NIGHTDESK_PUBLIC_URL must be set outside development")

@@ -11,12 +11,14 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.calls.models import Call
 from app.calls.queries import attachments
 from app.clients.flows import FlowStore
 from app.console import queue
+from app.console.live import announce
 from app.console.models import EntryStatus, QueueEntry
 from app.console.voice import (
     render_caller_joins,
@@ -46,6 +48,9 @@ class ConsoleUrls:
         tail = f"&offer={offer}" if offer is not None else ""
         return f"{self.base}/twilio/console/{path}?entry={entry_id}{tail}"
 
+    def browser(self, entry_id: int, offer: int) -> str:
+        return self._url("browser", entry_id, offer)
+
     def whisper(self, entry_id: int, offer: int) -> str:
         return self._url("whisper", entry_id, offer)
 
@@ -66,6 +71,29 @@ class ConsoleUrls:
 
     def after(self, entry_id: int) -> str:
         return self._url("after", entry_id)
+
+    def voicemail(self, entry_id: int) -> str:
+        return self._url("voicemail", entry_id)
+
+    def caller_joined(self, entry_id: int) -> str:
+        return self._url("caller-joined", entry_id)
+
+    # A warm transfer's attempt: the on-call contact's leg, its key and its conference.
+
+    def transfer_whisper(self, entry_id: int, attempt: int) -> str:
+        return self._url("transfer/whisper", entry_id) + f"&attempt={attempt}"
+
+    def transfer_accept(self, entry_id: int, attempt: int) -> str:
+        return self._url("transfer/accept", entry_id) + f"&attempt={attempt}"
+
+    def transfer_silence(self, entry_id: int, attempt: int) -> str:
+        return self.transfer_accept(entry_id, attempt) + "&silence=1"
+
+    def transfer_status(self, entry_id: int, attempt: int) -> str:
+        return self._url("transfer/status", entry_id) + f"&attempt={attempt}"
+
+    def transfer_conference(self, entry_id: int, attempt: int) -> str:
+        return self._url("transfer/conference", entry_id) + f"&attempt={attempt}"
 
 
 @dataclass(frozen=True)
@@ -114,18 +142,42 @@ def accept(
     return render_pa_joins(entry_id, urls.conference(entry_id, offer), speech)
 
 
+def browser_leg(
+    session: Session, flows: FlowStore, entry_id: int, offer: int, identity: str, call_sid: str,
+    urls: ConsoleUrls,
+) -> str:  # fmt: skip
+    """The PA's browser placed the call (the TwiML App's Voice URL): straight into the
+    conference, no whisper, as long as the offer is this browser's PA's and still current."""
+    found = queue.offered(session, entry_id)
+    if found is None or not found.is_current(offer) or found.pa_id is None:
+        return render_say_goodbye(GONE, Speech())
+    if identity != f"client:pa-{found.pa_id}":
+        log.warning("browser_leg_of_another", extra={"entry_id": entry_id})
+        return render_say_goodbye(GONE, Speech())
+    queue.note_pa_leg(session, entry_id, offer, call_sid)
+    speech = _speech(session, flows, found.flow_version_id)
+    return render_pa_joins(entry_id, urls.conference(entry_id, offer), speech)
+
+
 def conference_event(
     session: Session, entry_id: int, offer: int, event: str, call_sid: str, now: dt.datetime
 ) -> Move | Gone | None:
     """The PA has joined the conference: the call is theirs, and the caller is to be moved in
     (or, if the caller left meanwhile, the PA is told)."""
+    if event == "participant-leave":
+        # The PA's leg left: a browser leg reports its end only here (a TwiML App's calls
+        # have no status callback of ours); for a phone leg this repeats its status callback.
+        found = queue.offered(session, entry_id)
+        if found is not None and found.status is EntryStatus.answered:
+            queue.conversation_ended(session, entry_id, offer, call_sid, now)
+        return None
     if event != "participant-join":
         return None
     found = queue.offered(session, entry_id)
     if found is None or found.offer != offer:
         return None
     if found.pa_call_sid not in (None, call_sid):
-        return None  # someone else's leg (never the caller's: their room sends no events)
+        return None  # someone else's leg (the caller's join goes to /caller-joined)
     if found.status in (EntryStatus.abandoned, EntryStatus.timed_out):
         return Gone(call_sid)
     if not queue.answer(session, entry_id, offer, call_sid, now):
@@ -135,7 +187,23 @@ def conference_event(
 
 def connect(entry_id: int, urls: ConsoleUrls) -> str:
     """The caller's TwiML once taken out of the queue: the PA's conference."""
-    return render_caller_joins(entry_id, urls.after(entry_id))
+    return render_caller_joins(entry_id, urls.after(entry_id), urls.caller_joined(entry_id))
+
+
+def caller_joined(session: Session, entry_id: int, call_sid: str, conference_sid: str) -> None:
+    """The caller is in the PA's conference (Twilio's `conference_sid`): from now on the
+    conference's participants (the caller's hold, a supervisor) can be changed through it."""
+    caller_sid = session.scalar(
+        select(Call.sid)
+        .join(QueueEntry, QueueEntry.call_id == Call.id)
+        .where(QueueEntry.id == entry_id)
+    )
+    if caller_sid != call_sid:
+        return  # only the caller's own join says the caller is there
+    entry = session.get(QueueEntry, entry_id)
+    if entry is not None and entry.conference_sid != conference_sid:
+        entry.conference_sid = conference_sid
+        announce(session, f"entry:{entry_id}")
 
 
 def after(session: Session, flows: FlowStore, entry_id: int) -> str:

@@ -31,6 +31,16 @@ class EntryRow:
     enqueued_at: dt.datetime
     pa_id: int | None
     pa_name: str | None
+    transfer: str | None = None  # a warm transfer's state (`transfer.TransferState`)
+
+    @property
+    def live_status(self) -> str:
+        """What a call's page watches: its status, and its transfer's when there is one."""
+        return live_status(self.status, self.transfer)
+
+
+def live_status(status: str, transfer: str | None) -> str:
+    return f"{status}/{transfer}" if transfer else status
 
 
 @dataclass(frozen=True)

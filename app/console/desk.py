@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from app.clients.flows import FlowStore
+from app.console.browser import BrowserPhone, browser_phone_for
 from app.console.live import LiveConsole, listen_for_changes, publish_on_commit
 from app.console.phone import Phone, TwilioPhone
 from app.console.queries import Snapshot, load_snapshot
@@ -27,6 +28,7 @@ class Console:
     clock: Clock
     live: LiveConsole[Snapshot] = field(init=False)
     recorder: QueueRecorder = field(default_factory=QueueRecorder)
+    browser: BrowserPhone | None = None  # answering in the browser, when it can
 
     def __post_init__(self) -> None:
         self.live = LiveConsole(lambda: self.database.run(load_snapshot))
@@ -67,4 +69,4 @@ def make_console(settings: Settings, database: Database, flows: FlowStore, clock
         settings.twilio_account_sid, settings.twilio_auth_token, settings.twilio_api_base,
         timeout=settings.twilio_timeout,
     )  # fmt: skip
-    return Console(database, flows, TwilioPhone(client), clock)
+    return Console(database, flows, TwilioPhone(client), clock, browser=browser_phone_for(settings))

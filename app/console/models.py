@@ -50,6 +50,15 @@ class QueueEntry(Base):
     message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
     notes: Mapped[str | None] = mapped_column(Text)  # the PA's wrap-up notes
     wrapped_at: Mapped[dt.datetime | None]
+    # The PA's conference, named by Twilio's sid once the PA has joined it: its participants
+    # (the caller on hold, a supervisor listening) are changed through it.
+    conference_sid: Mapped[str | None] = mapped_column(String(64))
+    # A warm transfer to the on-call contact (`app/console/transfer.py`): one at a time, each
+    # counted like offers so a late callback from an earlier attempt changes nothing.
+    transfer_state: Mapped[str | None] = mapped_column(String(16))
+    transfers: Mapped[int] = mapped_column(default=0, server_default="0")
+    transfer_contact: Mapped[str | None] = mapped_column(String(64))  # the flow's contact id
+    transfer_call_sid: Mapped[str | None] = mapped_column(String(64))  # the contact's leg
 
 
 class Presence(Base):

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import requests
+from twilio.base import values
 from twilio.base.exceptions import TwilioException
 from twilio.rest import Client
 
@@ -52,6 +53,42 @@ class Phone(Protocol):
         """New TwiML for a call in progress (e.g. telling the PA the caller has gone)."""
         ...
 
+    def redirect(self, call_sid: str, url: str) -> None:
+        """Sends a call in progress to the TwiML at `url` (out of any conference it is in)."""
+        ...
+
+    def hold(self, conference_sid: str, call_sid: str, held: bool) -> None:
+        """Puts a participant of the conference on hold (music, hears nothing), or back."""
+        ...
+
+    def keep_conference(self, conference_sid: str, call_sid: str) -> None:
+        """This participant's leaving no longer ends the conference."""
+        ...
+
+    def leave_with(self, conference_sid: str, caller: str, contact: str) -> None:
+        """The caller comes off hold with the contact, whose leaving now ends the conference."""
+        ...
+
+    def hand_over(self, conference_sid: str, caller: str, contact: str, pa: str) -> None:
+        """The PA leaves the caller with the contact (`leave_with`), and is removed."""
+        ...
+
+    def add_participant(self, conference_sid: str, join: Join) -> str:
+        """Rings `join.to` straight into the conference; returns the new call's sid."""
+        ...
+
+
+@dataclass(frozen=True)
+class Join:
+    """Someone rung into a conference as a participant (a supervisor listening, whispering or
+    joining), with Twilio's participant settings."""
+
+    to: str
+    from_: str
+    muted: bool
+    coaching: bool
+    call_sid_to_coach: str | None
+
 
 class TwilioPhone:
     """`Phone` through the twilio library's Client."""
@@ -83,6 +120,44 @@ class TwilioPhone:
     def play(self, call_sid: str, twiml: str) -> None:
         with _twilio_errors():
             self._client.calls(call_sid).update(twiml=twiml)
+
+    def redirect(self, call_sid: str, url: str) -> None:
+        with _twilio_errors():
+            self._client.calls(call_sid).update(url=url, method="POST")
+
+    # Conference participants: https://www.twilio.com/docs/voice/api/conference-participant-resource
+
+    def hold(self, conference_sid: str, call_sid: str, held: bool) -> None:
+        with _twilio_errors():
+            self._client.conferences(conference_sid).participants(call_sid).update(hold=held)
+
+    def keep_conference(self, conference_sid: str, call_sid: str) -> None:
+        participants = self._client.conferences(conference_sid).participants
+        with _twilio_errors():
+            participants(call_sid).update(end_conference_on_exit=False)
+
+    def leave_with(self, conference_sid: str, caller: str, contact: str) -> None:
+        participants = self._client.conferences(conference_sid).participants
+        with _twilio_errors():
+            participants(caller).update(hold=False)
+            participants(contact).update(end_conference_on_exit=True)
+
+    def hand_over(self, conference_sid: str, caller: str, contact: str, pa: str) -> None:
+        self.leave_with(conference_sid, caller, contact)
+        # Set when the contact joined; again here, or the PA's leaving ends the conference.
+        self.keep_conference(conference_sid, pa)
+        with _twilio_errors():
+            self._client.conferences(conference_sid).participants(pa).delete()
+
+    def add_participant(self, conference_sid: str, join: Join) -> str:
+        coach = join.call_sid_to_coach if join.call_sid_to_coach is not None else values.unset
+        with _twilio_errors():
+            participant = self._client.conferences(conference_sid).participants.create(
+                from_=join.from_, to=join.to, muted=join.muted, coaching=join.coaching,
+                call_sid_to_coach=coach, beep="false", end_conference_on_exit=False,
+                timeout=RING_SECONDS,
+            )  # fmt: skip
+        return str(participant.call_sid)
 
     def _queue_sid(self, name: str) -> str:
         with self._lock:

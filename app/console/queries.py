@@ -29,7 +29,7 @@ class Snapshot:
 
     def entry_status(self, entry_id: int) -> str:
         """An entry's status, or "closed" once nobody has it any more."""
-        return next((e.status for e in self.entries if e.id == entry_id), "closed")
+        return next((e.live_status for e in self.entries if e.id == entry_id), "closed")
 
     def presence_of(self, user_id: int | None) -> PresenceRow | None:
         return next((p for p in self.team if p.user_id == user_id), None)
@@ -68,7 +68,7 @@ def _entry(e: QueueEntry, client: str, slug: str, pa_name: str | None) -> EntryR
     return EntryRow(
         id=e.id, client=client, client_slug=slug, caller=e.caller, answers=e.answers,
         urgency=e.urgency, status=e.status, enqueued_at=as_utc(e.enqueued_at), pa_id=e.pa_id,
-        pa_name=pa_name,
+        pa_name=pa_name, transfer=e.transfer_state,
     )  # fmt: skip
 
 

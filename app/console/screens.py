@@ -46,13 +46,17 @@ def me_context(
     }
 
 
-def queue(snapshot: Snapshot, principal: Principal, now: dt.datetime) -> dict[str, Any]:
-    """The live queue, with Take buttons for a PA who may take calls."""
+def queue(
+    snapshot: Snapshot, principal: Principal, now: dt.datetime, browser: bool = False
+) -> dict[str, Any]:
+    """The live queue, with Take buttons for a PA who may take calls (and answer them in the
+    browser, when the console can)."""
     standing = standing_of(snapshot.presence_of(principal.user_id), now)
     return {
         "lines": queue_lines(snapshot.entries, now),
         "can_take": may_take_calls(standing),
         "csrf_token": principal.csrf_token,
+        "browser": browser,
     }
 
 
@@ -62,7 +66,7 @@ def team(snapshot: Snapshot, now: dt.datetime) -> dict[str, Any]:
 
 def fragments(
     snapshot: Snapshot, principal: Principal, now: dt.datetime, *, entry_id: int | None,
-    supervising: bool, days: list[ClientDay] | None,
+    supervising: bool, days: list[ClientDay] | None, browser: bool = False,
 ) -> dict[str, str]:  # fmt: skip
     """Every live part of the page, by the id of the element it fills."""
     mine = me(snapshot, principal, now)
@@ -70,7 +74,7 @@ def fragments(
         mine["my_entry"] = None  # this page is that call
     parts = {
         "me": fragment("_presence.html", **mine),
-        "queue": fragment("_queue.html", **queue(snapshot, principal, now)),
+        "queue": fragment("_queue.html", **queue(snapshot, principal, now, browser)),
     }
     if supervising:
         parts["team"] = fragment("_team.html", **team(snapshot, now))
@@ -108,7 +112,7 @@ async def live_events(
         days = await load_days() if load_days is not None else None
         parts = fragments(
             snapshot, principal, console.clock(), entry_id=entry_id, supervising=supervising,
-            days=days,
+            days=days, browser=console.browser is not None,
         )  # fmt: skip
         for name, data in parts.items():
             if shown.get(name) != data:

@@ -19,12 +19,18 @@ from app.calls.queries import attachments
 from app.clients.flows import FlowStore
 from app.clients.models import Client
 from app.console import queue, script
-from app.console.board import PresenceRow, mask_caller, standing_of
+from app.console.board import PresenceRow, live_status, mask_caller, standing_of
 from app.console.greeting import answer_phrase
 from app.console.live import announce
 from app.console.models import EntryStatus, Presence, QueueEntry
 from app.console.presence import Standing, State, may_choose, may_take_calls, presence_now
 from app.console.queries import EarlierMessage, Snapshot, earlier_messages, load_snapshot
+from app.console.transfer import (
+    CallFacts,
+    TransferState,
+    may_send_to_voicemail,
+    refuse_transfer,
+)
 from app.dispatch.outbox import take_message
 from app.flows import understanding
 from app.flows.engine import SaveMessage
@@ -105,15 +111,17 @@ class Offer:
     from_number: str
 
 
-def take_call(session: Session, entry_id: int, pa_id: int, now: dt.datetime) -> Offer | Refusal:
+def take_call(
+    session: Session, entry_id: int, pa_id: int, now: dt.datetime, *, needs_phone: bool = True
+) -> Offer | Refusal:
     """An available PA takes a waiting caller. Their presence row is locked first, so one PA
     clicking two callers at once gets one of them; the entry's conditional update makes sure
-    one PA of many gets each caller."""
+    one PA of many gets each caller. A PA answering in the browser needs no phone number."""
     row = session.get(Presence, pa_id, with_for_update=True)
     if row is None or not may_take_calls(_standing(row, now)):
         return Refusal.not_available
     phone = session.scalar(select(User.phone).where(User.id == pa_id))
-    if not phone:
+    if not phone and needs_phone:
         return Refusal.no_phone
     offer = queue.claim(session, entry_id, pa_id, now)
     if offer is None:
@@ -126,7 +134,7 @@ def take_call(session: Session, entry_id: int, pa_id: int, now: dt.datetime) -> 
         .where(QueueEntry.id == entry_id)
     )
     log.info("call_taken", extra={"entry_id": entry_id, "user_id": pa_id, "offer": offer})
-    return Offer(entry_id, offer, phone, called or "")
+    return Offer(entry_id, offer, phone or "", called or "")
 
 
 def finish_wrap_up(
@@ -175,6 +183,14 @@ class CallScreen:
     notes: str
     wrapped: bool
     standing: Standing
+    ended: bool = False  # the PA's phone leg has ended
+    offer: int = 0  # the current offer's number (a browser leg names it)
+    pa_leg_known: bool = False  # the PA's leg (phone or browser) has reached Twilio
+    transfer: TransferState | None = None
+    transfer_to: str | None = None  # the contact's name
+    can_transfer: bool = False
+    can_send_to_voicemail: bool = False
+    supervising: bool = False  # a supervisor looking at someone else's live call
 
     @property
     def live_status(self) -> str:
@@ -183,8 +199,13 @@ class CallScreen:
         if self.status in (EntryStatus.waiting, EntryStatus.offered):
             return self.status.value
         if self.status is EntryStatus.answered and not self.wrapped:
-            return self.status.value
+            return live_status(self.status.value, self.transfer)
         return "closed"
+
+    @property
+    def on_the_line(self) -> bool:
+        """The caller and the PA are talking (or the caller is on hold for a transfer)."""
+        return self.status is EntryStatus.answered and not self.ended
 
     @property
     def can_save(self) -> bool:
@@ -214,6 +235,10 @@ def call_screen(
     answered = status is EntryStatus.answered
     questions = script.questions(flow)
     presence = session.get(Presence, principal.user_id) if principal.user_id else None
+    on_call = _on_call(flow, now)
+    transfer = TransferState(entry.transfer_state) if entry.transfer_state else None
+    facts = transfer_facts(entry, mine)
+    contact = flow.contact(entry.transfer_contact) if entry.transfer_contact else None
     return CallScreen(
         entry_id=entry.id, status=status, mine=mine, client=client_name,
         caller=entry.caller if answered else mask_caller(entry.caller),
@@ -226,6 +251,22 @@ def call_screen(
         urgency=entry.urgency, message_id=entry.message_id, notes=entry.notes or "",
         wrapped=entry.wrapped_at is not None,
         standing=standing_of(_row(presence, principal), now),
+        ended=entry.ended_at is not None, transfer=transfer, offer=entry.offers,
+        pa_leg_known=entry.pa_call_sid is not None,
+        transfer_to=contact.name if contact else None,
+        can_transfer=refuse_transfer(facts, on_call.phone if on_call else None) is None,
+        can_send_to_voicemail=may_send_to_voicemail(facts),
+        supervising=not mine and principal.role in (Role.supervisor, Role.admin),
+    )  # fmt: skip
+
+
+def transfer_facts(entry: QueueEntry, mine: bool) -> CallFacts:
+    """Where the entry stands, as a transfer's decisions need it."""
+    return CallFacts(
+        mine=mine, answered=entry.status == EntryStatus.answered,
+        ended=entry.ended_at is not None, message_saved=entry.message_id is not None,
+        conference_known=entry.conference_sid is not None,
+        transfer=TransferState(entry.transfer_state) if entry.transfer_state else None,
     )  # fmt: skip
 
 
@@ -248,11 +289,18 @@ def _row(presence: Presence | None, principal: Principal) -> PresenceRow | None:
     )  # fmt: skip
 
 
-def _on_call(flow: Flow, now: dt.datetime) -> OnCall | None:
+def on_call_now(flow: Flow, now: dt.datetime) -> tuple[str, OnCall] | None:
+    """The contact on call now, with their id in the flow."""
     if flow.rotation is None:
         return None
-    contact = flow.contact(who_is_on_call(flow.rotation, flow.zone, now))
-    return OnCall(contact.name, contact.phone) if contact else None
+    key = who_is_on_call(flow.rotation, flow.zone, now)
+    contact = flow.contact(key)
+    return (key, OnCall(contact.name, contact.phone)) if contact else None
+
+
+def _on_call(flow: Flow, now: dt.datetime) -> OnCall | None:
+    found = on_call_now(flow, now)
+    return found[1] if found else None
 
 
 # --- saving the message -----------------------------------------------------------------------
@@ -303,6 +351,29 @@ def save_message(
     announce(session, f"entry:{entry_id}")
     log.info("pa_message_saved", extra={"entry_id": entry_id, "message_id": message.id})
     return Saved(message.id)
+
+
+def called_number(session: Session, entry_id: int, pa_id: int) -> str | None:
+    """The client's number the caller rang, for this PA's offered call (their browser's leg
+    shows it); None when the call isn't on offer to them."""
+    called: str | None = session.scalar(
+        select(Call.called)
+        .join(QueueEntry, QueueEntry.call_id == Call.id)
+        .where(
+            QueueEntry.id == entry_id,
+            QueueEntry.pa_id == pa_id,
+            QueueEntry.status == EntryStatus.offered.value,
+        )
+    )
+    return called
+
+
+def give_back(session: Session, entry_id: int, pa_id: int, offer: int, now: dt.datetime) -> bool:
+    """The PA's browser couldn't reach the caller: back in line (only the PA's own offer)."""
+    entry = session.get(QueueEntry, entry_id)
+    if entry is None or entry.pa_id != pa_id:
+        return False
+    return queue.release(session, entry_id, offer, now)
 
 
 def pa_leg_of(session: Session, entry_id: int, pa_id: int) -> str | None:

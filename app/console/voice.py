@@ -45,14 +45,47 @@ def render_pa_joins(entry_id: int, status_callback: str, speech: Speech) -> str:
     return str(response)
 
 
-def render_caller_joins(entry_id: int, after_url: str) -> str:
-    """The caller's new TwiML once taken out of the queue: into the PA's conference, and when it
-    ends, on to `after_url` (a goodbye)."""
+def render_caller_joins(entry_id: int, after_url: str, joined_url: str) -> str:
+    """The caller's new TwiML once taken out of the queue: into the PA's conference (their join
+    event, to `joined_url`, names the conference), and when it ends, on to `after_url` (a
+    goodbye)."""
     response = VoiceResponse()
     dial = response.dial(action=after_url, method="POST")
     dial.conference(
         conference_name(entry_id), start_conference_on_enter=True,
-        end_conference_on_exit=True, beep=False,
+        end_conference_on_exit=True, beep=False, status_callback=joined_url,
+        status_callback_method="POST", status_callback_event="join",
+    )  # fmt: skip
+    return str(response)
+
+
+def render_transfer_whisper(
+    client_name: str, accept_url: str, silence_url: str, speech: Speech
+) -> str:
+    """What the on-call contact hears on picking up: a transfer, whose, and 1 to take it; only
+    a key puts them through, so their voicemail never gets the caller."""
+    response = VoiceResponse()
+    gather = response.gather(
+        num_digits=1, action=accept_url, method="POST", timeout=WHISPER_TIMEOUT
+    )
+    gather.say(
+        f"Nightdesk transfer for {client_name}, press 1 to take the caller.",
+        voice=speech.voice, language=speech.language,
+    )  # fmt: skip
+    response.redirect(silence_url, method="POST")
+    return str(response)
+
+
+def render_contact_joins(entry_id: int, status_callback: str, speech: Speech) -> str:
+    """The contact pressed 1: into the PA's conference, where the PA briefs them while the
+    caller is on hold. Their leaving doesn't end it until the PA hands the caller over."""
+    response = VoiceResponse()
+    response.say("Connecting you to the assistant.", voice=speech.voice, language=speech.language)
+    dial = response.dial()
+    dial.conference(
+        conference_name(entry_id), start_conference_on_enter=True,
+        end_conference_on_exit=False, beep=False, status_callback=status_callback,
+        status_callback_method="POST", status_callback_event="join leave",
     )  # fmt: skip
     return str(response)
 

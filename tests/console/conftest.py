@@ -295,3 +295,9 @@ def answered_call(
         return Answered(pa, caller, entry_id)
 
     return answer
+
+
+def in_conference(fake: FakeTwilio, sessions: sessionmaker[Session], entry_id: int) -> None:
+    """Waits until the caller has been moved in with the PA (moments after the call counts as
+    answered) and their join has named the conference: transfers and supervisors can act."""
+    fake.wait_for(lambda: entry_of(sessions, entry_id).conference_sid is not None)

@@ -19,7 +19,15 @@ ACCESS = {
     ("POST", "/console/calls/{entry_id}/message"): STAFF,
     ("POST", "/console/calls/{entry_id}/hang-up"): STAFF,
     ("POST", "/console/calls/{entry_id}/wrap-up"): STAFF,
+    ("POST", "/console/calls/{entry_id}/transfer"): STAFF,
+    ("POST", "/console/calls/{entry_id}/hand-over"): STAFF,
+    ("POST", "/console/calls/{entry_id}/voicemail"): STAFF,
+    ("POST", "/console/calls/{entry_id}/monitor"): SUPERVISORS,
     ("GET", "/console/events"): STAFF,
+    ("GET", "/console/voice-sdk.js"): STAFF,
+    ("GET", "/console/voice-token"): STAFF,
+    ("POST", "/console/calls/{entry_id}/sandbox-connect"): STAFF,
+    ("POST", "/console/calls/{entry_id}/give-back"): STAFF,
     ("GET", "/console/supervisor"): SUPERVISORS,
 }
 

@@ -19,6 +19,7 @@ from tests.console.conftest import (
     OTHER_PA_PHONE,
     PA_PHONE,
     AddPa,
+    AnswerCall,
     Ring,
     entry_of,
     messages,
@@ -203,3 +204,43 @@ def test_a_late_callback_from_an_earlier_pa_leg_leaves_the_next_offer_alone(
     assert presence_of(session_factory, pa.user_id) == "on_call"
     fake_twilio.hang_up(caller.call_sid)
     caller.conversation()
+
+
+def test_only_the_callers_own_join_names_the_conference(
+    ring: Ring,
+    fake_twilio: FakeTwilio,
+    console_client: TestClient,
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+) -> None:
+    caller = ring(HARBOUR_LAW, Press("0"))
+    (entry,) = wait_for_entry(fake_twilio, session_factory, "waiting")
+    path = f"/twilio/console/caller-joined?entry={entry.id}"
+    joined = {"StatusCallbackEvent": "participant-join", "ConferenceSid": "CF" + "2" * 32}
+
+    someone_else = {**joined, "CallSid": "CA" + "3" * 32}
+    signed_post(console_client, settings.public_url, path, someone_else, AUTH_TOKEN)
+    assert entry_of(session_factory, entry.id).conference_sid is None
+    signed_post(console_client, settings.public_url, path, {**joined, "CallSid": caller.call_sid},
+                AUTH_TOKEN)  # fmt: skip
+    assert entry_of(session_factory, entry.id).conference_sid == "CF" + "2" * 32
+    fake_twilio.hang_up(caller.call_sid)
+
+
+def test_the_pas_leg_leaving_the_conference_ends_the_conversation(
+    answered_call: AnswerCall,
+    fake_twilio: FakeTwilio,
+    console_client: TestClient,
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+) -> None:
+    """A browser leg reports its end only as the conference's participant-leave event."""
+    call = answered_call()
+    entry = entry_of(session_factory, call.entry_id)
+    left = {"StatusCallbackEvent": "participant-leave", "CallSid": entry.pa_call_sid or ""}
+    path = f"/twilio/console/conference?entry={call.entry_id}&offer={entry.offers}"
+
+    signed_post(console_client, settings.public_url, path, left, AUTH_TOKEN)
+
+    assert entry_of(session_factory, call.entry_id).ended_at is not None
+    assert presence_of(session_factory, call.pa.user_id) == "wrap_up"

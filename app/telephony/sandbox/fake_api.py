@@ -26,7 +26,7 @@ from starlette.routing import Route
 from app.telephony.sandbox.conversation import CallerInput
 from app.telephony.sandbox.fake_callbacks import Callback, CallbackSender, Deliver
 from app.telephony.sandbox.fake_http import FakeHttpEdge, Form
-from app.telephony.sandbox.fake_lines import Lines
+from app.telephony.sandbox.fake_lines import Lines, Room, Seat
 from app.telephony.sandbox.fake_parties import Parties
 from app.telephony.sandbox.fake_resources import (
     API_VERSION,
@@ -34,20 +34,30 @@ from app.telephony.sandbox.fake_resources import (
     CallOutcome,
     CallRecord,
     MessageRecord,
+    ParticipantView,
     QueueRecord,
     SmsOutcome,
     TwilioApiError,
     call_status_params,
     call_steps,
+    conference_json,
     date_filter,
+    form_bool,
     http_error,
     is_e164,
     list_page,
     message_status_params,
     message_steps,
     new_sid,
+    participant_json,
 )
-from app.telephony.sandbox.switchboard import Ended, LineEvent, Redirected, event_to_json
+from app.telephony.sandbox.switchboard import (
+    ConferenceEnded,
+    Ended,
+    LineEvent,
+    Redirected,
+    event_to_json,
+)
 
 ACCOUNT = f"/{API_VERSION}/Accounts/{{account_sid}}"
 
@@ -99,11 +109,16 @@ class FakeApi(FakeHttpEdge):
             self._recordings: dict[str, bytes] = {}
             self._sequence: dict[str, int] = {}
             self._party_scripts: dict[str, list[CallerInput]] = {}
+            # Participants added through the REST API, by call sid: the conference they join
+            # once their phone answers, and how they sit in it.
+            self._joining: dict[str, tuple[str, Seat]] = {}
         self.lines.reset()
         self.callback_sender.clear()
 
     def _routes(self) -> list[Route]:
         members = f"{ACCOUNT}/Queues/{{queue}}/Members"
+        conferences = f"{ACCOUNT}/Conferences/{{conference}}"
+        participants = f"{conferences}/Participants"
         return [
             self.route("POST", f"{ACCOUNT}/Messages.json", self._create_message),
             self.route("GET", f"{ACCOUNT}/Messages.json", self._list_messages),
@@ -119,6 +134,13 @@ class FakeApi(FakeHttpEdge):
             self.route("POST", f"{members}/{{sid}}.json", self._dequeue),
             self.route("GET", f"{ACCOUNT}/Recordings/{{sid}}.mp3", self._recording_media),
             self.route("DELETE", f"{ACCOUNT}/Recordings/{{sid}}.json", self._delete_recording),
+            self.route("GET", f"{ACCOUNT}/Conferences.json", self._list_conferences),
+            self.route("GET", f"{conferences}.json", self._fetch_conference),
+            self.route("GET", f"{participants}.json", self._list_participants),
+            self.route("POST", f"{participants}.json", self._add_participant),
+            self.route("GET", f"{participants}/{{sid}}.json", self._fetch_participant),
+            self.route("POST", f"{participants}/{{sid}}.json", self._update_participant),
+            self.route("DELETE", f"{participants}/{{sid}}.json", self._remove_participant),
             *self._sandbox_routes(),
             self.not_found_route(),
         ]
@@ -292,6 +314,9 @@ class FakeApi(FakeHttpEdge):
             call.status = status
             if status == "in-progress":
                 call.start_time, call.answered_by = now, answered_by
+                joining = self._joining.pop(sid, None)
+                if joining is not None:  # a participant added through the REST API
+                    self.lines.join(sid, joining[0], joining[1].end_on_exit, joining[1])
                 party = self._party_scripts.pop(sid, None)
                 if party is not None:
                     self.parties.answer(copy.copy(call), party)
@@ -387,6 +412,110 @@ class FakeApi(FakeHttpEdge):
         self.lines.push(sid, Redirected(url, form.get("Method", "POST").upper()))
         return 200, body
 
+    # -- conferences and their participants ----------------------------------------------
+    # https://www.twilio.com/docs/voice/api/conference-resource and
+    # https://www.twilio.com/docs/voice/api/conference-participant-resource
+
+    def _list_conferences(self, path: dict[str, str], form: Form) -> tuple[int, dict[str, Any]]:
+        """Open conferences (the fake forgets ended ones), filtered by FriendlyName."""
+        now = self._clock()
+        found = [
+            conference_json(self.account_sid, room.sid, room.name, now)
+            for room in self.lines.all_rooms()
+            if _same(form, "FriendlyName", room.name) and _same(form, "Status", "in-progress")
+        ]
+        return 200, list_page("conferences", self._list_path("Conferences"), found,
+                              form.multi_items())  # fmt: skip
+
+    def _fetch_conference(self, path: dict[str, str], form: Form) -> tuple[int, dict[str, Any]]:
+        room = self._room(path["conference"])
+        return 200, conference_json(self.account_sid, room.sid, room.name, self._clock())
+
+    def _list_participants(self, path: dict[str, str], form: Form) -> tuple[int, dict[str, Any]]:
+        room, now = self._room(path["conference"]), self._clock()
+        items = [
+            participant_json(self.account_sid, room.sid, _view(sid, seat, "connected"), now)
+            for sid, seat in room.participants.items()
+        ]
+        uri = f"{self._list_path('Conferences')[:-5]}/{room.sid}/Participants.json"
+        return 200, list_page("participants", uri, items, form.multi_items())
+
+    def _fetch_participant(self, path: dict[str, str], form: Form) -> tuple[int, dict[str, Any]]:
+        room, sid = self._room(path["conference"]), path["sid"]
+        seat = self._seat(room, sid)
+        return 200, participant_json(
+            self.account_sid, room.sid, _view(sid, seat, "connected"), self._clock()
+        )
+
+    def _update_participant(self, path: dict[str, str], form: Form) -> tuple[int, dict[str, Any]]:
+        """Hold, Muted, Coaching (with CallSidToCoach), EndConferenceOnExit."""
+        room, sid = self._room(path["conference"]), path["sid"]
+        seat = self._seat(room, sid)
+        coaching = form_bool(form.get("Coaching"), seat.coaching)
+        coached = form.get("CallSidToCoach") or seat.call_sid_to_coach
+        _check_coaching(room, coaching, coached)
+        seat.hold = form_bool(form.get("Hold"), seat.hold)
+        seat.muted = form_bool(form.get("Muted"), seat.muted)
+        seat.end_on_exit = form_bool(form.get("EndConferenceOnExit"), seat.end_on_exit)
+        seat.coaching, seat.call_sid_to_coach = coaching, coached if coaching else None
+        return 200, participant_json(
+            self.account_sid, room.sid, _view(sid, seat, "connected"), self._clock()
+        )
+
+    def _remove_participant(self, path: dict[str, str], form: Form) -> tuple[int, bytes]:
+        """Kicks the participant: their <Dial> ends and their TwiML goes on after it (a call
+        with nothing after it ends). Twilio answers 204."""
+        room, sid = self._room(path["conference"]), path["sid"]
+        self._seat(room, sid)
+        self.lines.leave(sid)
+        self.lines.push(sid, ConferenceEnded())
+        return 204, b""
+
+    def _add_participant(self, path: dict[str, str], form: Form) -> tuple[int, dict[str, Any]]:
+        """Rings `To` from `From`; once answered, the call joins the conference as set."""
+        room = self._room(path["conference"])
+        to, from_ = form.get("To"), form.get("From")
+        if not to:
+            raise TwilioApiError(400, 21201, "No 'To' number is specified")
+        if not from_:
+            raise TwilioApiError(400, 21213, "No 'From' number is specified")
+        self._check_to(to)
+        coaching = form_bool(form.get("Coaching"), False)
+        coached = form.get("CallSidToCoach")
+        _check_coaching(room, coaching, coached)
+        seat = Seat(
+            end_on_exit=form_bool(form.get("EndConferenceOnExit"), False),
+            muted=form_bool(form.get("Muted"), False), coaching=coaching,
+            call_sid_to_coach=coached if coaching else None,
+        )  # fmt: skip
+        call = CallRecord(new_sid("CA"), self.account_sid, to, from_, self._clock())
+        call.status_callback = self._callback_url(form.get("StatusCallback"))
+        call.events = frozenset(form.getlist("StatusCallbackEvent")) | {"completed"}
+        self._calls[call.sid] = call
+        self._joining[call.sid] = (room.name, seat)
+        if self.on_call is not None:
+            self.on_call(call)
+        script = self._call_scripts.get(to, CallScript("in-progress", None, 0))
+        for event, status in call_steps(script.outcome):
+            self.callback_sender.submit(
+                partial(self._advance_call, call.sid, event, status, None, script.duration)
+            )
+        view = _view(call.sid, seat, "queued")
+        return 201, participant_json(self.account_sid, room.sid, view, self._clock())
+
+    def _room(self, sid: str) -> Room:
+        room = self.lines.room(sid)
+        if room is None:
+            raise http_error(404)
+        return room
+
+    @staticmethod
+    def _seat(room: Room, call_sid: str) -> Seat:
+        seat = room.participants.get(call_sid)
+        if seat is None:
+            raise http_error(404)
+        return seat
+
     # -- the switchboard (calls between their webhooks) ----------------------------------
 
     def wait_in_queue(self, call_sid: str, queue_name: str, from_: str, to: str) -> str:
@@ -458,6 +587,9 @@ class FakeApi(FakeHttpEdge):
         return f"/{API_VERSION}/Accounts/{self.account_sid}/{resource}.json"
 
     def _check_to(self, to: str) -> None:
+        """An E.164 number, or a Voice SDK client (`client:identity`), as Twilio takes."""
+        if to.startswith("client:") and len(to) > len("client:"):
+            return
         if to in self._invalid or not is_e164(to):
             raise TwilioApiError(400, 21211, f"The 'To' number {to} is not a valid phone number.")
 
@@ -488,6 +620,19 @@ class FakeApi(FakeHttpEdge):
         if sid not in sids:
             raise http_error(404)
         return sid
+
+
+def _view(call_sid: str, seat: Seat, status: str) -> ParticipantView:
+    return ParticipantView(
+        call_sid, seat.end_on_exit, seat.muted, seat.hold, seat.coaching, seat.call_sid_to_coach,
+        status,
+    )  # fmt: skip
+
+
+def _check_coaching(room: Room, coaching: bool, coached: str | None) -> None:
+    """Coaching needs the participant to coach, in this conference."""
+    if coaching and (coached is None or coached not in room.participants):
+        raise TwilioApiError(400, 20001, "CallSidToCoach must name a participant when Coaching")
 
 
 def _same(form: Form, name: str, value: str | None) -> bool:

@@ -10,17 +10,29 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from app.telephony.sandbox.fake_resources import new_sid
 from app.telephony.sandbox.switchboard import ConferenceEnded, Ended, LineEvent
 
 
 @dataclass
+class Seat:
+    """A participant of a conference, with the settings Twilio's participant resource shows
+    and changes (https://www.twilio.com/docs/voice/api/conference-participant-resource)."""
+
+    end_on_exit: bool
+    muted: bool = False
+    hold: bool = False
+    coaching: bool = False
+    call_sid_to_coach: str | None = None
+
+
+@dataclass
 class Room:
     sid: str
     name: str
-    participants: dict[str, bool] = field(default_factory=dict)  # call sid -> ends it on exit
+    participants: dict[str, Seat] = field(default_factory=dict)  # by call sid
 
 
 class Lines:
@@ -54,11 +66,27 @@ class Lines:
                 return Ended()
             return self._events[call_sid].popleft()
 
-    def join(self, call_sid: str, name: str, end_on_exit: bool) -> str:
+    def join(self, call_sid: str, name: str, end_on_exit: bool, seat: Seat | None = None) -> str:
         with self._changed:
             room = self._rooms.setdefault(name, Room(new_sid("CF"), name))
-            room.participants[call_sid] = end_on_exit
+            room.participants[call_sid] = seat or Seat(end_on_exit)
             return room.sid
+
+    def room(self, sid: str) -> Room | None:
+        """The open conference with this sid (the caller holds the lock to use it)."""
+        with self._changed:
+            return next((room for room in self._rooms.values() if room.sid == sid), None)
+
+    def all_rooms(self) -> list[Room]:
+        """The open conferences themselves (the caller holds the lock to use them)."""
+        with self._changed:
+            return list(self._rooms.values())
+
+    def seats(self, name: str) -> dict[str, Seat]:
+        """Who is in the named conference and how (copies), for tests to look at."""
+        with self._changed:
+            room = self._rooms.get(name)
+            return {sid: replace(seat) for sid, seat in room.participants.items()} if room else {}
 
     def rooms(self) -> dict[str, list[str]]:
         """Each open conference's name and who is in it."""
@@ -72,7 +100,7 @@ class Lines:
             for name, room in list(self._rooms.items()):
                 if call_sid not in room.participants:
                     continue
-                ends_it = room.participants.pop(call_sid)
+                ends_it = room.participants.pop(call_sid).end_on_exit
                 if ends_it or not room.participants:
                     del self._rooms[name]
                     for other in room.participants:

@@ -371,3 +371,77 @@ def call_status_params(call: CallRecord, sequence: int, at: datetime) -> dict[st
         params["CallDuration"] = str(seconds)
         params["Duration"] = str(math.ceil(seconds / 60))  # billed minutes
     return params
+
+
+def conference_json(
+    account_sid: str, sid: str, name: str, created: datetime, status: str = "in-progress"
+) -> dict[str, Any]:
+    """A conference as Twilio shows it: https://www.twilio.com/docs/voice/api/conference-resource"""
+    uri = f"/{API_VERSION}/Accounts/{account_sid}/Conferences/{sid}"
+    return {
+        "account_sid": account_sid,
+        "api_version": API_VERSION,
+        "call_sid_ending_conference": None,
+        "date_created": rfc2822(created),
+        "date_updated": rfc2822(created),
+        "friendly_name": name,
+        "reason_conference_ended": None,
+        "region": "us1",
+        "sid": sid,
+        "status": status,
+        "subresource_uris": {
+            "participants": f"{uri}/Participants.json",
+            "recordings": f"{uri}/Recordings.json",
+        },
+        "uri": f"{uri}.json",
+    }
+
+
+@dataclass(frozen=True)
+class ParticipantView:
+    """A participant's settings as the participant resource shows them."""
+
+    call_sid: str
+    end_on_exit: bool
+    muted: bool
+    hold: bool
+    coaching: bool
+    call_sid_to_coach: str | None
+    status: str  # queued, connecting, ringing, connected, complete, failed
+
+
+def participant_json(
+    account_sid: str, conference_sid: str, seat: ParticipantView, at: datetime
+) -> dict[str, Any]:
+    """https://www.twilio.com/docs/voice/api/conference-participant-resource"""
+    uri = (
+        f"/{API_VERSION}/Accounts/{account_sid}/Conferences/{conference_sid}"
+        f"/Participants/{seat.call_sid}.json"
+    )
+    return {
+        "account_sid": account_sid,
+        "call_sid": seat.call_sid,
+        "call_sid_to_coach": seat.call_sid_to_coach,
+        "coaching": seat.coaching,
+        "conference_sid": conference_sid,
+        "date_created": rfc2822(at),
+        "date_updated": rfc2822(at),
+        "end_conference_on_exit": seat.end_on_exit,
+        "hold": seat.hold,
+        "label": None,
+        "muted": seat.muted,
+        "queue_time": None,
+        "start_conference_on_enter": True,
+        "status": seat.status,
+        "uri": uri,
+    }
+
+
+def form_bool(value: str | None, default: bool) -> bool:
+    """Twilio's booleans in a form: "true" or "false" (any case); absent keeps `default`."""
+    if value is None:
+        return default
+    lowered = value.lower()
+    if lowered not in ("true", "false"):
+        raise TwilioApiError(400, 20001, f"Invalid boolean value: {value}")
+    return lowered == "true"

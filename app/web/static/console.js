@@ -29,7 +29,10 @@
   // The screen pop reloads when its call moves on (answered, back in line, gone).
   source.addEventListener("entry", function (event) {
     var shown = root.getAttribute("data-entry-status");
-    if (shown && event.data !== shown) window.location.reload();
+    if (!shown || event.data === shown) return;
+    // A call in the browser would hang up on a reload: its page redraws itself instead.
+    if (window.NightdeskCall && window.NightdeskCall.active) window.NightdeskCall.refresh();
+    else window.location.reload();
   });
   // Waiting times and presence durations tick between updates.
   window.setInterval(function () {

@@ -25,8 +25,10 @@ from tests.conftest import ROOT
 from tests.console.conftest import (
     HARBOUR_LAW,
     AddPa,
+    AnswerCall,
     Ring,
     entry_of,
+    in_conference,
     pa_phones_pick_up,
     presence_of,
     wait_for_entry,
@@ -43,6 +45,7 @@ CHROMIUM_ARGS = [
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 ON_CALL_LAWYER = "+61491570157"  # James O'Brien, on call for Harbour Law this week
+SUPERVISOR_PHONE = "+15005550009"
 
 
 @pytest.fixture(scope="module")
@@ -193,3 +196,128 @@ def test_a_supervisor_watches_the_team_and_the_queue(
     fake_twilio.hang_up(caller.call_sid)
     expect(supervisor.locator("#stats")).to_contain_text("Harbour Law")
     expect(supervisor.locator("#queue")).to_contain_text("No callers waiting")
+
+
+def _take_and_save(
+    page: Page, ring: Ring, fake: FakeTwilio, sessions: sessionmaker[Session]
+) -> int:
+    """The PA takes the next Harbour Law caller on their phone and saves the caller's message."""
+    page.get_by_role("button", name="Set me available").click()
+    ring(HARBOUR_LAW, Press("0"))
+    page.get_by_role("button", name="Take call 1 for Harbour Law").click()
+    expect(page.get_by_role("status").first).to_contain_text("The caller is with you")
+    [entry] = wait_for_entry(fake, sessions, "answered")
+    in_conference(fake, sessions, entry.id)
+    page.get_by_label("Name", exact=True).fill("Jo Citizen")
+    page.get_by_label("Callback", exact=True).fill("0491 570 156")
+    page.get_by_label("Matter", exact=True).fill("Arrested tonight")
+    page.get_by_label("Message", exact=True).fill("Needs a lawyer at the station.")
+    page.get_by_label("Urgency", exact=True).select_option("urgent")
+    page.get_by_role("button", name="Save message").click()
+    expect(page.get_by_text("saved and passed on")).to_be_visible()
+    return entry.id
+
+
+def test_a_pa_transfers_the_caller_to_the_lawyer_on_call_who_presses_1(
+    signed_in: SignIn,
+    ring: Ring,
+    fake_twilio: FakeTwilio,
+    console_client: TestClient,
+    session_factory: sessionmaker[Session],
+) -> None:
+    pa_phones_pick_up(fake_twilio, console_client, Press("1"))  # the PA's and the lawyer's
+    page = signed_in()
+    entry_id = _take_and_save(page, ring, fake_twilio, session_factory)
+
+    page.get_by_role("button", name="Transfer to James O'Brien").click()
+
+    status = page.locator(".transfer-status")
+    expect(status).to_contain_text("James O'Brien is on the line")  # the page follows by itself
+    screenshot(page, "warm-transfer")
+    accessible(page)
+    page.get_by_role("button", name="Hand over to James O'Brien").click()
+    expect(status).to_contain_text("Transferred: the caller is with James O'Brien")
+    assert entry_of(session_factory, entry_id).transfer_state == "handed_over"
+    expect(page.locator("#me")).to_contain_text("Wrap-up")
+    accessible(page)
+
+
+def test_a_transfer_the_lawyer_doesnt_answer_comes_back_to_the_pa(
+    signed_in: SignIn,
+    ring: Ring,
+    fake_twilio: FakeTwilio,
+    console_client: TestClient,
+    session_factory: sessionmaker[Session],
+) -> None:
+    pa_phones_pick_up(fake_twilio, console_client, Press("1"))
+    fake_twilio.set_call_outcome(ON_CALL_LAWYER, "no-answer")
+    page = signed_in()
+    entry_id = _take_and_save(page, ring, fake_twilio, session_factory)
+
+    page.get_by_role("button", name="Transfer to James O'Brien").click()
+
+    expect(page.locator(".transfer-status")).to_contain_text(
+        "didn't take the call: the caller is back with you"
+    )
+    expect(page.get_by_role("button", name="Transfer to James O'Brien")).to_be_visible()
+    room = fake_twilio.lines.seats(f"nightdesk-entry-{entry_id}")
+    assert not any(seat.hold for seat in room.values())
+    accessible(page)
+
+
+def test_a_supervisor_listens_to_a_pas_call(
+    signed_in: SignIn,
+    live_url: str,
+    answered_call: AnswerCall,
+    fake_twilio: FakeTwilio,
+    session_factory: sessionmaker[Session],
+) -> None:
+    call = answered_call()
+    in_conference(fake_twilio, session_factory, call.entry_id)
+    supervisor = signed_in(
+        email="lee@nightdesk.test", name="Lee Park", role=Role.supervisor, phone=SUPERVISOR_PHONE
+    )
+    supervisor.goto(f"{live_url}/console/supervisor")
+    supervisor.get_by_role("link", name=f"Call {call.entry_id}").click()
+
+    supervisor.get_by_role("button", name="Listen").click()
+
+    expect(supervisor.get_by_text("answer it to listen in")).to_be_visible()
+    room = f"nightdesk-entry-{call.entry_id}"
+    fake_twilio.wait_for(lambda: len(fake_twilio.lines.seats(room)) == 3)
+    [leg] = [c for c in fake_twilio.calls if c.to == SUPERVISOR_PHONE]
+    assert fake_twilio.lines.seats(room)[leg.sid].muted
+    accessible(supervisor)
+
+
+def test_a_pa_answers_in_the_browser_and_saves_the_message_without_hanging_up(
+    signed_in: SignIn,
+    ring: Ring,
+    fake_twilio: FakeTwilio,
+    console_client: TestClient,
+    session_factory: sessionmaker[Session],
+) -> None:
+    pa_phones_pick_up(fake_twilio, console_client)  # the sandbox's side of the browser's leg
+    page = signed_in(phone=None)  # no phone of their own: the browser is their phone
+    page.get_by_role("button", name="Set me available").click()
+    ring(HARBOUR_LAW, Press("0"))
+
+    page.get_by_role("button", name="Answer call 1 for Harbour Law in the browser").click()
+
+    phone = page.locator("#browser-phone")
+    expect(phone).to_contain_text("Connected: you are in the caller's conference.")
+    expect(page.get_by_role("status").first).to_contain_text("The caller is with you")
+    [entry] = wait_for_entry(fake_twilio, session_factory, "answered")
+    [leg] = [c for c in fake_twilio.calls if c.to.startswith("client:pa-")]
+    assert entry_of(session_factory, entry.id).pa_call_sid == leg.sid
+    screenshot(page, "browser-phone")
+    accessible(page)
+    page.get_by_label("Name", exact=True).fill("Jo Citizen")
+    page.get_by_label("Callback", exact=True).fill("0491 570 156")
+    page.get_by_label("Matter", exact=True).fill("Settlement tomorrow morning")
+    page.get_by_label("Message", exact=True).fill("Needs the signed contract before 9 am.")
+    page.get_by_role("button", name="Save message").click()
+    expect(page.get_by_text("saved and passed on")).to_be_visible()
+    expect(phone).to_contain_text("Connected")  # the same page: the call was never hung up
+    assert page.evaluate("window.NightdeskCall.active")
+    accessible(page)
