@@ -350,20 +350,34 @@ def _script_from_argv(argv: list[str]) -> list[Press | Speak]:
 
 @app.command()
 def call(
-    client_or_number: Annotated[str, typer.Argument(help="A client id or one of its numbers")],
-    press: Annotated[list[str] | None, typer.Option("--press", help="Keys to press")] = None,
-    say: Annotated[list[str] | None, typer.Option("--say", help="Words to say")] = None,
+    client_or_number: Annotated[
+        str, typer.Argument(metavar="CLIENT_OR_NUMBER", help="A client id or one of its numbers")
+    ],
+    press: Annotated[
+        list[str] | None,
+        typer.Option("--press", metavar="KEYS", help="Keys to press (again for the next turn)"),
+    ] = None,
+    say: Annotated[
+        list[str] | None,
+        typer.Option("--say", metavar="WORDS", help="Words to say (again for the next turn)"),
+    ] = None,
     at: Annotated[
         str | None,
         typer.Option(
-            help="Pretend it is this ISO time; without an offset, the client's local time"
+            metavar="TIME",
+            help="Pretend it is this ISO time; without an offset, the client's local time",
         ),
     ] = None,
     url: Annotated[
-        str | None, typer.Option(help="A running Nightdesk instead of in-process")
+        str | None,
+        typer.Option(metavar="URL", help="A running Nightdesk instead of in-process"),
     ] = None,
-    caller: Annotated[str, typer.Option("--from", help="The caller's number")] = "+447911123456",
-    transfers: Annotated[str, typer.Option(help="answer | no-answer | busy")] = "no-answer",
+    caller: Annotated[
+        str, typer.Option("--from", metavar="NUMBER", help="The caller's number")
+    ] = "+447911123456",
+    transfers: Annotated[
+        str, typer.Option(metavar="HOW", help="answer | no-answer | busy")
+    ] = "no-answer",
 ) -> None:
     """Play a caller against a flow with signed webhooks and print the conversation."""
     settings = get_settings()
@@ -478,9 +492,10 @@ def _call_in_process(
 
 @app.command()
 def oncall(
-    client: Annotated[str, typer.Argument(help="A client id")],
+    client: Annotated[str, typer.Argument(metavar="CLIENT", help="A client id")],
     at: Annotated[
-        str | None, typer.Option(help="ISO time; without an offset, the client's local time")
+        str | None,
+        typer.Option(metavar="TIME", help="ISO time; without an offset, the client's local time"),
     ] = None,
 ) -> None:
     """Who is on call for a client now (or at --at), and the next hand-offs."""
