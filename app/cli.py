@@ -23,6 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.accounts.cli import keys_app, users_app
+from app.acks.service import acknowledge
 from app.calls.queries import message_story
 from app.clients.flows import FlowStore, sync_flows
 from app.clients.models import Client, PhoneNumber
@@ -34,7 +35,6 @@ from app.db import (
     transaction,
     upgrade_database,
 )
-from app.dispatch.acks import acknowledge
 from app.dispatch.dispatcher import listen_for_work, make_dispatcher
 from app.flows.check import most_menus_before_message
 from app.flows.jsonschema import flow_json_schema

@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from app.accounts.deps import MaybeSignedIn, SignInRequiredError, sign_in_redirect
 from app.accounts.routes import router as accounts_router
+from app.acks.routes import router as acks_router
 from app.api.docs import ASSETS_URL, swagger_assets
 from app.api.docs import router as docs_router
 from app.api.routes import router as api_router
@@ -118,6 +119,7 @@ def create_app(
     app.include_router(ops_router)
     app.include_router(calls_router)
     app.include_router(dispatch_router)
+    app.include_router(acks_router)
     app.include_router(api_router)
     app.include_router(docs_router)
     app.include_router(portal_router)

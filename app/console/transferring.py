@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.accounts.models import User
+from app.acks.service import acknowledge
 from app.calls.models import Call
 from app.clients.flows import FlowStore
 from app.clients.models import Contact
@@ -36,7 +37,6 @@ from app.console.transfer import (
     may_send_to_voicemail,
     refuse_transfer,
 )
-from app.dispatch.acks import acknowledge
 from app.flows.schema import Flow, Speech
 from app.messages.models import Message
 from app.messages.timeline import add_event

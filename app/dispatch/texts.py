@@ -194,7 +194,7 @@ def _bundle_line(summary: MessageSummary) -> str:
 def call_script(summary: MessageSummary) -> str:
     """What the notification call reads out: the number digit by digit so it can be written down.
     In privacy mode the call reads it only once the contact's PIN is right
-    (`app.dispatch.privacy`)."""
+    (`app.acks.pin`)."""
     number = summary.callback
     spoken = read_back(number) if number.startswith("+") else number
     name = summary.caller_name or "A caller"

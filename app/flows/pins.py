@@ -5,7 +5,7 @@ A flow file is kept in git and copied into the database, so it holds
 `pbkdf2-sha256$<iterations>$<salt hex>$<hash hex>`, written by `nightdesk flows pin`. A short PIN
 can still be found from its hash by trying every one, so the hash keeps the PIN from being read
 at a glance (in git, the database, a log); what keeps a caller from guessing it is the call's
-bounded number of tries (`app.dispatch.privacy`).
+bounded number of tries (`app.acks.pin`).
 """
 
 from __future__ import annotations

@@ -14,9 +14,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.accounts.service import Principal
+from app.acks.service import acknowledge, record_called_back
 from app.clients.flows import FlowStore
 from app.clients.models import Client
-from app.dispatch.acks import acknowledge, record_called_back
 from app.inbox.queries import visible
 from app.messages.models import Message, MessageStatus
 from app.messages.queries import MessageNotFoundError, message_out

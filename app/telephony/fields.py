@@ -83,3 +83,11 @@ def url(form: Mapping[str, str], name: str) -> str | None:
     if not value.startswith(("https://", "http://")) or len(value) > URL_LENGTH:
         raise BadWebhookError(f"{name} must be an http(s) URL of at most {URL_LENGTH} characters")
     return value
+
+
+def required_text(form: Mapping[str, str], name: str, limit: int) -> str:
+    """`text`, refused with a 400 when the field is missing or empty."""
+    value = text(form, name, limit)
+    if value is None:
+        raise BadWebhookError(f"{name} is required")
+    return value

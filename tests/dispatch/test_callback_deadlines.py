@@ -13,11 +13,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.acks.service import acknowledge, record_called_back
 from app.calls.models import Call
 from app.clients.flows import FlowStore
 from app.clients.models import Client
 from app.db import transaction
-from app.dispatch.acks import acknowledge, record_called_back
 from app.dispatch.callbacks import ReescalateOverdueCallbacks
 from app.dispatch.dispatcher import Dispatcher
 from app.dispatch.links import Links

@@ -15,17 +15,17 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.acks.service import acknowledge
 from app.clients.flows import FlowStore
 from app.db import Database, Work, make_database, transaction
 from app.dispatch import outbox
-from app.dispatch.acks import acknowledge
 from app.dispatch.dispatcher import Dispatcher
 from app.dispatch.escalations import FireEscalations
-from app.dispatch.inbound import apply_status
 from app.dispatch.links import Links
 from app.dispatch.models import Delivery
 from app.dispatch.senders import Outgoing, Sender, make_senders
 from app.dispatch.sending import SendDeliveries
+from app.dispatch.status import apply_status
 from app.dispatch.webhooks import StatusReport
 from app.flows.schema import Channel, Urgency
 from app.messages.models import Message, MessageEvent

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.dispatch.privacy import PIN_TRIES, PinVerdict, judge_pin
+from app.acks.pin import PIN_TRIES, PinVerdict, judge_pin
 from app.dispatch.texts import (
     MessageSummary,
     bundle_sms,

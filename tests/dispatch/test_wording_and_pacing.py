@@ -9,8 +9,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from app.acks.replies import Reply, ReplyKind, parse_reply
 from app.dispatch import texts
-from app.dispatch.replies import Reply, ReplyKind, parse_reply
 from app.dispatch.texts import (
     MessageSummary,
     bundle_sms,

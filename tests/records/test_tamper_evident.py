@@ -14,9 +14,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.acks.service import acknowledge
 from app.clients.flows import FlowStore
 from app.db import make_engine, make_session_factory, transaction
-from app.dispatch.acks import acknowledge
 from app.messages.chain import Broken, ChainedEvent, Intact, event_hash, verify_chain
 from app.messages.models import Message, MessageEvent
 from app.messages.service import attach_transcription

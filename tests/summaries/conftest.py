@@ -17,11 +17,11 @@ from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.acks.service import acknowledge
 from app.calls.models import Call
 from app.clients.flows import FlowStore
 from app.clients.models import Client
 from app.db import Database, make_database, transaction
-from app.dispatch.acks import acknowledge
 from app.dispatch.dispatcher import Dispatcher
 from app.dispatch.links import Links
 from app.dispatch.outbox import take_message

@@ -16,11 +16,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from standardwebhooks import Webhook
 
+from app.acks.service import acknowledge
 from app.calls.models import Call
 from app.clients.flows import FlowStore
 from app.clients.models import Client
 from app.db import Database, transaction
-from app.dispatch.acks import acknowledge
 from app.dispatch.dispatcher import Dispatcher, make_dispatcher
 from app.dispatch.outbox import take_message
 from app.flows.engine import SaveMessage

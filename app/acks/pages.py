@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from html import escape
 
-from app.dispatch.inbound import Standing, Verdict
+from app.acks.inbound import Standing, Verdict
 
 
 def _page(text: str, extra: str = "") -> str:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from app.acks.inbound import Standing, Verdict, messages_meant, sms_for
+from app.acks.notify_call import callback_number
 from app.dispatch import texts
-from app.dispatch.inbound import Standing, Verdict, messages_meant, sms_for
-from app.dispatch.notify_call import callback_number
 from app.dispatch.webhooks import is_machine
 
 

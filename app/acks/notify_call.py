@@ -3,7 +3,7 @@
 Only a keypress acknowledges. An answering machine hears that there is a message (never its
 details) and the call ends; escalation carries on as if it had not been answered.
 
-In privacy mode the contact first keys their PIN (`app.dispatch.privacy` decides): nothing about
+In privacy mode the contact first keys their PIN (`app.acks.pin` decides): nothing about
 the message but its client and urgency is said before it is right, and three wrong tries end
 the call. A right PIN is recorded against the call's sid, so the keys after it work as usual.
 """
@@ -18,22 +18,16 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from app.acks.inbound import Standing, Verdict, standing_of, take
+from app.acks.pin import PinVerdict, judge_pin
+from app.acks.service import record_called_back
+from app.acks.webhooks import NotifyCallTurn
 from app.clients.flows import FlowStore
 from app.clients.models import Contact
 from app.dispatch import texts
-from app.dispatch.acks import record_called_back
-from app.dispatch.inbound import (
-    DeliveryNotFoundError,
-    Standing,
-    Verdict,
-    first_time,
-    note_voicemail_pickup,
-    standing_of,
-    take,
-)
 from app.dispatch.models import Delivery, ProviderEvent
-from app.dispatch.privacy import PinVerdict, judge_pin
-from app.dispatch.webhooks import NotifyCallTurn, is_machine
+from app.dispatch.status import DeliveryNotFoundError, first_time, note_voicemail_pickup
+from app.dispatch.webhooks import is_machine
 from app.flows.schema import Flow
 from app.messages.models import Message
 from app.messages.reads import Reader, log_reads

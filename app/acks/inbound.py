@@ -1,8 +1,7 @@
-"""What comes back from a notification: a contact's SMS reply, Twilio's status callbacks, and the
-acknowledge link in an email.
+"""What comes back from a contact: an SMS reply, and the acknowledge link in an email.
 
-Each function runs in the request's transaction and is safe to repeat: a callback or reply Twilio
-sends again finds its `ProviderEvent` already stored and changes nothing.
+Each function runs in the request's transaction and is safe to repeat: a reply Twilio sends
+again finds its `ProviderEvent` already stored and changes nothing.
 """
 
 from __future__ import annotations
@@ -13,19 +12,18 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.acks.replies import Reply, ReplyKind, parse_reply
+from app.acks.service import DONE, acknowledge
+from app.acks.webhooks import SmsReceived
 from app.clients.flows import FlowStore
 from app.clients.models import Client, Contact
-from app.db import insert_if_absent
 from app.dispatch import texts
-from app.dispatch.acks import DONE, acknowledge
 from app.dispatch.links import Links
-from app.dispatch.models import Delivery, DeliveryKind, DeliveryStatus, ProviderEvent
-from app.dispatch.replies import Reply, ReplyKind, parse_reply
-from app.dispatch.sending import move_on_after_failure
-from app.dispatch.webhooks import SmsReceived, StatusReport, is_machine
+from app.dispatch.models import Delivery, DeliveryKind, DeliveryStatus
+from app.dispatch.status import first_time
 from app.flows.schema import Channel
 from app.messages.models import Message, MessageStatus, message_ref, ref_to_id
 from app.messages.queries import MessageNotFoundError
@@ -38,36 +36,7 @@ OPEN_MESSAGE = (MessageStatus.new, MessageStatus.notified, MessageStatus.unackno
 # Deliveries that told a contact about a message and asked them to take it.
 ASKING = (DeliveryKind.notify, DeliveryKind.fallback)
 REACHED = (DeliveryStatus.sent, DeliveryStatus.delivered)
-SETTLED = (DeliveryStatus.delivered, DeliveryStatus.failed, DeliveryStatus.cancelled)
-# What a provider's final status means for the delivery; any other status is progress.
-# https://www.twilio.com/docs/messaging/api/message-resource#message-status-values
-# https://www.twilio.com/docs/voice/api/call-resource#call-status-values
-OUTCOMES: dict[str, dict[str, DeliveryStatus]] = {
-    Channel.sms: {
-        "delivered": DeliveryStatus.delivered,
-        "undelivered": DeliveryStatus.failed,
-        "failed": DeliveryStatus.failed,
-        "canceled": DeliveryStatus.failed,
-    },
-    # A completed call was answered, by someone or a machine; only a keypress acknowledges.
-    Channel.voice: {
-        "completed": DeliveryStatus.delivered,
-        "busy": DeliveryStatus.failed,
-        "no-answer": DeliveryStatus.failed,
-        "failed": DeliveryStatus.failed,
-        "canceled": DeliveryStatus.failed,
-    },
-}
 EMAIL_READER = "someone reading the email"
-
-
-class DeliveryNotFoundError(LookupError):
-    """A callback names a delivery we don't have (a reset database, someone else's URL)."""
-
-
-def first_time(session: Session, key: str) -> bool:
-    """Record a provider event once; False when it was already applied (Twilio sent it again)."""
-    return insert_if_absent(session, ProviderEvent, {"key": key}, "key")
 
 
 # --- where a message stands for the person asking -------------------------------------------
@@ -290,73 +259,6 @@ def _note_reply(
         contact = _contact_for(session, contacts, message_id)
         add_event(session, message_id, "reply", now, contact=contact.key, by=contact.name,
                   text=sms.body[:320], understood=reply.kind.value, ref=reply.ref)  # fmt: skip
-
-
-# --- status callbacks -------------------------------------------------------------------------
-
-
-def apply_status(
-    session: Session, flows: FlowStore, delivery_id: int, report: StatusReport, now: dt.datetime
-) -> None:
-    """Record what became of a notification; a failure tries the next channel or step."""
-    # The delivery, and any bundled with it (one SMS carries several; its callback names only
-    # the first, whose id is the send's `bundle_key`), locked in one query: four callbacks a
-    # message make this the busiest route.
-    same = or_(Delivery.id == delivery_id, Delivery.bundle_key == delivery_id)
-    if report.sid:  # never match the deliveries that have no provider id yet
-        same = or_(same, Delivery.provider_sid == report.sid)
-    rows = session.scalars(
-        select(Delivery).where(same).order_by(Delivery.id).with_for_update()
-    ).all()
-    delivery = next((row for row in rows if row.id == delivery_id), None)
-    if delivery is None:
-        raise DeliveryNotFoundError(f"no delivery {delivery_id}")
-    if not first_time(session, f"{report.sid}:{report.status}"):
-        return
-    if is_machine(report.answered_by):
-        note_voicemail_pickup(session, delivery, report.sid, report.answered_by, now)
-    outcome = OUTCOMES.get(delivery.channel, {}).get(report.status)
-    for row in rows:
-        _settle(session, flows, row, report, outcome, now)
-
-
-def _settle(
-    session: Session,
-    flows: FlowStore,
-    delivery: Delivery,
-    report: StatusReport,
-    outcome: DeliveryStatus | None,
-    now: dt.datetime,
-) -> None:
-    if delivery.status in SETTLED:
-        return  # callbacks can arrive out of order: a late "sent" changes nothing
-    delivery.provider_status = report.status
-    delivery.provider_sid = delivery.provider_sid or report.sid
-    if outcome is None:
-        return
-    delivery.status = outcome
-    if delivery.message_id is None:  # Twilio calls back about texts and calls: each has one
-        return
-    detail = {"delivery": delivery.id, "channel": delivery.channel, "status": report.status}
-    if outcome is DeliveryStatus.delivered:
-        add_event(session, delivery.message_id, "delivered", now, **detail)
-        return
-    delivery.error = f"{report.status} (Twilio error {report.error_code or 'none'})"
-    add_event(session, delivery.message_id, "failed", now, **detail, code=report.error_code)
-    log.info(
-        "delivery_failed",
-        extra={"delivery_id": delivery.id, "status": report.status, "code": report.error_code},
-    )
-    move_on_after_failure(session, flows, delivery, now)
-
-
-def note_voicemail_pickup(
-    session: Session, delivery: Delivery, call_sid: str, answered_by: str | None, now: dt.datetime
-) -> None:
-    """A machine answered the notification call: on the timeline once, however many say so."""
-    if first_time(session, f"{call_sid}:machine") and delivery.message_id is not None:
-        detail = {"delivery": delivery.id, "answered_by": answered_by}
-        add_event(session, delivery.message_id, "voicemail_pickup", now, **detail)
 
 
 # --- the acknowledge link in emails -----------------------------------------------------------

@@ -8,11 +8,13 @@ from urllib.parse import urlencode
 import pytest
 from sqlalchemy.orm import Session
 
+from app.acks.inbound import answer_sms
+from app.acks.service import Acknowledgement, acknowledge
+from app.acks.webhooks import SmsReceived
 from app.clients.flows import FlowStore
 from app.db import transaction
-from app.dispatch.acks import Acknowledgement, acknowledge
-from app.dispatch.inbound import answer_sms, apply_status
-from app.dispatch.webhooks import SmsReceived, StatusReport
+from app.dispatch.status import apply_status
+from app.dispatch.webhooks import StatusReport
 from app.messages.models import Message, MessageStatus
 from tests.dispatch.conftest import ALEX, NUMBER, SAM, Desk, ref
 from tests.support.locks import Racer

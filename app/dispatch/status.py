@@ -1,0 +1,118 @@
+"""Twilio's status callbacks for the texts and calls the dispatcher sent: what became of each
+delivery, and after a failure the contact's next channel or the next step.
+
+Each runs in the request's transaction and is safe to repeat: a callback Twilio sends again
+finds its `ProviderEvent` already stored and changes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from app.clients.flows import FlowStore
+from app.db import insert_if_absent
+from app.dispatch.models import Delivery, DeliveryStatus, ProviderEvent
+from app.dispatch.sending import move_on_after_failure
+from app.dispatch.webhooks import StatusReport, is_machine
+from app.flows.schema import Channel
+from app.messages.timeline import add_event
+
+log = logging.getLogger("nightdesk.dispatch")
+
+SETTLED = (DeliveryStatus.delivered, DeliveryStatus.failed, DeliveryStatus.cancelled)
+# What a provider's final status means for the delivery; any other status is progress.
+# https://www.twilio.com/docs/messaging/api/message-resource#message-status-values
+# https://www.twilio.com/docs/voice/api/call-resource#call-status-values
+OUTCOMES: dict[str, dict[str, DeliveryStatus]] = {
+    Channel.sms: {
+        "delivered": DeliveryStatus.delivered,
+        "undelivered": DeliveryStatus.failed,
+        "failed": DeliveryStatus.failed,
+        "canceled": DeliveryStatus.failed,
+    },
+    # A completed call was answered, by someone or a machine; only a keypress acknowledges.
+    Channel.voice: {
+        "completed": DeliveryStatus.delivered,
+        "busy": DeliveryStatus.failed,
+        "no-answer": DeliveryStatus.failed,
+        "failed": DeliveryStatus.failed,
+        "canceled": DeliveryStatus.failed,
+    },
+}
+
+
+class DeliveryNotFoundError(LookupError):
+    """A callback names a delivery we don't have (a reset database, someone else's URL)."""
+
+
+def first_time(session: Session, key: str) -> bool:
+    """Record a provider event once; False when it was already applied (Twilio sent it again)."""
+    return insert_if_absent(session, ProviderEvent, {"key": key}, "key")
+
+
+def apply_status(
+    session: Session, flows: FlowStore, delivery_id: int, report: StatusReport, now: dt.datetime
+) -> None:
+    """Record what became of a notification; a failure tries the next channel or step."""
+    # The delivery, and any bundled with it (one SMS carries several; its callback names only
+    # the first, whose id is the send's `bundle_key`), locked in one query: four callbacks a
+    # message make this the busiest route.
+    same = or_(Delivery.id == delivery_id, Delivery.bundle_key == delivery_id)
+    if report.sid:  # never match the deliveries that have no provider id yet
+        same = or_(same, Delivery.provider_sid == report.sid)
+    rows = session.scalars(
+        select(Delivery).where(same).order_by(Delivery.id).with_for_update()
+    ).all()
+    delivery = next((row for row in rows if row.id == delivery_id), None)
+    if delivery is None:
+        raise DeliveryNotFoundError(f"no delivery {delivery_id}")
+    if not first_time(session, f"{report.sid}:{report.status}"):
+        return
+    if is_machine(report.answered_by):
+        note_voicemail_pickup(session, delivery, report.sid, report.answered_by, now)
+    outcome = OUTCOMES.get(delivery.channel, {}).get(report.status)
+    for row in rows:
+        _settle(session, flows, row, report, outcome, now)
+
+
+def _settle(
+    session: Session,
+    flows: FlowStore,
+    delivery: Delivery,
+    report: StatusReport,
+    outcome: DeliveryStatus | None,
+    now: dt.datetime,
+) -> None:
+    if delivery.status in SETTLED:
+        return  # callbacks can arrive out of order: a late "sent" changes nothing
+    delivery.provider_status = report.status
+    delivery.provider_sid = delivery.provider_sid or report.sid
+    if outcome is None:
+        return
+    delivery.status = outcome
+    if delivery.message_id is None:  # Twilio calls back about texts and calls: each has one
+        return
+    detail = {"delivery": delivery.id, "channel": delivery.channel, "status": report.status}
+    if outcome is DeliveryStatus.delivered:
+        add_event(session, delivery.message_id, "delivered", now, **detail)
+        return
+    delivery.error = f"{report.status} (Twilio error {report.error_code or 'none'})"
+    add_event(session, delivery.message_id, "failed", now, **detail, code=report.error_code)
+    log.info(
+        "delivery_failed",
+        extra={"delivery_id": delivery.id, "status": report.status, "code": report.error_code},
+    )
+    move_on_after_failure(session, flows, delivery, now)
+
+
+def note_voicemail_pickup(
+    session: Session, delivery: Delivery, call_sid: str, answered_by: str | None, now: dt.datetime
+) -> None:
+    """A machine answered the notification call: on the timeline once, however many say so."""
+    if first_time(session, f"{call_sid}:machine") and delivery.message_id is not None:
+        detail = {"delivery": delivery.id, "answered_by": answered_by}
+        add_event(session, delivery.message_id, "voicemail_pickup", now, **detail)
