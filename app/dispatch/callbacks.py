@@ -36,6 +36,7 @@ class ReescalateOverdueCallbacks:
     database: Database
     flows: FlowStore
     name: str = "callbacks"
+    every: dt.timedelta = dt.timedelta(seconds=10)  # promises are minutes long
 
     def run(self, now: dt.datetime) -> int:
         return self.database.run_blocking(lambda session: self._overdue(session, now))

@@ -81,9 +81,23 @@ class Waker:
 
 
 class Module(Protocol):
+    """One kind of work. `every`: at most once in this long (zero: every cycle, for work that
+    must not wait, such as sending); the dispatcher cycles whenever a commit wakes it, and most
+    modules look for work that cannot be due more often than every few seconds or minutes."""
+
     name: str
+    every: dt.timedelta
 
     def run(self, now: dt.datetime) -> int: ...
+
+
+EVERY_CYCLE = dt.timedelta(0)
+
+
+def module_due(every: dt.timedelta, last_run: dt.datetime | None, now: dt.datetime) -> bool:
+    """Whether a module that last ran at `last_run` runs in a cycle at `now` (a clock that
+    went back, as a test's may, runs it)."""
+    return last_run is None or not last_run <= now < last_run + every
 
 
 @dataclass
@@ -104,6 +118,7 @@ class Dispatcher:
     started_at: dt.datetime | None = field(default=None, init=False)
     last_cycle_at: dt.datetime | None = field(default=None, init=False)  # for a watchdog
     sending: SendDeliveries = field(init=False)
+    last_runs: dict[str, dt.datetime] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         self.sending = SendDeliveries(
@@ -138,9 +153,13 @@ class Dispatcher:
         """One pass over the modules; the sends they start go on in the background."""
         done = 0
         for module in self.modules:
+            now = self.clock()
+            if not module_due(module.every, self.last_runs.get(module.name), now):
+                continue
+            self.last_runs[module.name] = now
             started = time.perf_counter()
             try:
-                done += module.run(self.clock())
+                done += module.run(now)
             except Exception:  # one module's failure must not stop the others
                 log_safely(
                     log,

@@ -44,6 +44,7 @@ class FireEscalations:
     database: Database
     flows: FlowStore
     name: str = "escalations"
+    every: dt.timedelta = dt.timedelta(0)  # a step is late by as long as it waits for this
 
     def run(self, now: dt.datetime) -> int:
         return self.database.run_blocking(lambda session: self._fire_due(session, now))

@@ -36,6 +36,7 @@ class ReplaySpool:
     spool: Spool
     replays: Mapping[str, Replay]
     name: str = "spool"
+    every: dt.timedelta = dt.timedelta(0)
     _failures: dict[str, int] = field(default_factory=dict, repr=False)
 
     def run(self, now: dt.datetime) -> int:

@@ -115,6 +115,7 @@ class SendDeliveries:
     links: Links
     lease: dt.timedelta = LEASE
     name: str = "deliveries"
+    every: dt.timedelta = dt.timedelta(0)
     kinds: tuple[DeliveryKind, ...] = ()  # only these kinds (a command sending its own); all
     # Sends wait on Twilio or SMTP, not on the CPU: many at once keep up with a busy night and
     # leave room for a few stalled ones.

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from twilio.rest import Client as TwilioClient
 
@@ -32,12 +32,8 @@ class PurgeRecords:
     twilio: Callable[[], TwilioClient]
     every: dt.timedelta = EVERY
     name: str = "retention"
-    next_at: dt.datetime | None = field(default=None, init=False)
 
     def run(self, now: dt.datetime) -> int:
-        if self.next_at is not None and now < self.next_at:
-            return 0
-        self.next_at = now + self.every
         done = 0
         clients = self.database.run_blocking(lambda s: retaining_clients(s, self.flows))
         for client in clients:

@@ -29,6 +29,7 @@ class SendSummaries:
     flows: FlowStore
     portal: str  # the public URL the portal links start with
     name: str = "summaries"
+    every: dt.timedelta = dt.timedelta(seconds=30)  # a summary's time is to the minute
 
     def run(self, now: dt.datetime) -> int:
         owed = self.database.run_blocking(

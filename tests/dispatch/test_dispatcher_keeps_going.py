@@ -20,6 +20,7 @@ from tests.clock import FakeClock
 
 class Failing:
     name = "failing"
+    every = dt.timedelta(0)
 
     def __init__(self) -> None:
         self.runs = 0
@@ -33,6 +34,7 @@ class Counting:
     """A module that stops the loop after `cycles` runs."""
 
     name = "counting"
+    every = dt.timedelta(0)
 
     def __init__(self, stop: threading.Event, cycles: int) -> None:
         self.stop, self.cycles, self.runs = stop, cycles, 0

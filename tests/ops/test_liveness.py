@@ -29,6 +29,7 @@ class Stuck:
     """A module that hangs in its first run until released: a loop stuck inside a cycle."""
 
     name = "stuck"
+    every = dt.timedelta(0)
 
     def __init__(self) -> None:
         self.entered, self.release, self.ran_again = (threading.Event() for _ in range(3))
