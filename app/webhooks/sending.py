@@ -75,7 +75,7 @@ class SendWebhooks:
     local_ok: bool = False  # loopback receivers: development and the sandbox only
     resolver: Resolver = resolve
     name: str = "webhooks"
-    every: dt.timedelta = dt.timedelta(seconds=1)
+    every: dt.timedelta = dt.timedelta(0)  # woken by the commit that owes an event
     _pool: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(POSTS, thread_name_prefix="webhook"),
         repr=False,

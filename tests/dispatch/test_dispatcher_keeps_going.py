@@ -12,7 +12,7 @@ import pytest
 
 from app.clients.flows import FlowStore
 from app.db import make_database
-from app.dispatch.dispatcher import Dispatcher, Module
+from app.dispatch.dispatcher import Dispatcher, Module, module_due
 from app.dispatch.links import Links
 from app.observability import REGISTRY
 from tests.clock import FakeClock
@@ -130,3 +130,41 @@ def test_each_cycle_is_noted_for_a_watchdog(dispatcher: Dispatcher, clock: FakeC
     assert dispatcher.last_cycle_at == later
     metric = REGISTRY.get_sample_value("nightdesk_dispatcher_last_cycle_timestamp_seconds")
     assert metric == later.timestamp()
+
+
+class Hourly:
+    name = "hourly"
+    every = dt.timedelta(hours=1)
+
+    def __init__(self) -> None:
+        self.runs: list[dt.datetime] = []
+
+    def run(self, now: dt.datetime) -> int:
+        self.runs.append(now)
+        return 0
+
+
+def test_a_module_runs_at_most_once_in_its_interval_however_often_the_dispatcher_cycles(
+    dispatcher: Dispatcher, clock: FakeClock
+) -> None:
+    hourly, every_cycle = Hourly(), Counting(threading.Event(), cycles=99)
+    dispatcher.modules = modules(hourly, every_cycle)
+    first = clock()
+
+    dispatcher.run_once()
+    clock.advance(minutes=59)
+    dispatcher.run_once()
+    later = clock.advance(minutes=1)
+    dispatcher.run_once()
+
+    assert hourly.runs == [first, later]
+    assert every_cycle.runs == 3
+
+
+def test_when_a_module_is_due() -> None:
+    hour, t0 = dt.timedelta(hours=1), dt.datetime(2026, 12, 24, 22, 0, tzinfo=dt.UTC)
+    assert module_due(hour, None, t0), "never ran: due"
+    assert not module_due(hour, t0, t0 + hour - dt.timedelta(seconds=1))
+    assert module_due(hour, t0, t0 + hour)
+    assert module_due(hour, t0, t0 - dt.timedelta(minutes=1)), "a clock set back runs it"
+    assert module_due(dt.timedelta(0), t0, t0), "zero: every cycle"
