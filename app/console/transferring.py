@@ -13,7 +13,7 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, and_, select, update
 from sqlalchemy.orm import Session
 
 from app.accounts.models import User
@@ -260,16 +260,28 @@ class HandOver:
 
 def hand_over_of(session: Session, entry_id: int, pa_id: int) -> HandOver | None:
     """This PA's call, with the contact on the line: what to hand over; None otherwise."""
+    which = and_(QueueEntry.id == entry_id, QueueEntry.pa_id == pa_id)
+    return _hand_over(session, which, pa_still_on=True)
+
+
+def pa_left(session: Session, entry_id: int, pa_call_sid: str) -> HandOver | None:
+    """The PA's leg ended while the contact was on the line: they left by hanging up, which is
+    a hand over too (their leaving no longer ends the conference). None otherwise."""
+    which = and_(QueueEntry.id == entry_id, QueueEntry.pa_call_sid == pa_call_sid)
+    return _hand_over(session, which, pa_still_on=False)
+
+
+def _hand_over(
+    session: Session, which: ColumnElement[bool], *, pa_still_on: bool
+) -> HandOver | None:
     found = session.execute(
-        select(QueueEntry, Call.sid)
-        .join(Call, Call.id == QueueEntry.call_id)
-        .where(QueueEntry.id == entry_id, QueueEntry.pa_id == pa_id)
+        select(QueueEntry, Call.sid).join(Call, Call.id == QueueEntry.call_id).where(which)
     ).first()
     if found is None:
         return None
     entry, caller_sid = found
     state = TransferState(entry.transfer_state) if entry.transfer_state else None
-    if not may_hand_over(state) or entry.ended_at is not None:
+    if not may_hand_over(state) or (pa_still_on and entry.ended_at is not None):
         return None
     if not (entry.conference_sid and entry.transfer_call_sid and entry.pa_call_sid):
         return None
@@ -277,25 +289,6 @@ def hand_over_of(session: Session, entry_id: int, pa_id: int) -> HandOver | None
         entry.transfers, entry.conference_sid, caller_sid, entry.transfer_call_sid,
         entry.pa_call_sid,
     )  # fmt: skip
-
-
-def pa_left(session: Session, entry_id: int, pa_call_sid: str) -> HandOver | None:
-    """The PA's leg ended while the contact was on the line: they left by hanging up, which is
-    a hand over too (their leaving no longer ends the conference). None otherwise."""
-    found = session.execute(
-        select(QueueEntry, Call.sid)
-        .join(Call, Call.id == QueueEntry.call_id)
-        .where(QueueEntry.id == entry_id, QueueEntry.pa_call_sid == pa_call_sid)
-    ).first()
-    if found is None:
-        return None
-    entry, caller_sid = found
-    state = TransferState(entry.transfer_state) if entry.transfer_state else None
-    if not may_hand_over(state) or not (entry.conference_sid and entry.transfer_call_sid):
-        return None
-    return HandOver(
-        entry.transfers, entry.conference_sid, caller_sid, entry.transfer_call_sid, pa_call_sid
-    )
 
 
 def handed_over(

@@ -30,22 +30,13 @@ from app.telephony.sandbox.webhooks import new_sid
 from tests.accounts.conftest import form_token
 from tests.clock import FakeClock
 from tests.conftest import PUBLIC_URL
+from tests.support.callbacks import ToTheApp
 
 HARBOUR_LAW = "+61255501234"
 CALLER = "+61491570999"
 # 23:00 on a Thursday in Sydney: after hours, so "0" puts the caller in the assistants' queue.
 SYDNEY_NIGHT = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
 URGENT_CALLER = ("0",)  # the menu's "speak with someone now"
-
-
-class ToTheApp:
-    """Where the fake sends its signed callbacks: into the app under test."""
-
-    client: TestClient | None = None
-
-    def __call__(self, url: str, params: dict[str, str], headers: dict[str, str]) -> None:
-        if self.client is not None:  # after the test, late callbacks have nowhere to go
-            self.client.post(url, data=params, headers=headers)
 
 
 @pytest.fixture

@@ -32,6 +32,7 @@ from app.messages.models import Message, MessageEvent
 from app.settings import Settings
 from app.telephony.sandbox.fake_twilio import FakeTwilio
 from tests.clock import FakeClock
+from tests.support.callbacks import ToTheApp
 from tests.support.locks import Racer, wait_until_someone_waits_for
 from tests.support.smtp import SmtpInbox
 
@@ -70,16 +71,6 @@ NIGHT_SHIFT = """
 T = TypeVar("T")
 SAM, ALEX, QUINN = "+447911123456", "+447911654321", "+447911000111"
 CALLER_MOBILE = "+447700123456"
-
-
-class ToTheApp:
-    """Where the fake sends its signed status callbacks: into the app under test."""
-
-    client: TestClient | None = None
-
-    def __call__(self, url: str, params: dict[str, str], headers: dict[str, str]) -> None:
-        if self.client is not None:  # after the test, late callbacks have nowhere to go
-            self.client.post(url, data=params, headers=headers)
 
 
 @pytest.fixture

@@ -37,7 +37,6 @@ from tests.databases import postgres_server_url
 from tests.dispatch.test_escalation import (  # noqa: F401 - fixtures, used by name
     CALLER_MOBILE,
     SAM,
-    ToTheApp,
     callbacks,
     deliveries,
     dispatcher,
@@ -47,6 +46,7 @@ from tests.dispatch.test_escalation import (  # noqa: F401 - fixtures, used by n
     settings,
     texts_to,
 )
+from tests.support.callbacks import ToTheApp
 
 LANDLINES = ["+441134960901", "+441134960902", "+441134960903"]  # no texts to the callers
 

@@ -30,6 +30,7 @@ from app.messages.service import recording_fields
 from app.settings import Settings
 from app.telephony.sandbox.fake_twilio import FakeTwilio
 from tests.clock import FakeClock
+from tests.support.callbacks import ToTheApp
 from tests.support.smtp import SmtpInbox
 
 CLINIC = f"""
@@ -56,16 +57,6 @@ PATIENT = "+447700900123"
 RECORDING = "https://api.twilio.com/2010-04-01/Accounts/AC1/Recordings/RE" + "a" * 32
 # Everything the caller left: none of it may leave in a text or an email.
 CONTENT = ("Ann Lee", PATIENT, "7700", "chest pain", "My chest hurts", "Recordings/RE", "patient")
-
-
-class ToTheApp:
-    """Where the fake sends its signed status callbacks: into the app under test."""
-
-    client: TestClient | None = None
-
-    def __call__(self, url: str, params: dict[str, str], headers: dict[str, str]) -> None:
-        if self.client is not None:
-            self.client.post(url, data=params, headers=headers)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from app.settings import Settings
-from tests.console.conftest import ToTheApp
+from tests.support.callbacks import ToTheApp
 from tests.support.live import free_socket, serving, url_of
 
 
