@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - the night shift's fixtures, imported by name, are parameters here
 """Privacy mode from the contact's side: the text that leaves through Twilio (the local fake, over
 HTTP) and the email the SMTP server receives say that a message is waiting, never what it is.
 
@@ -30,6 +31,12 @@ from app.messages.service import recording_fields
 from app.settings import Settings
 from app.telephony.sandbox.fake_twilio import FakeTwilio
 from tests.clock import FakeClock
+from tests.dispatch.test_escalation import (  # noqa: F401 - fixtures, used by name
+    callbacks,
+    fake_twilio,
+    inbox,
+    settings,
+)
 from tests.support.callbacks import ToTheApp
 from tests.support.smtp import SmtpInbox
 
@@ -57,31 +64,6 @@ PATIENT = "+447700900123"
 RECORDING = "https://api.twilio.com/2010-04-01/Accounts/AC1/Recordings/RE" + "a" * 32
 # Everything the caller left: none of it may leave in a text or an email.
 CONTENT = ("Ann Lee", PATIENT, "7700", "chest pain", "My chest hurts", "Recordings/RE", "patient")
-
-
-@pytest.fixture
-def callbacks() -> ToTheApp:
-    return ToTheApp()
-
-
-@pytest.fixture
-def fake_twilio(settings: Settings, callbacks: ToTheApp) -> Iterator[FakeTwilio]:
-    token = settings.twilio_auth_token
-    with FakeTwilio(settings.twilio_account_sid, token, deliver=callbacks) as fake:
-        yield fake
-
-
-@pytest.fixture
-def inbox() -> Iterator[SmtpInbox]:
-    with SmtpInbox() as smtp:
-        yield smtp
-
-
-@pytest.fixture
-def settings(settings: Settings, fake_twilio: FakeTwilio, inbox: SmtpInbox) -> Settings:
-    return settings.model_copy(
-        update={"twilio_api_base": fake_twilio.base_url, "smtp_url": inbox.url}
-    )
 
 
 @pytest.fixture
