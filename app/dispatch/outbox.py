@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from app.clients.models import Contact
@@ -287,9 +287,10 @@ def _contacts(session: Session, client_id: int | None) -> dict[str, _Reachable]:
     """The client's active contacts by their key in the flow file."""
     if client_id is None:
         return {}
-    rows = session.execute(
-        select(Contact.key, Contact.id, Contact.sms_opted_out).where(
-            Contact.client_id == client_id, Contact.active.is_(True)
-        )
-    )
+    rows = session.execute(_ACTIVE_CONTACTS, {"client": client_id})
     return {key: _Reachable(contact_id, bool(opted_out)) for key, contact_id, opted_out in rows}
+
+
+_ACTIVE_CONTACTS = select(Contact.key, Contact.id, Contact.sms_opted_out).where(
+    Contact.client_id == bindparam("client"), Contact.active.is_(True)
+)  # built once: every message saved asks

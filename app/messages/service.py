@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.db import insert_for
+from app.db import insert_returning
 from app.flows.engine import SaveMessage
 from app.messages.chain import content_digest
 from app.messages.models import Message, MessageStatus, SavedMessage
@@ -68,12 +68,7 @@ def save_message(
     if "recording_sid" in attachments:
         attachments = {**attachments, **_recording_outcome(save.outcome)}
     values.update(attachments)
-    message_id = session.execute(
-        insert_for(session)(MESSAGES)
-        .values(values)
-        .on_conflict_do_nothing(index_elements=["call_id"])
-        .returning(MESSAGES.c.id)
-    ).scalar()
+    message_id = insert_returning(session, MESSAGES.name, "call_id", "id", values)
     if message_id is None:
         return None
     message = SavedMessage(

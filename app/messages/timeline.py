@@ -14,7 +14,7 @@ import datetime as dt
 import json
 from typing import Any, cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from app.messages.chain import (
@@ -46,33 +46,44 @@ def add_event(
     at = utc_instant(at)
     detail = json.loads(json.dumps(detail))  # hashed exactly as it is stored and read back
     # The message's row: its lock (PostgreSQL) serialises appends; its length is this seq.
-    claimed = session.execute(
-        update(MESSAGES)
-        .where(MESSAGES.c.id == message_id)
-        .values(
-            timeline_length=MESSAGES.c.timeline_length + 1,
-            updated_at=MESSAGES.c.updated_at,  # an event is not an edit of the message
-        )
-        .returning(MESSAGES.c.timeline_length, MESSAGES.c.timeline_hash)
-    ).first()
+    claimed = session.execute(_CLAIM_NEXT, {"message": message_id}).first()
     if claimed is None:
         raise MessageGoneError(f"no message {message_id}")
     seq, prev_hash = cast(tuple[int, str | None], tuple(claimed))
     digest = event_hash(message_id, seq, at, kind, detail, prev_hash)
-    event = insert(MESSAGE_EVENTS).values(
-        message_id=message_id, kind=kind, at=at, detail=detail, seq=seq,
-        prev_hash=prev_hash, hash=digest,
-    )  # fmt: skip
-    set_head = (
-        update(MESSAGES)
-        .where(MESSAGES.c.id == message_id)
-        .values(timeline_hash=digest, updated_at=MESSAGES.c.updated_at)
-    )
+    event = {
+        "message": message_id, "kind": kind, "at": at, "detail": detail, "seq": seq,
+        "prev_hash": prev_hash, "hash": digest,
+    }  # fmt: skip
     if session.get_bind().dialect.name == "postgresql":  # one round trip for both
-        session.execute(set_head.add_cte(event.cte("appended")))
+        session.execute(_APPEND_AND_SET_HEAD, event)
     else:
-        session.execute(event)
-        session.execute(set_head)
+        session.execute(_APPEND, event)
+        session.execute(_SET_HEAD, event)
+
+
+# Built once, run with parameters: building a statement costs more than running it.
+_CLAIM_NEXT = (
+    update(MESSAGES)
+    .where(MESSAGES.c.id == bindparam("message"))
+    .values(
+        timeline_length=MESSAGES.c.timeline_length + 1,
+        updated_at=MESSAGES.c.updated_at,  # an event is not an edit of the message
+    )
+    .returning(MESSAGES.c.timeline_length, MESSAGES.c.timeline_hash)
+)
+_APPEND = insert(MESSAGE_EVENTS).values(
+    message_id=bindparam("message"), kind=bindparam("kind"),
+    at=bindparam("at", type_=MESSAGE_EVENTS.c.at.type),
+    detail=bindparam("detail", type_=MESSAGE_EVENTS.c.detail.type), seq=bindparam("seq"),
+    prev_hash=bindparam("prev_hash"), hash=bindparam("hash"),
+)  # fmt: skip
+_SET_HEAD = (
+    update(MESSAGES)
+    .where(MESSAGES.c.id == bindparam("message"))
+    .values(timeline_hash=bindparam("hash"), updated_at=MESSAGES.c.updated_at)
+)
+_APPEND_AND_SET_HEAD = _SET_HEAD.add_cte(_APPEND.cte("appended"))
 
 
 def verify_timeline(session: Session, message_id: int) -> Intact | Broken:

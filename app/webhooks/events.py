@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from app.clients.models import Client
@@ -24,6 +24,14 @@ from app.messages.queries import message_out, recording_path
 from app.messages.schemas import MessageOut
 from app.timeutil import as_utc
 from app.webhooks.models import WebhookDelivery, WebhookEndpoint
+
+
+# Built once (every message saved asks): building a statement costs more than running it.
+_CLIENT_ENDPOINTS = (
+    select(WebhookEndpoint.id, WebhookEndpoint.events, Client.slug)
+    .join(Client, Client.id == WebhookEndpoint.client_id)
+    .where(WebhookEndpoint.client_id == bindparam("client"))
+)
 
 
 def record_event(
@@ -38,11 +46,7 @@ def record_event(
     names what happened ("m12:acknowledged"): recording it twice owes it once."""
     if client_id is None:
         return 0
-    endpoints = session.execute(
-        select(WebhookEndpoint.id, WebhookEndpoint.events, Client.slug)
-        .join(Client, Client.id == WebhookEndpoint.client_id)
-        .where(WebhookEndpoint.client_id == client_id)
-    ).all()
+    endpoints = session.execute(_CLIENT_ENDPOINTS, {"client": client_id}).all()
     wanted = [(e.id, e.slug) for e in endpoints if not e.events or event_type in e.events]
     if not wanted:
         return 0
