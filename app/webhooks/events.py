@@ -25,7 +25,6 @@ from app.messages.schemas import MessageOut
 from app.timeutil import as_utc
 from app.webhooks.models import WebhookDelivery, WebhookEndpoint
 
-
 # Built once (every message saved asks): building a statement costs more than running it.
 _CLIENT_ENDPOINTS = (
     select(WebhookEndpoint.id, WebhookEndpoint.events, Client.slug)
