@@ -44,14 +44,19 @@ EVENTS = CallEvent.metadata.tables[CallEvent.__tablename__]
 def lock_call(session: Session, sid: str) -> Row[Any] | None:
     """What a turn needs of the call, its row locked until the transaction ends (on SQLite the
     transaction holds the write lock already)."""
-    return session.execute(
-        select(
-            CALLS.c.id, CALLS.c.sid, CALLS.c.client_id, CALLS.c.caller, CALLS.c.flow_version_id,
-            CALLS.c.turn, CALLS.c.state, CALLS.c.last_twiml, CALLS.c.ended_at,
-        )
-        .where(CALLS.c.sid == sid)
-        .with_for_update()
-    ).first()  # fmt: skip
+    return session.execute(_LOCK_CALL, {"sid": sid}).first()
+
+
+# The hot statements below are built once and run with parameters: building a statement (and
+# its key for SQLAlchemy's compiled cache) costs more than running it.
+_LOCK_CALL = (
+    select(
+        CALLS.c.id, CALLS.c.sid, CALLS.c.client_id, CALLS.c.caller, CALLS.c.flow_version_id,
+        CALLS.c.turn, CALLS.c.state, CALLS.c.last_twiml, CALLS.c.ended_at,
+    )
+    .where(CALLS.c.sid == bindparam("sid"))
+    .with_for_update()
+)  # fmt: skip
 
 
 def insert_call_for_number(
@@ -102,8 +107,11 @@ def save_turn(
         session.execute(_SAVE_TURN_AND_TIMELINE if rows else _SAVE_TURN, {**params, "rows": rows})
         return
     if events:
-        session.execute(insert(EVENTS), [{"call_id": call_id, **event} for event in events])
+        session.execute(_ADD_EVENTS, [{"call_id": call_id, **event} for event in events])
     session.execute(_SAVE_TURN, params)
+
+
+_ADD_EVENTS = insert(EVENTS)
 
 
 _SAVE_TURN = (
@@ -139,13 +147,18 @@ def end_call(
     now: dt.datetime,
 ) -> None:
     """The call is over: its last state, and the status on its timeline."""
-    session.execute(
-        update(CALLS).where(CALLS.c.id == call_id).values(status=status, ended_at=now, state=state)
-    )
+    ended = {"call": call_id, "status": status, "ended_at": now, "state": state}
+    session.execute(_END_CALL, ended)
     detail = {"status": status, "seconds": seconds}
-    session.execute(
-        insert(EVENTS).values(call_id=call_id, kind="call_ended", at=now, detail=detail)
-    )
+    event = {"call_id": call_id, "kind": "call_ended", "at": now, "detail": detail}
+    session.execute(_ADD_EVENTS, event)
+
+
+_END_CALL = (
+    update(CALLS)
+    .where(CALLS.c.id == bindparam("call"))
+    .values(status=bindparam("status"), ended_at=bindparam("ended_at"), state=bindparam("state"))
+)
 
 
 def attachments(session: Session, call_id: int) -> dict[str, Any]:

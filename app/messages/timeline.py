@@ -74,8 +74,7 @@ _CLAIM_NEXT = (
 )
 _APPEND = insert(MESSAGE_EVENTS).values(
     message_id=bindparam("message"), kind=bindparam("kind"),
-    at=bindparam("at", type_=MESSAGE_EVENTS.c.at.type),
-    detail=bindparam("detail", type_=MESSAGE_EVENTS.c.detail.type), seq=bindparam("seq"),
+    at=bindparam("at"), detail=bindparam("detail"), seq=bindparam("seq"),
     prev_hash=bindparam("prev_hash"), hash=bindparam("hash"),
 )  # fmt: skip
 _SET_HEAD = (
