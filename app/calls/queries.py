@@ -165,11 +165,7 @@ def attachments(session: Session, call_id: int) -> dict[str, Any]:
     """Recordings and transcriptions that reached the call before its message existed, as the
     message's fields."""
     found: dict[str, Any] = {}
-    rows = session.execute(
-        select(EVENTS.c.kind, EVENTS.c.detail)
-        .where(EVENTS.c.call_id == call_id, EVENTS.c.kind.in_(("recording", "transcription")))
-        .order_by(EVENTS.c.id)
-    )
+    rows = session.execute(_ATTACHMENTS, {"call": call_id})
     for row in rows:
         detail: dict[str, Any] = row.detail
         if row.kind == "recording":
@@ -177,6 +173,13 @@ def attachments(session: Session, call_id: int) -> dict[str, Any]:
         else:
             found["transcription"] = detail.get("text")
     return found
+
+
+_ATTACHMENTS = (
+    select(EVENTS.c.kind, EVENTS.c.detail)
+    .where(EVENTS.c.call_id == bindparam("call"), EVENTS.c.kind.in_(("recording", "transcription")))
+    .order_by(EVENTS.c.id)
+)
 
 
 def message_story(session: Session, message_id: int) -> MessageDetail:
