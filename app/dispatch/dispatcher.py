@@ -178,6 +178,10 @@ class Dispatcher:
         """Run cycles until `stop` is set. Nothing a cycle does, or fails to log, ends the loop."""
         log_safely(log, logging.INFO, "dispatcher_started")
         self.started_at = self.started_at or self.clock()
+        try:
+            self.flows.warm(self.database)
+        except Exception:  # a cold cache only costs time
+            log_safely(log, logging.WARNING, "flows_not_warmed", exc_info=True)
         while not stop.is_set():
             try:
                 done = self.cycle()

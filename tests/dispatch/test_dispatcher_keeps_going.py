@@ -9,8 +9,10 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy import func, select
 
 from app.clients.flows import FlowStore
+from app.clients.models import Client
 from app.db import make_database
 from app.dispatch.dispatcher import Dispatcher, Module, module_due
 from app.dispatch.links import Links
@@ -168,3 +170,29 @@ def test_when_a_module_is_due() -> None:
     assert module_due(hour, t0, t0 + hour)
     assert module_due(hour, t0, t0 - dt.timedelta(minutes=1)), "a clock set back runs it"
     assert module_due(dt.timedelta(0), t0, t0), "zero: every cycle"
+
+
+@pytest.mark.usefixtures("demo_clients")
+def test_the_dispatcher_parses_every_clients_flow_before_its_first_cycle(
+    dispatcher: Dispatcher,
+) -> None:
+    """Off the event loop: a flow first parsed inside a webhook's unit of work holds up every
+    caller while it parses (seconds, for a thousand clients' first summaries)."""
+    stop = threading.Event()
+    seen_before_first_cycle: list[int] = []
+
+    class Looking:
+        name, every = "looking", dt.timedelta(0)
+
+        def run(self, now: dt.datetime) -> int:
+            seen_before_first_cycle.append(len(dispatcher.flows.parsed()))
+            stop.set()
+            return 0
+
+    dispatcher.modules = modules(Looking())
+    dispatcher.run_forever(stop)
+    clients = dispatcher.database.run_blocking(
+        lambda session: session.scalar(select(func.count()).select_from(Client))
+    )
+    assert clients
+    assert seen_before_first_cycle == [clients]
