@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select
+from sqlalchemy import ColumnElement, and_, bindparam, exists, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from app.clients.flows import FlowStore
@@ -413,19 +413,24 @@ def _written_email(delivery: Delivery) -> Outgoing:
 
 def _load_messages_and_clients(session: Session, rows: Sequence[Delivery]) -> None:
     """Two queries for the whole batch; later `session.get`s find them in the identity map."""
-    messages = session.scalars(
-        select(Message).where(Message.id.in_({r.message_id for r in rows}))
-    ).all()
-    client_ids = {m.client_id for m in messages if m.client_id is not None}
-    clients = session.scalars(select(Client).where(Client.id.in_(client_ids))).all()
+    message_ids = list({r.message_id for r in rows if r.message_id is not None})
+    messages = session.scalars(_MESSAGES, {"ids": message_ids}).all()
+    client_ids = list({m.client_id for m in messages if m.client_id is not None})
+    clients = session.scalars(_CLIENTS, {"ids": client_ids}).all()
     _pin(session, [*messages, *clients])
+
+
+# Built once, run with their ids: building a statement costs more than running it.
+_MESSAGES = select(Message).where(Message.id.in_(bindparam("ids", expanding=True)))
+_CLIENTS = select(Client).where(Client.id.in_(bindparam("ids", expanding=True)))
+_DELIVERIES_LOCKED = (
+    select(Delivery).where(Delivery.id.in_(bindparam("ids", expanding=True))).with_for_update()
+)
 
 
 def _lock_batch(session: Session, delivery_ids: Sequence[int]) -> None:
     """A send's deliveries, locked, with their messages and clients: three queries."""
-    deliveries = session.scalars(
-        select(Delivery).where(Delivery.id.in_(delivery_ids)).with_for_update()
-    ).all()
+    deliveries = session.scalars(_DELIVERIES_LOCKED, {"ids": list(delivery_ids)}).all()
     _pin(session, deliveries)
     _load_messages_and_clients(session, deliveries)
 

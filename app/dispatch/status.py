@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from app.clients.flows import FlowStore
@@ -61,12 +61,9 @@ def apply_status(
     # The delivery, and any bundled with it (one SMS carries several; its callback names only
     # the first, whose id is the send's `bundle_key`), locked in one query: four callbacks a
     # message make this the busiest route.
-    same = or_(Delivery.id == delivery_id, Delivery.bundle_key == delivery_id)
-    if report.sid:  # never match the deliveries that have no provider id yet
-        same = or_(same, Delivery.provider_sid == report.sid)
-    rows = session.scalars(
-        select(Delivery).where(same).order_by(Delivery.id).with_for_update()
-    ).all()
+    # (No sid: `provider_sid = NULL` matches nothing, not the deliveries without one yet.)
+    same = {"delivery": delivery_id, "sid": report.sid or None}
+    rows = session.scalars(_DELIVERY_AND_ITS_BUNDLE, same).all()
     delivery = next((row for row in rows if row.id == delivery_id), None)
     if delivery is None:
         raise DeliveryNotFoundError(f"no delivery {delivery_id}")
@@ -77,6 +74,20 @@ def apply_status(
     outcome = OUTCOMES.get(delivery.channel, {}).get(report.status)
     for row in rows:
         _settle(session, flows, row, report, outcome, now)
+
+
+_DELIVERY_AND_ITS_BUNDLE = (  # built once: building it costs more than running it
+    select(Delivery)
+    .where(
+        or_(
+            Delivery.id == bindparam("delivery"),
+            Delivery.bundle_key == bindparam("delivery"),
+            Delivery.provider_sid == bindparam("sid"),
+        )
+    )
+    .order_by(Delivery.id)
+    .with_for_update()
+)
 
 
 def _settle(
