@@ -17,8 +17,9 @@ import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from functools import cache
 
-from sqlalchemy import ColumnElement, and_, bindparam, exists, func, or_, select
+from sqlalchemy import Select, and_, bindparam, exists, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from app.clients.flows import FlowStore
@@ -182,15 +183,8 @@ class SendDeliveries:
                 self._changed.notify_all()
 
     def _claim(self, session: Session, now: dt.datetime, room: int = BATCH) -> list[_Send]:
-        rows = list(
-            session.scalars(
-                select(Delivery)
-                .where(_claimable(now), _LEADS_ITS_SEND, *self._of_kinds())
-                .order_by(Delivery.due_at, Delivery.id)
-                .limit(min(BATCH, room))
-                .with_for_update(skip_locked=True)
-            )
-        )
+        claim = _claim_statement(self.kinds)
+        rows = list(session.scalars(claim, {"now": now, "room": min(BATCH, room)}))
         if not rows:
             return []
         rows += _the_rest_of_their_sends(session, rows)
@@ -218,9 +212,6 @@ class SendDeliveries:
                 if outgoing is not None:
                     sends.append(_Send([r.id for r in group], outgoing, check_first))
         return sends
-
-    def _of_kinds(self) -> list[ColumnElement[bool]]:
-        return [Delivery.kind.in_(self.kinds)] if self.kinds else []
 
     def _last_sent(
         self, session: Session, rows: Sequence[Delivery]
@@ -338,11 +329,22 @@ class SendDeliveries:
             _record_error(session, self.flows, delivery, sent.error, verdict, now)
 
 
-def _claimable(now: dt.datetime) -> ColumnElement[bool]:
-    """Due and not in anyone's hands, or in the hands of a worker whose lease ran out."""
-    return or_(
+@cache
+def _claim_statement(kinds: tuple[DeliveryKind, ...]) -> Select[Delivery]:
+    """Due deliveries (of these kinds; none: all) not in anyone's hands, or in the hands of a
+    worker whose lease ran out. Built once: the dispatcher claims every cycle."""
+    now = bindparam("now", type_=Delivery.due_at.type)
+    claimable = or_(
         and_(Delivery.status == DeliveryStatus.pending, Delivery.due_at <= now),
         and_(Delivery.status == DeliveryStatus.sending, Delivery.lease_until < now),
+    )
+    of_kinds = [Delivery.kind.in_(kinds)] if kinds else []
+    return (
+        select(Delivery)
+        .where(claimable, _LEADS_ITS_SEND, *of_kinds)
+        .order_by(Delivery.due_at, Delivery.id)
+        .limit(bindparam("room"))
+        .with_for_update(skip_locked=True)
     )
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import httpx
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.orm import Session
 from standardwebhooks import Webhook
 
@@ -168,20 +168,29 @@ class SendWebhooks:
             self.queue_email(session, address, subject, text, key, now)
 
 
+_NOW = bindparam("now", type_=WebhookDelivery.due_at.type)
+_CLAIMABLE = (  # built once: the dispatcher asks every cycle
+    select(WebhookDelivery, WebhookEndpoint)
+    .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+    .where(
+        or_(
+            and_(WebhookDelivery.status == WebhookStatus.pending, WebhookDelivery.due_at <= _NOW),
+            and_(
+                WebhookDelivery.status == WebhookStatus.sending,
+                WebhookDelivery.lease_until < _NOW,
+            ),
+        ),
+        WebhookEndpoint.paused_at.is_(None),
+    )
+    .order_by(WebhookDelivery.due_at, WebhookDelivery.id)
+    .limit(BATCH)
+    .with_for_update(skip_locked=True, of=WebhookDelivery)
+)
+
+
 def _claim(session: Session, now: dt.datetime) -> list[_Post]:
     """Due events of URLs that are not paused, leased to this worker."""
-    claimable = or_(
-        and_(WebhookDelivery.status == WebhookStatus.pending, WebhookDelivery.due_at <= now),
-        and_(WebhookDelivery.status == WebhookStatus.sending, WebhookDelivery.lease_until < now),
-    )
-    rows = session.execute(
-        select(WebhookDelivery, WebhookEndpoint)
-        .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
-        .where(claimable, WebhookEndpoint.paused_at.is_(None))
-        .order_by(WebhookDelivery.due_at, WebhookDelivery.id)
-        .limit(BATCH)
-        .with_for_update(skip_locked=True, of=WebhookDelivery)
-    ).all()
+    rows = session.execute(_CLAIMABLE, {"now": now}).all()
     posts = []
     for delivery, endpoint in rows:
         delivery.status, delivery.lease_until = WebhookStatus.sending, now + LEASE
