@@ -36,7 +36,6 @@ from sqlalchemy import (
     Dialect,
     Engine,
     MetaData,
-    Table,
     create_engine,
     event,
 )
@@ -497,36 +496,27 @@ def insert_if_absent(session: Session, model: type[Base], values: dict[str, Any]
     How repeats become no-ops: a Twilio retry, a second worker or a re-run escalation step tries
     to insert the same row again and simply doesn't.
     """
-    return insert_returning(session, model.__tablename__, key, key, values) is not None
+    return insert_returning(session, model, key, key, values) is not None
 
 
 def insert_returning(
-    session: Session, table: str, key: str, returning: str, values: dict[str, Any]
+    session: Session, model: type[Base], key: str, returning: str, values: dict[str, Any]
 ) -> Any:
     """INSERT … ON CONFLICT (key) DO NOTHING RETURNING (returning): the new row's column, or
     None when a row with that key was there already. RETURNING, because rowcount is not
     reliable for this on every driver."""
-    statement = _insert_if_absent(session.get_bind().dialect.name, table, key, returning)
+    statement = _insert_if_absent(session.get_bind().dialect.name, model, key, returning)
     return session.execute(statement, values).scalar()
 
 
 @cache
-def _insert_if_absent(dialect: str, table: str, key: str, returning: str) -> Any:
+def _insert_if_absent(dialect: str, model: type[Base], key: str, returning: str) -> Any:
     """Built once and run with the row as parameters: SQLAlchemy builds, and keys for its
     cache, a statement whose `.values()` hold the row afresh every time, at more cost than the
     INSERT itself."""
     insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    columns = Base.metadata.tables[table].c
-    return (
-        insert(columns[key].table)
-        .on_conflict_do_nothing(index_elements=[key])
-        .returning(columns[returning])
-    )
-
-
-def insert_for(session: Session) -> Callable[[Table], Any]:
-    """The dialect's own INSERT, the one that knows ON CONFLICT."""
-    return postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    table = Base.metadata.tables[model.__tablename__]
+    return insert(table).on_conflict_do_nothing(index_elements=[key]).returning(table.c[returning])
 
 
 def upgrade_database(url: str) -> None:

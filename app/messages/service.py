@@ -68,7 +68,7 @@ def save_message(
     if "recording_sid" in attachments:
         attachments = {**attachments, **_recording_outcome(save.outcome)}
     values.update(attachments)
-    message_id = insert_returning(session, MESSAGES.name, "call_id", "id", values)
+    message_id = insert_returning(session, Message, "call_id", "id", values)
     if message_id is None:
         return None
     message = SavedMessage(
@@ -114,6 +114,3 @@ def attach_transcription(session: Session, message: Message, text: str, now: dt.
     message.transcription = text
     content = content_digest(message.caller, message.answers, text)
     add_event(session, message.id, "transcription", now, characters=len(text), content=content)
-
-
-MESSAGES = Message.metadata.tables[Message.__tablename__]
