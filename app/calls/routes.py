@@ -8,6 +8,7 @@ replayed when it answers again (`app.telephony.spool`).
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,13 +20,39 @@ from sqlalchemy.orm import Session
 from app.calls.service import TROUBLE_PROMPT, CallService, Urls
 from app.calls.webhooks import VoiceWebhook
 from app.db import Database, Work
-from app.deps import DatabaseDep, Now, SpoolDep
 from app.telephony.signature import TwilioForm, parse_form, public_base, query_int
-from app.telephony.spool import Replay, SpooledRequest, apply_or_spool, received
+from app.telephony.spool import Replay, SpooledRequest, TwilioCallback
 from app.telephony.twiml import render_goodbye, twiml
 
 log = logging.getLogger("nightdesk.calls")
 router = APIRouter(prefix="/twilio", tags=["twilio"], default_response_class=Response)
+
+
+@dataclass(frozen=True)
+class VoiceRequest:
+    """A signed voice webhook, and what its turn needs."""
+
+    hook: VoiceWebhook
+    calls: CallService
+    urls: Urls
+    now: dt.datetime
+    database: Database
+
+    async def answer(self, work: Callable[[Session], str]) -> Response:
+        """TwiML from `work`; if anything fails, a voicemail that needs no database."""
+        try:
+            return twiml(await self.database.run(work))
+        except Exception:
+            log.exception("call_step_failed", extra={"call_sid": self.hook.call_sid})
+            hook = self.hook
+            return twiml(self.urls.voicemail(TROUBLE_PROMPT, hook.caller, hook.called))
+
+
+async def voice_request(request: Request, form: TwilioForm) -> VoiceRequest:
+    """A voice route's one dependency (each costs a webhook more than its own SQL does)."""
+    state = request.app.state
+    hook, urls = VoiceWebhook.parse(form), Urls(public_base(request))
+    return VoiceRequest(hook, state.calls, urls, state.clock(), state.database)
 
 
 async def get_calls(request: Request) -> CallService:
@@ -33,100 +60,53 @@ async def get_calls(request: Request) -> CallService:
     return service
 
 
-async def get_urls(request: Request) -> Urls:
-    return Urls(public_base(request))
-
-
+Voice = Annotated[VoiceRequest, Depends(voice_request)]
 CallsDep = Annotated[CallService, Depends(get_calls)]
-UrlsDep = Annotated[Urls, Depends(get_urls)]
-
-
-async def answer_or_voicemail(
-    database: Database, hook: VoiceWebhook, urls: Urls, work: Callable[[Session], str]
-) -> Response:
-    """TwiML from `work`; if anything fails, a voicemail that needs no database."""
-    try:
-        return twiml(await database.run(work))
-    except Exception:
-        log.exception("call_step_failed", extra={"call_sid": hook.call_sid})
-        return twiml(urls.voicemail(TROUBLE_PROMPT, hook.caller, hook.called))
 
 
 @router.post("/voice")
-async def incoming_call(
-    form: TwilioForm, database: DatabaseDep, calls: CallsDep, urls: UrlsDep, now: Now
-) -> Response:
+async def incoming_call(voice: Voice) -> Response:
     """The number's "A call comes in" webhook."""
-    hook = VoiceWebhook.parse(form)
-    return await answer_or_voicemail(
-        database, hook, urls, lambda session: calls.answer(session, hook, urls, now)
+    return await voice.answer(
+        lambda session: voice.calls.answer(session, voice.hook, voice.urls, voice.now)
     )
 
 
 @router.post("/voice/step")
-async def call_step(
-    request: Request,
-    form: TwilioForm,
-    database: DatabaseDep,
-    calls: CallsDep,
-    urls: UrlsDep,
-    now: Now,
-) -> Response:
+async def call_step(request: Request, voice: Voice) -> Response:
     """Gather, Record, Dial and Enqueue actions, and the Redirect after a silent Gather."""
-    hook = VoiceWebhook.parse(form)
     turn, silence = query_int(request, "turn"), bool(query_int(request, "silence", 0))
-    return await answer_or_voicemail(
-        database, hook, urls, lambda session: calls.step(session, hook, turn, silence, urls, now)
+    hook, urls, now = voice.hook, voice.urls, voice.now
+    return await voice.answer(
+        lambda session: voice.calls.step(session, hook, turn, silence, urls, now)
     )
 
 
 @router.post("/voice/hold")
-async def hold_music(form: TwilioForm, database: DatabaseDep, calls: CallsDep) -> Response:
+async def hold_music(voice: Voice) -> Response:
     """Enqueue's waitUrl, requested again each time its document finishes playing."""
-    hook = VoiceWebhook.parse(form)
-    return twiml(await database.run(lambda session: calls.hold(session, hook, hook.queue_seconds)))
+    hook, calls = voice.hook, voice.calls
+    return twiml(
+        await voice.database.run(lambda session: calls.hold(session, hook, hook.queue_seconds))
+    )
 
 
 @router.post("/voice/status", status_code=204)
-async def call_status(
-    request: Request,
-    form: TwilioForm,
-    database: DatabaseDep,
-    spool: SpoolDep,
-    calls: CallsDep,
-    now: Now,
-) -> None:
+async def call_status(callback: TwilioCallback, calls: CallsDep) -> None:
     """The number's call status callback."""
-    callback = received(request, form, now)
-    await apply_or_spool(database, spool, callback, CallCallbacks(calls).status)
+    await callback.apply(CallCallbacks(calls).status)
 
 
 @router.post("/voice/recording", status_code=204)
-async def recording_ready(
-    request: Request,
-    form: TwilioForm,
-    database: DatabaseDep,
-    spool: SpoolDep,
-    calls: CallsDep,
-    now: Now,
-) -> None:
+async def recording_ready(callback: TwilioCallback, calls: CallsDep) -> None:
     """recordingStatusCallback: a recording is complete (the fallback adds who called whom)."""
-    callback = received(request, form, now)
-    await apply_or_spool(database, spool, callback, CallCallbacks(calls).recording)
+    await callback.apply(CallCallbacks(calls).recording)
 
 
 @router.post("/voice/transcription", status_code=204)
-async def transcription_ready(
-    request: Request,
-    form: TwilioForm,
-    database: DatabaseDep,
-    spool: SpoolDep,
-    calls: CallsDep,
-    now: Now,
-) -> None:
+async def transcription_ready(callback: TwilioCallback, calls: CallsDep) -> None:
     """transcribeCallback: the text of a recording."""
-    callback = received(request, form, now)
-    await apply_or_spool(database, spool, callback, CallCallbacks(calls).transcription)
+    await callback.apply(CallCallbacks(calls).transcription)
 
 
 @dataclass(frozen=True)
@@ -163,11 +143,11 @@ def replays(calls: CallService) -> dict[str, Replay]:
 
 
 @router.post("/fallback")
-async def fallback(form: TwilioForm, urls: UrlsDep) -> Response:
+async def fallback(voice: Voice) -> Response:
     """The number's fallback URL: a voicemail with no database at all, so nothing is lost."""
-    hook = VoiceWebhook.parse(form)
+    hook = voice.hook
     log.error("fallback_used", extra={"call_sid": hook.call_sid})
-    return twiml(urls.voicemail(TROUBLE_PROMPT, hook.caller, hook.called))
+    return twiml(voice.urls.voicemail(TROUBLE_PROMPT, hook.caller, hook.called))
 
 
 @router.post("/fallback/done")

@@ -14,9 +14,7 @@ from dataclasses import replace
 from fastapi import APIRouter, Request, Response
 from sqlalchemy.orm import Session
 
-from app.calls.routes import CallsDep, answer_or_voicemail
-from app.calls.routes import UrlsDep as CallUrlsDep
-from app.calls.webhooks import VoiceWebhook
+from app.calls.routes import Voice
 from app.console import answering, transferring
 from app.console.phone import PhoneError
 from app.console.routes import ConsoleDep, UrlsDep, take_off_hold
@@ -256,22 +254,20 @@ async def transfer_status(
 
 
 @router.post("/voicemail")
-async def voicemail(
-    request: Request, form: TwilioForm, database: DatabaseDep, calls: CallsDep,
-    call_urls: CallUrlsDep, now: Now,
-) -> Response:  # fmt: skip
+async def voicemail(request: Request, voice: Voice) -> Response:
     """The PA sent the caller on: the flow carries on from its queue step as if the caller had
     left the queue, down the path the flow gives for no PA (its message, its voicemail)."""
     entry = query_int(request, "entry")
-    hook = replace(VoiceWebhook.parse(form), queue_result="leave")
+    voice = replace(voice, hook=replace(voice.hook, queue_result="leave"))
+    hook, calls, urls, now = voice.hook, voice.calls, voice.urls, voice.now
 
     def work(session: Session) -> str:
         turn = transferring.caller_turn(session, entry, hook.call_sid)
         if turn is None:
             return render_say_goodbye("Goodbye.", Speech())
-        return calls.step(session, hook, turn, False, call_urls, now)
+        return calls.step(session, hook, turn, False, urls, now)
 
-    return await answer_or_voicemail(database, hook, call_urls, work)
+    return await voice.answer(work)
 
 
 async def after_pa_left(

@@ -12,45 +12,29 @@ from sqlalchemy.orm import Session
 
 from app.clients.flows import FlowStore
 from app.db import Work
-from app.deps import DatabaseDep, FlowsDep, Now, SpoolDep
+from app.deps import FlowsDep
 from app.dispatch import status
 from app.dispatch.status import DeliveryNotFoundError
 from app.dispatch.webhooks import StatusReport
-from app.telephony.signature import TwilioForm, parse_form, query_int
-from app.telephony.spool import Replay, SpooledRequest, apply_or_spool, received
+from app.telephony.signature import parse_form, query_int
+from app.telephony.spool import Replay, SpooledRequest, TwilioCallback
 
 log = logging.getLogger("nightdesk.dispatch")
 router = APIRouter(tags=["notifications"], default_response_class=Response)
 
 
 @router.post("/twilio/sms/status", status_code=204)
-async def sms_status(
-    request: Request,
-    form: TwilioForm,
-    database: DatabaseDep,
-    spool: SpoolDep,
-    flows: FlowsDep,
-    now: Now,
-) -> None:
+async def sms_status(request: Request, callback: TwilioCallback, flows: FlowsDep) -> None:
     """The status callback of a notification SMS."""
     query_int(request, "d")  # checked at the edge: a bad one is a 400, never spooled
-    callback = received(request, form, now)
-    await apply_or_spool(database, spool, callback, StatusCallbacks(flows).sms)
+    await callback.apply(StatusCallbacks(flows).sms)
 
 
 @router.post("/twilio/notify/voice/status", status_code=204)
-async def call_status(
-    request: Request,
-    form: TwilioForm,
-    database: DatabaseDep,
-    spool: SpoolDep,
-    flows: FlowsDep,
-    now: Now,
-) -> None:
+async def call_status(request: Request, callback: TwilioCallback, flows: FlowsDep) -> None:
     """The status callback of a notification call."""
     query_int(request, "d")  # checked at the edge: a bad one is a 400, never spooled
-    callback = received(request, form, now)
-    await apply_or_spool(database, spool, callback, StatusCallbacks(flows).call)
+    await callback.apply(StatusCallbacks(flows).call)
 
 
 @dataclass(frozen=True)

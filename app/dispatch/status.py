@@ -2,7 +2,7 @@
 delivery, and after a failure the contact's next channel or the next step.
 
 Each runs in the request's transaction and is safe to repeat: a callback Twilio sends again
-finds its `ProviderEvent` already stored and changes nothing.
+finds its delivery settled, or only notes the same progress again.
 """
 
 from __future__ import annotations
@@ -67,8 +67,6 @@ def apply_status(
     delivery = next((row for row in rows if row.id == delivery_id), None)
     if delivery is None:
         raise DeliveryNotFoundError(f"no delivery {delivery_id}")
-    if not first_time(session, f"{report.sid}:{report.status}"):
-        return
     if is_machine(report.answered_by):
         note_voicemail_pickup(session, delivery, report.sid, report.answered_by, now)
     outcome = OUTCOMES.get(delivery.channel, {}).get(report.status)
@@ -99,7 +97,9 @@ def _settle(
     now: dt.datetime,
 ) -> None:
     if delivery.status in SETTLED:
-        return  # callbacks can arrive out of order: a late "sent" changes nothing
+        # Settled once: a final status Twilio sends again, or a late "sent", changes nothing.
+        # (The rows are locked: two copies of one callback at once take turns.)
+        return
     delivery.provider_status = report.status
     delivery.provider_sid = delivery.provider_sid or report.sid
     if outcome is None:

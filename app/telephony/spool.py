@@ -6,8 +6,8 @@ one (PostgreSQL down, a connection lost, SQLite's lock), the route writes the re
 file of its own here and answers Twilio as usual; the dispatcher's `ReplaySpool` replays the
 files, oldest first, through the very same unit of work once the database answers again, and
 deletes each one only after its replay committed. Replays are idempotent, as Twilio's own
-repeats are: recordings are keyed by their sid, a call has one message, status callbacks go
-through `ProviderEvent` insert-if-absent. A crash between the commit and the delete replays a
+repeats are: recordings are keyed by their sid, a call has one message, a delivery's status
+settles once. A crash between the commit and the delete replays a
 file twice, harmlessly.
 
 Why a spool rather than asking Twilio afterwards (reconciliation through the REST API, for
@@ -33,14 +33,16 @@ import json
 import logging
 import os
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from app.db import Database, refused_by_database
+from app.telephony.signature import TwilioForm
 
 log = logging.getLogger("nightdesk.spool")
 
@@ -151,30 +153,43 @@ def _fsync_folder(folder: Path) -> None:
         os.close(descriptor)
 
 
-def received(request: Request, form: Mapping[str, str], now: dt.datetime) -> SpooledRequest:
-    """A callback as the route received it: its path, raw query, form and time."""
+@dataclass(frozen=True)
+class Callback:
+    """A signed Twilio callback as its route received it, and where its work goes: to the
+    database, or to the spool when the database refuses it."""
+
+    received: SpooledRequest
+    database: Database
+    spool: Spool
+
+    async def apply(self, replay: Replay) -> None:
+        """Run the callback's unit of work now; if the database refuses it, keep the callback
+        in the spool for the replayer, so Twilio still gets its 2xx and nothing is lost.
+
+        A callback that is malformed fails in `replay` before anything is kept (400), and work
+        that fails for any other reason than the database raises as before: only what may
+        succeed later is worth keeping.
+        """
+        work = replay(self.received)
+        try:
+            await self.database.run(work)
+        except Exception as error:
+            if not refused_by_database(error):
+                raise
+            kept = await asyncio.to_thread(self.spool.keep, self.received)
+            log.warning(
+                "callback_spooled",
+                extra={"path": kept.path, "file": kept.name, "error": type(error).__name__},
+            )
+
+
+async def signed_callback(request: Request, form: TwilioForm) -> Callback:
+    """A callback route's one dependency (each costs a webhook more than its own SQL does)."""
+    state = request.app.state
     query = request.scope["query_string"].decode("latin-1")
-    return SpooledRequest(request.scope["path"], query, dict(form), now)
+    received = SpooledRequest(request.scope["path"], query, dict(form), state.clock())
+    return Callback(received, state.database, state.spool)
 
 
-async def apply_or_spool(
-    database: Database, spool: Spool, callback: SpooledRequest, replay: Replay
-) -> None:
-    """Run the callback's unit of work now; if the database refuses it, keep the callback in
-    the spool for the replayer, so Twilio still gets its 2xx and nothing is lost.
-
-    A callback that is malformed fails in `replay` before anything is kept (400), and work
-    that fails for any other reason than the database raises as before: only what may
-    succeed later is worth keeping.
-    """
-    work = replay(callback)
-    try:
-        await database.run(work)
-    except Exception as error:
-        if not refused_by_database(error):
-            raise
-        kept = await asyncio.to_thread(spool.keep, callback)
-        log.warning(
-            "callback_spooled",
-            extra={"path": callback.path, "file": kept.name, "error": type(error).__name__},
-        )
+TwilioCallback = Annotated[Callback, Depends(signed_callback)]
+"""A signed Twilio callback (403 when its signature fails), ready to apply or spool."""
