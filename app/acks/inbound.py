@@ -283,6 +283,22 @@ def link_standing(session: Session, links: Links, token: str) -> Standing:
     return standing_of(message, client, contact.name if contact else EMAIL_READER)
 
 
+class LinkExpiredError(LookupError):
+    """A genuine link, older than links work for."""
+
+
+def linked_recording(session: Session, links: Links, token: str) -> str:
+    """The Twilio URL of the link's message's recording, for Nightdesk to fetch and play on
+    (never shown). Nothing to play for a client in privacy mode: its emails carry no content."""
+    message, _contact, expired = _linked(session, links, token)
+    if expired:
+        raise LinkExpiredError("the link has expired")
+    private = session.scalar(select(Client.private).where(Client.id == message.client_id))
+    if message.recording_url is None or private:
+        raise MessageNotFoundError("no recording for this link")
+    return message.recording_url
+
+
 def take_by_link(
     session: Session, flows: FlowStore, links: Links, token: str, now: dt.datetime
 ) -> Standing:

@@ -48,3 +48,9 @@ def outcome_page(standing: Standing) -> str:
 
 
 NOT_FOUND_PAGE = _page("This link isn't valid. It may have been cut short when it was copied.")
+RECORDING_EXPIRED_PAGE = _page(
+    "This link to a recording has expired. The message is in the portal for those who use it."
+)
+RECORDING_UNAVAILABLE_PAGE = _page(
+    "Twilio did not hand the recording over just now. Please try again later."
+)

@@ -17,10 +17,11 @@ from app.acks import inbound, notify_call, pages
 from app.acks.inbound import Verdict
 from app.acks.webhooks import NotifyCallTurn, SmsReceived
 from app.db import Database
-from app.deps import DatabaseDep, FlowsDep, Now
+from app.deps import DatabaseDep, FlowsDep, Now, SettingsDep
 from app.dispatch import texts
 from app.dispatch.status import DeliveryNotFoundError
 from app.messages.queries import MessageNotFoundError
+from app.telephony.recordings import RecordingUnavailableError, stream_recording
 from app.telephony.signature import TwilioForm, public_base, query_int
 from app.telephony.twiml import render_goodbye, twiml
 
@@ -111,6 +112,25 @@ async def ack_link_taken(
     except MessageNotFoundError:
         return HTMLResponse(pages.NOT_FOUND_PAGE, status_code=404, headers=PRIVATE)
     return HTMLResponse(pages.outcome_page(standing), headers=PRIVATE)
+
+
+@router.get("/ack/{token}/recording")
+async def ack_link_recording(
+    request: Request, token: str, database: DatabaseDep, settings: SettingsDep
+) -> Response:
+    """The email's recording link: the caller's voice, streamed from Twilio through Nightdesk
+    for as long as the acknowledge link works."""
+    links = request.app.state.links
+    try:
+        url = await database.run(lambda session: inbound.linked_recording(session, links, token))
+    except MessageNotFoundError:
+        return HTMLResponse(pages.NOT_FOUND_PAGE, status_code=404, headers=PRIVATE)
+    except inbound.LinkExpiredError:
+        return HTMLResponse(pages.RECORDING_EXPIRED_PAGE, status_code=410, headers=PRIVATE)
+    try:
+        return await stream_recording(settings, url)
+    except RecordingUnavailableError:
+        return HTMLResponse(pages.RECORDING_UNAVAILABLE_PAGE, status_code=502, headers=PRIVATE)
 
 
 async def _call_twiml(database: Database, work: Callable[[Session], str]) -> Response:

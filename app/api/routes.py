@@ -34,12 +34,12 @@ from app.inbox.queries import (
     find_reads,
     find_recording,
 )
-from app.inbox.recordings import RecordingUnavailableError, stream_recording
 from app.inbox.schemas import CallDetail, ClientOverview
 from app.inbox.service import acknowledge_message, close_message
 from app.messages.models import MessageStatus
 from app.messages.queries import MessageNotFoundError
 from app.messages.schemas import MessageDetail, MessageOut, ReadOut, TimelineCheck
+from app.telephony.recordings import RecordingUnavailableError, stream_recording
 
 # Declares the scheme in the OpenAPI document (the "Authorize" button in /docs); the key itself
 # is checked by ApiCaller, which also accepts a signed-in session.

@@ -50,6 +50,12 @@ class Links:
         token = self._serializer().dumps([message_id, contact_id])
         return f"{self.base}/ack/{token}"
 
+    @staticmethod
+    def ack_recording(ack_url: str) -> str:
+        """The acknowledge link's message's recording, played through Nightdesk for as long as
+        the link works: Twilio's own URL never goes in an email."""
+        return f"{ack_url}/recording"
+
     def read_ack(self, token: str) -> AckTarget | None:
         """What an email's acknowledge link stands for; None unless we signed it.
 

@@ -278,9 +278,8 @@ class SendDeliveries:
         )
         if channel is Channel.email:
             ack_url = self.links.ack(message.id, first.contact_id)
-            text, html = texts.email_bodies(
-                summaries[0], message.recording_url, ack_url, self.links.ack_days
-            )
+            listen = self.links.ack_recording(ack_url) if message.recording_url else None
+            text, html = texts.email_bodies(summaries[0], listen, ack_url, self.links.ack_days)
             subject = texts.email_subject(summaries[0])
             if first.body:  # a one-off text sent by email
                 outgoing = replace(outgoing, subject=f"{client.name}: #{summaries[0].ref}")

@@ -262,10 +262,10 @@ def email_subject(summary: MessageSummary) -> str:
 
 
 def email_bodies(
-    summary: MessageSummary, recording_url: str | None, ack_url: str, ack_days: int
+    summary: MessageSummary, recording_link: str | None, ack_url: str, ack_days: int
 ) -> tuple[str, str]:
-    """(plain text, HTML) with the recording link and a one-click acknowledge link, which works
-    for `ack_days` days."""
+    """(plain text, HTML) with a link to play the recording through Nightdesk and a one-click
+    acknowledge link, both working for `ack_days` days."""
     if summary.private:
         return private_email_bodies(summary, ack_url, ack_days)
     lines = [
@@ -276,9 +276,9 @@ def email_bodies(
     ]
     if summary.transcription:
         lines += ["", f"Voicemail: {summary.transcription}"]
-    if recording_url:
-        lines += [f"Recording: {recording_url}"]
-    valid = f"This link works for {_days(ack_days)}."
+    if recording_link:
+        lines += [f"Listen to the recording: {recording_link}"]
+    valid = f"{'These links work' if recording_link else 'This link works'} for {_days(ack_days)}."
     lines += ["", f"I'll take it: {ack_url}", valid, "", f"Reference #{summary.ref}"]
     text = "\n".join(lines)
     rows = "".join(
@@ -292,8 +292,8 @@ def email_bodies(
         else ""
     )
     recording = (
-        f"<p><a href='{html.escape(recording_url)}'>Listen to the recording</a></p>"
-        if recording_url
+        f"<p><a href='{html.escape(recording_link)}'>Listen to the recording</a></p>"
+        if recording_link
         else ""
     )
     body = (

@@ -15,7 +15,6 @@ from app.accounts.deps import ClientUser, CsrfChecked
 from app.deps import DatabaseDep, FlowsDep, Now, SettingsDep
 from app.inbox.filters import MAX_ID
 from app.inbox.queries import NoClientError, NoRecordingError, find_recording
-from app.inbox.recordings import RecordingUnavailableError, stream_recording
 from app.inbox.schemas import NOTE_LENGTH
 from app.messages.models import message_ref
 from app.messages.queries import MessageNotFoundError
@@ -30,6 +29,7 @@ from app.portal.views import (
     timeline_line,
 )
 from app.portal.webhooks import router as webhooks_router
+from app.telephony.recordings import RecordingUnavailableError, stream_recording
 from app.web.pages import render
 
 router = APIRouter(prefix="/portal", include_in_schema=False)

@@ -163,4 +163,4 @@ def test_the_same_message_for_a_client_without_privacy_mode_says_what_it_is(
     plain = email.get_body(("plain",))
     assert plain is not None
     assert "chest pain" in plain.get_content()
-    assert RECORDING in plain.get_content()
+    assert "Listen to the recording: https://nightdesk.test/ack/" in plain.get_content()

@@ -28,8 +28,8 @@ PRIVATE = MessageSummary(
     portal_link="https://nightdesk.test/portal/messages/159",
 )
 # Content: the caller's words, the transcription, the recording link, their name and numbers.
-CONTENT = ("Ann Lee", "5550199", "5550188", "prescription", "heart", "medication", "RE0123")
-RECORDING = "https://api.twilio.com/2010-04-01/Accounts/AC1/Recordings/RE0123"
+CONTENT = ("Ann Lee", "5550199", "5550188", "prescription", "heart", "medication", "/recording")
+RECORDING = "https://nightdesk.test/ack/token/recording"  # plays it through Nightdesk
 
 
 def leaked(*texts: str) -> list[str]:
@@ -74,7 +74,7 @@ def test_the_same_message_without_privacy_mode_carries_its_content() -> None:
     open_summary = MessageSummary(**{**PRIVATE.__dict__, "private": False})
     text, html = email_bodies(open_summary, RECORDING, "https://nightdesk.test/ack/t", 3)
     assert leaked(notification_sms(open_summary)) != []
-    assert {"Ann Lee", "heart", "RE0123"} <= set(leaked(email_subject(open_summary), text, html))
+    assert {"Ann Lee", "heart", "/recording"} <= set(leaked(email_subject(open_summary), text, html))
 
 
 def test_the_pin_prompt_and_the_voicemail_notice_say_nothing_of_the_message() -> None:
