@@ -8,10 +8,9 @@ link works.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -23,7 +22,6 @@ from app.db import transaction
 from app.dispatch.dispatcher import Dispatcher
 from app.dispatch.links import Links
 from app.dispatch.outbox import take_message
-from app.dispatch.senders import make_senders
 from app.flows.engine import SaveMessage
 from app.flows.pins import hash_pin
 from app.flows.schema import Urgency
@@ -33,11 +31,11 @@ from app.telephony.sandbox.fake_twilio import FakeTwilio
 from tests.clock import FakeClock
 from tests.dispatch.test_escalation import (  # noqa: F401 - fixtures, used by name
     callbacks,
+    dispatcher,
     fake_twilio,
     inbox,
     settings,
 )
-from tests.support.callbacks import ToTheApp
 from tests.support.smtp import SmtpInbox
 
 OFFICE = """
@@ -69,27 +67,11 @@ LISTEN = re.compile(r"Listen to the recording: (\S+)")
 
 
 @pytest.fixture
-def dispatcher(
-    app: FastAPI,
-    settings: Settings,
-    clock: FakeClock,
-    client: TestClient,
-    fake_twilio: FakeTwilio,
-    callbacks: ToTheApp,
-    load_client: Callable[[str], None],
-) -> Iterator[Dispatcher]:
+def offices(dispatcher: Dispatcher, load_client: Callable[[str], None]) -> Dispatcher:
+    """The night shift's dispatcher, run by hand, with Harbour's and the clinic's offices."""
     load_client(HARBOUR)
     load_client(CLINIC)
-    callbacks.client = client
-    yield Dispatcher(
-        database=app.state.database,
-        flows=FlowStore(),
-        senders=make_senders(settings),
-        links=Links(settings.public_url, settings.secret_key, clock),
-        clock=clock,
-    )
-    fake_twilio.settle()
-    callbacks.client = None
+    return dispatcher
 
 
 def voicemail(sessions: sessionmaker[Session], clock: FakeClock, slug: str, recording: str) -> int:
@@ -111,19 +93,26 @@ def voicemail(sessions: sessionmaker[Session], clock: FakeClock, slug: str, reco
         return message.id
 
 
-def emailed(inbox: SmtpInbox, count: int = 1) -> list[str]:
-    """The plain-text and HTML bodies of the emails received, all in one string each."""
-    bodies = []
-    for email in inbox.wait_for(count):
-        plain, html = email.get_body(("plain",)), email.get_body(("html",))
-        assert plain is not None
-        assert html is not None
-        bodies.append(plain.get_content() + html.get_content())
-    return bodies
+def emailed(inbox: SmtpInbox) -> str:
+    """The one email received: its plain text and HTML bodies, in one string."""
+    [email] = inbox.wait_for(1)
+    plain, html = email.get_body(("plain",)), email.get_body(("html",))
+    assert plain is not None
+    assert html is not None
+    text: str = plain.get_content() + html.get_content()
+    return text
+
+
+def listen_path(email: str) -> str:
+    """The path of the email's link to the recording, on Nightdesk."""
+    link = LISTEN.search(email)
+    assert link is not None
+    assert link[1].startswith("https://nightdesk.test/ack/")
+    return link[1].removeprefix("https://nightdesk.test")
 
 
 def test_the_email_plays_the_recording_through_nightdesk_and_never_names_twilio(
-    dispatcher: Dispatcher,
+    offices: Dispatcher,
     client: TestClient,
     fake_twilio: FakeTwilio,
     inbox: SmtpInbox,
@@ -133,16 +122,13 @@ def test_the_email_plays_the_recording_through_nightdesk_and_never_names_twilio(
     recording = fake_twilio.add_recording(VOICE)
     voicemail(session_factory, clock, "harbour", recording)
 
-    dispatcher.run_once()
+    offices.run_once()
 
-    [email] = emailed(inbox)
+    email = emailed(inbox)
     assert "twilio.com" not in email
     assert recording.rsplit("/", 1)[1] not in email  # not even the recording's sid
     assert "These links work for 7 days." in email
-    link = LISTEN.search(email)
-    assert link is not None
-    assert link[1].startswith("https://nightdesk.test/ack/")
-    audio = client.get(link[1].removeprefix("https://nightdesk.test"))
+    audio = client.get(listen_path(email))
     assert (audio.status_code, audio.headers["content-type"]) == (200, "audio/mpeg")
     assert audio.content == VOICE
     assert audio.headers["cache-control"] == "private, no-store"
@@ -151,7 +137,7 @@ def test_the_email_plays_the_recording_through_nightdesk_and_never_names_twilio(
 
 
 def test_the_recording_link_stops_working_when_the_acknowledge_link_does(
-    dispatcher: Dispatcher,
+    offices: Dispatcher,
     client: TestClient,
     fake_twilio: FakeTwilio,
     inbox: SmtpInbox,
@@ -159,11 +145,8 @@ def test_the_recording_link_stops_working_when_the_acknowledge_link_does(
     clock: FakeClock,
 ) -> None:
     voicemail(session_factory, clock, "harbour", fake_twilio.add_recording(VOICE))
-    dispatcher.run_once()
-    [email] = emailed(inbox)
-    link = LISTEN.search(email)
-    assert link is not None
-    path = link[1].removeprefix("https://nightdesk.test")
+    offices.run_once()
+    path = listen_path(emailed(inbox))
 
     clock.advance(days=6, hours=23)
     assert client.get(path).content == VOICE
@@ -176,7 +159,7 @@ def test_the_recording_link_stops_working_when_the_acknowledge_link_does(
 
 
 def test_a_link_that_is_not_ours_or_a_clinics_in_privacy_mode_plays_nothing(
-    dispatcher: Dispatcher,
+    offices: Dispatcher,
     client: TestClient,
     settings: Settings,
     fake_twilio: FakeTwilio,
@@ -185,9 +168,8 @@ def test_a_link_that_is_not_ours_or_a_clinics_in_privacy_mode_plays_nothing(
     clock: FakeClock,
 ) -> None:
     private = voicemail(session_factory, clock, "clinic", fake_twilio.add_recording(VOICE))
-    dispatcher.run_once()
-    [email] = emailed(inbox)
-    assert "Listen to the recording" not in email  # privacy mode: no content by email
+    offices.run_once()
+    assert "Listen to the recording" not in emailed(inbox)  # privacy mode: no content by email
     # The clinic's own acknowledge link, with /recording added, plays nothing either.
     ack = Links(settings.public_url, settings.secret_key, clock).ack(private, None)
     forged = Links(settings.public_url, "not-the-secret-key-" * 3, clock).ack(private, None)
@@ -200,7 +182,7 @@ def test_a_link_that_is_not_ours_or_a_clinics_in_privacy_mode_plays_nothing(
 
 
 def test_a_recording_twilio_will_not_hand_over_gets_a_page_that_says_so(
-    dispatcher: Dispatcher,
+    offices: Dispatcher,
     client: TestClient,
     settings: Settings,
     session_factory: sessionmaker[Session],
