@@ -74,7 +74,8 @@ def test_the_same_message_without_privacy_mode_carries_its_content() -> None:
     open_summary = MessageSummary(**{**PRIVATE.__dict__, "private": False})
     text, html = email_bodies(open_summary, RECORDING, "https://nightdesk.test/ack/t", 3)
     assert leaked(notification_sms(open_summary)) != []
-    assert {"Ann Lee", "heart", "/recording"} <= set(leaked(email_subject(open_summary), text, html))
+    everything = leaked(email_subject(open_summary), text, html)
+    assert {"Ann Lee", "heart", "/recording"} <= set(everything)
 
 
 def test_the_pin_prompt_and_the_voicemail_notice_say_nothing_of_the_message() -> None:
