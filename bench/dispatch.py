@@ -466,7 +466,7 @@ def _measure(
     # At each phase's start (and "<phase>:done", its last first-step SMS): wall time, server
     # CPU, machine CPU, this process's CPU, worker CPU
     marks: dict[str, tuple[float, float, float, float, float]] = {}
-    metrics_at_fast: list[dict[str, Any]] = []  # the histogram as the 100/s phase starts
+    metrics_at_fast: list[dict[str, Any] | None] = []  # the histogram as the 100/s phase starts
 
     def mark(phase: str) -> None:
         if phase in marks:
@@ -476,7 +476,7 @@ def _measure(
             worker.cpu_seconds() if worker else 0.0,
         )  # fmt: skip
         if phase == "fast" and profile.lateness_messages:
-            threading.Thread(target=lambda: metrics_at_fast.append(read_metrics(port))).start()
+            threading.Thread(target=lambda: metrics_at_fast.append(metrics_or_none(port))).start()
 
     # Each timed phase is done when its last first-step SMS reaches the fake (on its thread).
     waiting = {p: {s.first for s in slots if s.phase == p} for p in ("fast", "loaded")}
@@ -562,12 +562,17 @@ def _measure(
     ]
     lateness = []
     if profile.lateness_messages:
-        before = metrics_at_fast[0] if metrics_at_fast else empty_metrics()
+        before = metrics_at_fast[0] if metrics_at_fast else None
+        if before is None:  # not read as the phase began: the server's figures are unknown
+            print(f"{backend}: /metrics did not answer as the 100/s phase began", flush=True)
         lateness = [
-            lateness_figures("slow", profile.slow_rate, slots, answers, second_arrival, before),
+            lateness_figures(
+                "slow", profile.slow_rate, slots, answers, second_arrival,
+                before or empty_metrics(),
+            ),
             lateness_figures(
                 "fast", profile.fast_rate, slots, answers, second_arrival,
-                subtract(metrics, before),
+                subtract(metrics, before) if before else empty_metrics(),
             ),
         ]  # fmt: skip
     slow, fast = marks["slow"], marks["fast"]
@@ -819,6 +824,14 @@ def read_metrics(port: int) -> dict[str, Any]:
                 pair = found["modules"].setdefault(sample.labels["module"], [0.0, 0.0])
                 pair[0 if sample.name.endswith("_count") else 1] = sample.value
     return found
+
+
+def metrics_or_none(port: int) -> dict[str, Any] | None:
+    """`read_metrics`, or None when the server doesn't answer within its timeout (a backlog)."""
+    try:
+        return read_metrics(port)
+    except OSError:  # a timeout, a refused or reset connection
+        return None
 
 
 def empty_metrics() -> dict[str, Any]:
