@@ -16,8 +16,8 @@ from app.messages.schemas import MessageOut
 
 HEADER = (
     "id", "created_at", "client", "caller", "urgency", "status", "outcome", "answers",
-    "transcription", "acknowledged_at", "acknowledged_by", "called_back_at", "closed_at",
-    "closed_by", "close_note",
+    "transcription", "acknowledged_at", "acknowledged_by", "called_back_at", "called_back_by",
+    "closed_at", "closed_by", "close_note",
 )  # fmt: skip
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -43,7 +43,7 @@ def csv_lines(messages: Iterable[MessageOut], *, header: bool = False) -> str:
             for value in (
                 m.id, m.created_at, m.client, m.caller, m.urgency, m.status, m.outcome, answers,
                 m.transcription, m.acknowledged_at, m.acknowledged_by, m.called_back_at,
-                m.closed_at, m.closed_by, m.close_note,
+                m.called_back_by, m.closed_at, m.closed_by, m.close_note,
             )
         )  # fmt: skip
     return out.getvalue()

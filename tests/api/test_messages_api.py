@@ -3,6 +3,9 @@ does with them. Keys are made as `nightdesk api-keys create` makes them."""
 
 from __future__ import annotations
 
+import csv
+import datetime as dt
+import io
 import json
 from pathlib import Path
 
@@ -247,6 +250,25 @@ def test_the_csv_export_has_a_header_and_no_cell_a_spreadsheet_would_run(
         "/api/v1/messages.csv", headers=bearer(clients.api_key(BRIGHT))
     ).text.splitlines()[1]
     assert ",name: Bo," in answers_first
+
+
+def test_the_csv_export_says_who_called_the_caller_back_and_when_as_the_api_does(
+    client: TestClient, clients: Clients
+) -> None:
+    message = clients.leave_message(HARBOUR, name="Kim")
+    key = bearer(clients.api_key(HARBOUR))
+    closed = client.post(
+        f"/api/v1/messages/{message}/close", json={"called_back": True}, headers=key
+    ).json()
+
+    [row] = csv.DictReader(io.StringIO(client.get("/api/v1/messages.csv", headers=key).text))
+
+    assert closed["called_back_by"]
+    assert (row["called_back_at"], row["called_back_by"]) == (
+        dt.datetime.fromisoformat(closed["called_back_at"]).isoformat(),
+        closed["called_back_by"],
+    )
+    assert row["closed_by"] == closed["closed_by"]
 
 
 def test_the_api_items_are_what_messages_list_json_prints(
