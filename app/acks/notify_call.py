@@ -77,7 +77,9 @@ class _Notified:
 
     @property
     def summary(self) -> texts.MessageSummary:
-        return texts.MessageSummary.of(self.message, self.flow.name, private=self.flow.private)
+        return texts.MessageSummary.of(
+            self.message, self.flow.name, private=self.flow.private, overdue=self.delivery.lap > 0
+        )
 
     @property
     def pin(self) -> str | None:

@@ -62,6 +62,9 @@ class Delivery(Base):
     round: Mapped[int] = mapped_column(default=0)
     step: Mapped[int] = mapped_column(default=0)
     failover: Mapped[bool] = mapped_column(default=False)
+    # 0: the policy's first run; 1 on: run again because a promised call back was overdue,
+    # which the notification says.
+    lap: Mapped[int] = mapped_column(default=0, server_default="0")
     body: Mapped[str | None] = mapped_column(Text)
     subject: Mapped[str | None] = mapped_column(String(300))  # emails with no message_id
     html: Mapped[str | None] = mapped_column(Text)

@@ -157,6 +157,7 @@ def queue_notification(
         round=owed.round,
         step=owed.step,
         failover=owed.failover,
+        lap=lap or 0,
     )
     if inserted:
         detail = {"contact": owed.contact, "channel": owed.channel.value, "step": owed.step}

@@ -292,7 +292,9 @@ class SendDeliveries:
     ) -> texts.MessageSummary:
         message = session.get(Message, row.message_id)
         assert message is not None  # a delivery's message is never deleted
-        return texts.MessageSummary.of(message, client, private=private, portal=self.links.base)
+        return texts.MessageSummary.of(
+            message, client, private=private, portal=self.links.base, overdue=row.lap > 0
+        )
 
     def _send(self, send: _Send) -> _Sent:
         """Send (or find the earlier attempt of) one delivery: the provider's id, or the error."""

@@ -44,13 +44,21 @@ class MessageSummary:
     transcription: str | None
     private: bool = False  # the client's privacy mode: say there is a message, not what it is
     portal_link: str | None = None  # the message in the portal, for emails
+    overdue: bool = False  # paged again: the call back someone promised is overdue
 
     @classmethod
     def of(
-        cls, message: Message, client: str, *, private: bool = False, portal: str | None = None
+        cls,
+        message: Message,
+        client: str,
+        *,
+        private: bool = False,
+        portal: str | None = None,
+        overdue: bool = False,
     ) -> MessageSummary:
         """The summary of a stored message, for a client called `client`; `portal` is the
-        service's public URL, for emails to link to the message."""
+        service's public URL, for emails to link to the message; `overdue`: a page sent again
+        because a promised call back is late."""
         from app.messages.models import message_ref  # the models import the database layer
 
         return cls(
@@ -62,6 +70,7 @@ class MessageSummary:
             transcription=message.transcription,
             private=private,
             portal_link=f"{portal}/portal/messages/{message.id}" if portal else None,
+            overdue=overdue,
         )
 
     @property
@@ -147,7 +156,9 @@ def notification_sms(summary: MessageSummary) -> str:
     """'URGENT Acme Plumbing #4F: Sam Taylor (+44…): boiler leaking. Reply 1 to take it.'"""
     if summary.private:
         return private_notification_sms(summary)
-    label = "" if summary.urgency == "routine" else f"{summary.urgency.upper()} "
+    label = _overdue(summary) + (
+        "" if summary.urgency == "routine" else f"{summary.urgency.upper()} "
+    )
     tail = f" Reply 1 to take it (ACK {summary.ref} if several)."
     if not summary.gist:  # name and number only: nothing to add after them
         return fit_two_segments(f"{label}{summary.client} #{summary.ref}: {_who(summary)}.{tail}")
@@ -163,9 +174,22 @@ def private_notification_sms(summary: MessageSummary) -> str:
     """Privacy mode: 'New urgent message for Riverside Medical Group #4F, reply 1 to take it
     (ACK 4F if several); details in the portal.' Nothing the caller said, nor who they are."""
     return fit_two_segments(
-        f"New {_kind(summary)}for {summary.client} #{summary.ref}, reply 1 to take it "
-        f"(ACK {summary.ref} if several); {DETAILS_IN_THE_PORTAL}."
+        f"{_overdue(summary)}New {_kind(summary)}for {summary.client} #{summary.ref}, reply 1 to "
+        f"take it (ACK {summary.ref} if several); {DETAILS_IN_THE_PORTAL}."
     )
+
+
+OVERDUE = "Call back overdue"
+
+
+def _overdue(summary: MessageSummary) -> str:
+    """What a page sent again because a promised call back is late starts with."""
+    return f"{OVERDUE.upper()}: " if summary.overdue else ""
+
+
+def _overdue_said(summary: MessageSummary) -> str:
+    """The same, as a spoken sentence."""
+    return "The call back promised for this message is overdue. " if summary.overdue else ""
 
 
 def _kind(summary: MessageSummary) -> str:
@@ -185,10 +209,11 @@ def bundle_sms(client: str, summaries: list[MessageSummary]) -> str:
 
 
 def _bundle_line(summary: MessageSummary) -> str:
+    late = f" ({OVERDUE.lower()})" if summary.overdue else ""
     if summary.private:
-        return f"#{summary.ref} {summary.urgency}"
+        return f"#{summary.ref} {summary.urgency}{late}"
     said = f": {summary.gist[:60]}" if summary.gist else ""
-    return f"#{summary.ref} {_who(summary)}{said}"
+    return f"#{summary.ref}{late} {_who(summary)}{said}"
 
 
 def call_script(summary: MessageSummary) -> str:
@@ -201,7 +226,8 @@ def call_script(summary: MessageSummary) -> str:
     said = f" They said: {summary.gist}." if summary.gist else ""
     return (
         f"This is Nightdesk with {_a_message(summary)} for {summary.client}, "
-        f"reference {' '.join(summary.ref)}. {name} called. Their number is {spoken}.{said}"
+        f"reference {' '.join(summary.ref)}. {_overdue_said(summary)}"
+        f"{name} called. Their number is {spoken}.{said}"
     )
 
 
@@ -212,7 +238,7 @@ def pin_prompt(summary: MessageSummary, language: str, *, again: bool = False) -
         return f"That PIN isn't right. Please enter your PIN, then press the {key} key."
     return (
         f"This is Nightdesk with {_a_message(summary)} for {summary.client}. "
-        f"Please enter your PIN, then press the {key} key."
+        f"{_overdue_said(summary)}Please enter your PIN, then press the {key} key."
     )
 
 
@@ -246,7 +272,7 @@ def voicemail_notice(summary: MessageSummary) -> str:
     """Left on an answering machine: no details, as a voicemail box may be shared."""
     return (
         f"This is Nightdesk with {_a_message(summary)} for {summary.client}. "
-        "Please check your text messages."
+        f"{_overdue_said(summary)}Please check your text messages."
     )
 
 
@@ -255,7 +281,8 @@ def call_taken_by_other(holder: str) -> str:
 
 
 def email_subject(summary: MessageSummary) -> str:
-    label = "" if summary.urgency == "routine" else f"[{summary.urgency.upper()}] "
+    label = f"[{OVERDUE.upper()}] " if summary.overdue else ""
+    label += "" if summary.urgency == "routine" else f"[{summary.urgency.upper()}] "
     if summary.private:
         return f"{label}New message for {summary.client} (#{summary.ref})"
     return f"{label}New message for {summary.client} from {_who(summary)} (#{summary.ref})"
@@ -269,7 +296,7 @@ def email_bodies(
     if summary.private:
         return private_email_bodies(summary, ack_url, ack_days)
     lines = [
-        f"{summary.client}: a message from {_who(summary)}",
+        f"{_overdue(summary)}{summary.client}: a message from {_who(summary)}",
         f"Urgency: {summary.urgency}",
         "",
         *(f"{k.replace('_', ' ').capitalize()}: {v}" for k, v in summary.answers.items()),
@@ -297,7 +324,8 @@ def email_bodies(
         else ""
     )
     body = (
-        f"<h2>{html.escape(summary.client)}: message from {html.escape(_who(summary))}</h2>"
+        f"<h2>{_overdue(summary)}{html.escape(summary.client)}: message from "
+        f"{html.escape(_who(summary))}</h2>"
         f"<p>Urgency: <strong>{html.escape(summary.urgency)}</strong></p>"
         f"<table>{rows}</table>{voicemail}{recording}"
         f"<p><a href='{html.escape(ack_url)}' style='font-size:1.2em'>I'll take it</a><br>"
@@ -315,7 +343,7 @@ def private_email_bodies(summary: MessageSummary, ack_url: str, ack_days: int) -
         "Read it in the portal."
     )  # fmt: skip
     text = "\n".join([
-        f"New {_kind(summary)}for {summary.client}, reference #{summary.ref}.",
+        f"{_overdue(summary)}New {_kind(summary)}for {summary.client}, reference #{summary.ref}.",
         f"Its {DETAILS_IN_THE_PORTAL}: {summary.client} keeps messages out of email.", "",
         where, "", f"I'll take it: {ack_url}", valid,
     ])  # fmt: skip
@@ -325,7 +353,8 @@ def private_email_bodies(summary: MessageSummary, ack_url: str, ack_days: int) -
         else ""
     )
     body = (
-        f"<h2>New {html.escape(_kind(summary))}for {html.escape(summary.client)}</h2>"
+        f"<h2>{_overdue(summary)}New {html.escape(_kind(summary))}for "
+        f"{html.escape(summary.client)}</h2>"
         f"<p>Reference #{html.escape(summary.ref)}. Its {DETAILS_IN_THE_PORTAL}: "
         f"{html.escape(summary.client)} keeps messages out of email.</p>"
         f"{portal}<p><a href='{html.escape(ack_url)}' style='font-size:1.2em'>I'll take it</a>"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from dataclasses import replace
 
 import pytest
 from hypothesis import example, given
@@ -106,6 +107,24 @@ def test_a_bundle_lists_each_message_with_its_reference() -> None:
     assert text.startswith("2 new messages for Acme Plumbing:")
     assert "#4F" in text
     assert "#4G" in text
+
+
+def test_a_page_sent_again_because_the_call_back_is_late_says_so_on_every_channel() -> None:
+    late = replace(SUMMARY, overdue=True)
+    private = replace(late, private=True)
+
+    assert notification_sms(late).startswith("CALL BACK OVERDUE: EMERGENCY Acme Plumbing #4F: ")
+    used, limit = sms_length(notification_sms(late))
+    assert used <= limit  # two segments, the caller's words cut to make room
+    assert notification_sms(private).startswith("CALL BACK OVERDUE: New emergency message for")
+    assert "#4F (call back overdue) Sam Taylor" in bundle_sms("Acme Plumbing", [late, SUMMARY])
+    said = "The call back promised for this message is overdue."
+    assert said in call_script(late)
+    assert said in texts.pin_prompt(private, "en-GB")
+    assert said in texts.voicemail_notice(late)
+    assert texts.email_subject(late).startswith("[CALL BACK OVERDUE] [EMERGENCY] ")
+    for first_page in (notification_sms(SUMMARY), call_script(SUMMARY), bundle_sms("A", [SUMMARY])):
+        assert "overdue" not in first_page.lower()
 
 
 def test_the_call_reads_the_number_back_digit_by_digit() -> None:
