@@ -29,6 +29,7 @@ from functools import cache, partial
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
 
+import psycopg
 from sqlalchemy import (
     JSON,
     Connection,
@@ -38,6 +39,7 @@ from sqlalchemy import (
     MetaData,
     create_engine,
     event,
+    make_url,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -517,6 +519,31 @@ def _insert_if_absent(dialect: str, model: type[Base], key: str, returning: str)
     insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
     table = Base.metadata.tables[model.__tablename__]
     return insert(table).on_conflict_do_nothing(index_elements=[key]).returning(table.c[returning])
+
+
+LISTEN_CHECKS_STOP_EVERY = 0.1  # seconds: how long stopping a listener can take
+
+
+def listen(
+    database_url: str, channel: str, stop: threading.Event, heard: Callable[[str | None], None]
+) -> None:
+    """PostgreSQL LISTEN on `channel` until `stop` is set: `heard(payload)` for each notice,
+    and `heard(None)` on each (re)connection, since notices sent while away are gone.
+
+    Reconnects after a lost connection, a second later. Between notices it looks at `stop`
+    every LISTEN_CHECKS_STOP_EVERY seconds, so a shutdown never waits on it for longer."""
+    dsn = make_url(database_url).set(drivername="postgresql").render_as_string(False)
+    while not stop.is_set():
+        try:
+            with psycopg.connect(dsn, autocommit=True) as connection:
+                connection.execute(f"LISTEN {channel}")
+                heard(None)
+                while not stop.is_set():
+                    for notice in connection.notifies(timeout=LISTEN_CHECKS_STOP_EVERY):
+                        heard(notice.payload)
+        except psycopg.Error:
+            log.warning("listen_lost", extra={"channel": channel}, exc_info=True)
+            stop.wait(1.0)
 
 
 def upgrade_database(url: str) -> None:

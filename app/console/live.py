@@ -18,9 +18,10 @@ import threading
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Generic, TypeVar
 
-import psycopg
-from sqlalchemy import event, func, make_url, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session, sessionmaker
+
+from app.db import listen
 
 log = logging.getLogger("nightdesk.console")
 
@@ -129,19 +130,6 @@ def publish_on_commit(sessions: sessionmaker[Session], live: LiveConsole[Any]) -
 
 
 def listen_for_changes(database_url: str, live: LiveConsole[Any], stop: threading.Event) -> None:
-    """PostgreSQL LISTEN: changes committed by any replica reach this process's consoles.
-
-    After a lost connection it reconnects and refreshes every console, since notices sent
-    while it was away are gone."""
-    dsn = make_url(database_url).set(drivername="postgresql").render_as_string(False)
-    while not stop.is_set():
-        try:
-            with psycopg.connect(dsn, autocommit=True) as connection:
-                connection.execute(f"LISTEN {CHANNEL}")
-                live.changed(["listening"])
-                while not stop.is_set():
-                    for notice in connection.notifies(timeout=1.0):
-                        live.changed([notice.payload])
-        except psycopg.Error:
-            log.warning("console_listen_lost", exc_info=True)
-            stop.wait(1.0)
+    """PostgreSQL LISTEN: changes committed by any replica reach this process's consoles. On
+    each (re)connection every console is refreshed, since notices sent while away are gone."""
+    listen(database_url, CHANNEL, stop, lambda payload: live.changed([payload or "listening"]))

@@ -26,13 +26,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-import psycopg
 from prometheus_client import Gauge, Histogram
-from sqlalchemy import event, make_url
+from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.clients.flows import FlowStore
-from app.db import Database
+from app.db import Database, listen
 from app.dispatch import outbox
 from app.dispatch.callbacks import ReescalateOverdueCallbacks
 from app.dispatch.escalations import FireEscalations
@@ -251,21 +250,9 @@ def make_dispatcher(
 
 
 def listen_for_work(database_url: str, waker: Waker, stop: threading.Event) -> None:
-    """PostgreSQL LISTEN: a commit that queued work in any process wakes this dispatcher.
-
-    Runs until `stop` is set; reconnects after a lost connection (polling covers the gap).
-    """
-    dsn = make_url(database_url).set(drivername="postgresql").render_as_string(False)
-    while not stop.is_set():
-        try:
-            with psycopg.connect(dsn, autocommit=True) as connection:
-                connection.execute(f"LISTEN {outbox.NOTIFY_CHANNEL}")
-                while not stop.is_set():
-                    for _notice in connection.notifies(timeout=1.0):
-                        waker.wake()
-        except psycopg.Error:
-            log.warning("dispatch_listen_lost", exc_info=True)
-            stop.wait(1.0)
+    """PostgreSQL LISTEN: a commit that queued work in any process wakes this dispatcher
+    (and so does each reconnection: what was notified meanwhile is gone; polling covers it)."""
+    listen(database_url, outbox.NOTIFY_CHANNEL, stop, lambda _payload: waker.wake())
 
 
 def keep_running(
