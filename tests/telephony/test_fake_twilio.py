@@ -390,6 +390,40 @@ def test_the_base_url_swap_keeps_the_path_and_query(url: str, expected: str) -> 
     assert BaseUrlHttpClient("http://127.0.0.1:8765").rebase(url) == expected
 
 
+def test_twilio_requests_go_through_the_proxy_the_environment_names(
+    receiver: tuple[str, Posted], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proxy, got = receiver
+    monkeypatch.setenv("HTTP_PROXY", proxy)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    client = make_twilio_client("AC1", "token", "http://twilio.test", timeout=5)
+
+    answer = client.http_client.request(
+        "POST", "https://api.twilio.com/2010-04-01/Accounts/AC1/Messages.json", data={"To": "1"}
+    )
+
+    assert answer.status_code == 204
+    ((_, form, headers),) = got.items  # twilio.test has no address: only the proxy answers
+    assert (headers["Host"], form) == ("twilio.test", {"To": "1"})
+
+
+def test_a_host_in_no_proxy_is_reached_directly(
+    receiver: tuple[str, Posted], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base, got = receiver
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    client = make_twilio_client("AC1", "token", base, timeout=5)
+
+    answer = client.http_client.request(
+        "POST", "https://api.twilio.com/2010-04-01/Accounts/AC1/Messages.json", data={"To": "1"}
+    )
+
+    assert answer.status_code == 204
+    assert [url for url, _, _ in got.items] == [f"{base}/2010-04-01/Accounts/AC1/Messages.json"]
+
+
 def test_the_default_base_changes_nothing() -> None:
     url = "https://messaging.twilio.com/v1/Services?PageSize=5"
 
