@@ -538,7 +538,9 @@ def _measure(
             lambda: {to for _, to in arrivals} >= set(by_second),
             max(0.0, last_due - time.time()) + 15,
         )
-    metrics = read_metrics(port)
+    metrics = metrics_or_none(port, attempts=3)  # a backlog may keep it from answering at once
+    if metrics is None:
+        print(f"{backend}: /metrics did not answer at the end: its figures are unknown", flush=True)
     fake.settle(timeout=30)  # the last status callbacks reach the server before it stops
     if server.process.poll() is not None:
         raise SystemExit(f"bench: {backend} server died:\n{server.log_tail()}")
@@ -572,7 +574,7 @@ def _measure(
             ),
             lateness_figures(
                 "fast", profile.fast_rate, slots, answers, second_arrival,
-                subtract(metrics, before) if before else empty_metrics(),
+                subtract(metrics, before) if before and metrics else empty_metrics(),
             ),
         ]  # fmt: skip
     slow, fast = marks["slow"], marks["fast"]
@@ -595,8 +597,8 @@ def _measure(
         cpu=cpu,
         cpu_ms_per_sms_slow=1000 * (fast[1] + fast[4] - slow[1] - slow[4]) / max(1, sms_in_slow),
         background=background_figures(background, *calls) if background and calls else None,
-        module_runs={k: v[0] for k, v in metrics["modules"].items()},
-        module_seconds={k: v[1] for k, v in metrics["modules"].items()},
+        module_runs={k: v[0] for k, v in (metrics or empty_metrics())["modules"].items()},
+        module_seconds={k: v[1] for k, v in (metrics or empty_metrics())["modules"].items()},
         sms_total=len(arrivals),
         peak_rss_mb=server.peak_rss_mb(),
         error_examples=errors[:5],
@@ -826,12 +828,15 @@ def read_metrics(port: int) -> dict[str, Any]:
     return found
 
 
-def metrics_or_none(port: int) -> dict[str, Any] | None:
-    """`read_metrics`, or None when the server doesn't answer within its timeout (a backlog)."""
-    try:
-        return read_metrics(port)
-    except OSError:  # a timeout, a refused or reset connection
-        return None
+def metrics_or_none(port: int, attempts: int = 1) -> dict[str, Any] | None:
+    """`read_metrics`, or None when the server doesn't answer within its timeout `attempts`
+    times (a backlog)."""
+    for _ in range(attempts):
+        try:
+            return read_metrics(port)
+        except OSError:  # a timeout, a refused or reset connection
+            continue
+    return None
 
 
 def empty_metrics() -> dict[str, Any]:
