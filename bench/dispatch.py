@@ -54,6 +54,7 @@ from bench.servers import (
     nightdesk_env,
     nightdesk_server,
     prepare_database,
+    stolen_cpu_seconds,
     stop_process,
     twilio_settings,
     write_results,
@@ -165,6 +166,7 @@ class Cpu:
     worker_pct: float  # the `nightdesk worker` process, with --worker
     bench_pct: float  # this process: load generator, fake Twilio and its callbacks
     others_pct: float  # everything else (PostgreSQL too)
+    stolen_pct: float  # taken by the hypervisor for other machines ("steal")
 
 
 @dataclass
@@ -465,7 +467,7 @@ def _measure(
     by_second = {slot.second: slot for slot in slots if slot.phase.startswith("late:")}
     # At each phase's start (and "<phase>:done", its last first-step SMS): wall time, server
     # CPU, machine CPU, this process's CPU, worker CPU
-    marks: dict[str, tuple[float, float, float, float, float]] = {}
+    marks: dict[str, Mark] = {}
     metrics_at_fast: list[dict[str, Any] | None] = []  # the histogram as the 100/s phase starts
 
     def mark(phase: str) -> None:
@@ -473,7 +475,7 @@ def _measure(
             return
         marks[phase] = (
             time.time(), server.cpu_seconds(), machine_cpu_seconds(), time.process_time(),
-            worker.cpu_seconds() if worker else 0.0,
+            worker.cpu_seconds() if worker else 0.0, stolen_cpu_seconds(),
         )  # fmt: skip
         if phase == "fast" and profile.lateness_messages:
             threading.Thread(target=lambda: metrics_at_fast.append(metrics_or_none(port))).start()
@@ -612,19 +614,21 @@ def _measure(
     )
 
 
-def cpu_figures(
-    phase: str,
-    start: tuple[float, float, float, float, float],
-    end: tuple[float, float, float, float, float],
-) -> Cpu:
+# When, then CPU seconds so far: the server's, the machine's, this process's, the worker's, and
+# the hypervisor's steal.
+Mark = tuple[float, float, float, float, float, float]
+
+
+def cpu_figures(phase: str, start: Mark, end: Mark) -> Cpu:
     wall = max(1e-9, end[0] - start[0])
-    server, machine, bench, worker = (end[i] - start[i] for i in (1, 2, 3, 4))
+    server, machine, bench, worker, stolen = (end[i] - start[i] for i in (1, 2, 3, 4, 5))
     return Cpu(
         phase=phase,
         server_pct=100 * server / wall,
         worker_pct=100 * worker / wall,
         bench_pct=100 * bench / wall,
         others_pct=100 * max(0.0, machine - server - worker - bench) / wall,
+        stolen_pct=100 * stolen / wall,
     )
 
 
@@ -974,13 +978,14 @@ def report(results: list[Figures], profile: Profile) -> bool:
     for r in results:
         print(
             f"{r.backend} (dispatcher {r.dispatcher}): CPU from a phase's start to its last SMS"
-            " (100% = one core): server, bench process (load, fake Twilio), everything else"
+            " (100% = one core): server, bench process (load, fake Twilio), everything else,"
+            " the hypervisor's (steal: time it gave other machines)"
         )
         for c in r.cpu:
             worker = f" + worker {c.worker_pct:.0f}%" if r.dispatcher == "worker" else ""
             print(
                 f"  {c.phase:>6}: server {c.server_pct:.0f}%{worker}, bench {c.bench_pct:.0f}%, "
-                f"everything else {c.others_pct:.0f}%"
+                f"everything else {c.others_pct:.0f}%, hypervisor {c.stolen_pct:.0f}%"
             )
         print(
             f"  {r.cpu_ms_per_sms_slow:.1f} ms of server CPU per SMS during the "

@@ -278,10 +278,22 @@ def _durable_commits(url: str) -> str:
 
 
 def machine_cpu_seconds() -> float:
-    """CPU time used by everything on the machine so far (all cores, from /proc/stat)."""
-    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    """CPU time used by everything on the machine so far (all cores, from /proc/stat), time
+    the hypervisor took from it not included (see `stolen_cpu_seconds`)."""
+    fields = _cpu_fields()
     idle = fields[3] + fields[4]  # idle + iowait
-    return (sum(fields[:8]) - idle) / CLOCK_TICKS
+    return (sum(fields[:7]) - idle) / CLOCK_TICKS
+
+
+def stolen_cpu_seconds() -> float:
+    """CPU time the hypervisor gave to other machines while ours wanted it ("steal"): on a
+    shared host, the reason a run can be slow with nothing of ours running."""
+    return _cpu_fields()[7] / CLOCK_TICKS
+
+
+def _cpu_fields() -> list[int]:
+    """/proc/stat's first line: user nice system idle iowait irq softirq steal ..."""
+    return [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
 
 
 def describe_machine() -> dict[str, Any]:

@@ -43,6 +43,7 @@ from bench.servers import (
     machine_cpu_seconds,
     nightdesk_server,
     prepare_database,
+    stolen_cpu_seconds,
     twilio_settings,
     write_results,
 )
@@ -97,6 +98,7 @@ class Saturation:
     server_cpu_pct: float  # 100 = one core
     bench_cpu_pct: float  # this process: load generator, and the fake Twilio's threads
     others_cpu_pct: float  # everything else on the machine (PostgreSQL too)
+    stolen_cpu_pct: float  # taken by the hypervisor for other machines ("steal")
     catch_up_s: float  # after the window, until the server went quiet (dispatch backlog)
     caught_up: bool  # False: still busy after profile.catch_up_s
 
@@ -357,6 +359,7 @@ def saturation(
     ratio."""
     server = target.server
     cpu, own_cpu, machine_cpu = server.cpu_seconds(), time.process_time(), machine_cpu_seconds()
+    stolen = stolen_cpu_seconds()
     wall = time.perf_counter()
     tally = run(
         saturate(
@@ -367,6 +370,7 @@ def saturation(
     wall = time.perf_counter() - wall
     cpu, own_cpu = server.cpu_seconds() - cpu, time.process_time() - own_cpu
     machine_cpu = machine_cpu_seconds() - machine_cpu
+    stolen = stolen_cpu_seconds() - stolen
     catch_up, caught_up = wait_quiet(server, fake, profile.catch_up_s) if fake else (0.0, True)
     figures = Saturation(
         workload=workload,
@@ -379,6 +383,7 @@ def saturation(
         server_cpu_pct=100 * cpu / wall,
         bench_cpu_pct=100 * own_cpu / wall,
         others_cpu_pct=100 * max(0.0, machine_cpu - cpu - own_cpu) / wall,
+        stolen_cpu_pct=100 * stolen / wall,
         catch_up_s=catch_up,
         caught_up=caught_up,
     )
@@ -472,10 +477,15 @@ def report(results: list[Figures], concurrency: int) -> bool:
                 for s in r.saturation
             )
             others = "/".join(f"{s.others_cpu_pct:.0f}%" for s in r.saturation)
-            print(f"  {r.server}: {around}; everything else's CPU meanwhile {others}")
+            stolen = "/".join(f"{s.stolen_cpu_pct:.0f}%" for s in r.saturation)
+            print(
+                f"  {r.server}: {around}; everything else's CPU meanwhile {others}, "
+                f"the hypervisor's {stolen}"
+            )
     print(
         "  (everything else: PostgreSQL's backends, and any other work on the machine: much"
-        " more than PostgreSQL's share means a noisy run)"
+        " more than PostgreSQL's share means a noisy run; the hypervisor's: time it gave other"
+        ' machines while this one wanted it, "steal")'
     )
     print()
     passed = True
