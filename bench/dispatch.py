@@ -71,10 +71,11 @@ MAX_LATENESS_S = 1.0
 ESCALATION_WAIT_S = 60.0  # wait_minutes: 1, the least a flow may say
 WARMUP, WARMUP_RATE = 5, 5.0  # calls before anything is measured, and how fast they come
 IDLE_CONNECTION_S = 2.0  # uvicorn closes keep-alive connections idle for 5 s
-# The loaded phase: the background calls start BACKGROUND_LEAD_S before it (every caller has
-# taken a step or two by then), and PAUSE_S after the 100/s phase's last keypress (its SMS are
-# all out long before).
-BACKGROUND_LEAD_S, PAUSE_S = 3.0, 2.0
+# The loaded phase: the background calls start PAUSE_S after the 100/s phase's last keypress
+# (its SMS are all out long before), over BACKGROUND_LEAD_S: a whole call's length, so that by
+# the loaded phase the callers are at different steps of their calls (see bench.load's
+# busy_night), and their messages are saved all through it, not in one burst.
+BACKGROUND_LEAD_S, PAUSE_S = 7.0, 2.0
 BACKGROUND_EVERY_S = 1.0  # a step a second each, as in bench.webhooks' busy night
 BACKGROUND_FLOW = ROOT / "voice_flows" / "acme-plumbing.yaml"  # the whole calls of bench.load
 LATENESS_METRIC = "nightdesk_escalation_lateness_seconds"
@@ -684,8 +685,8 @@ async def timed_part(
         mark("background")
         began = time.perf_counter()
         tally = await busy_night(
-            background.book, background.callers, BACKGROUND_EVERY_S, background.longest_s,
-            True, stop,
+            background.book, background.callers, BACKGROUND_EVERY_S,
+            background.longest_s - BACKGROUND_LEAD_S, True, stop, ramp=BACKGROUND_LEAD_S,
         )  # fmt: skip
         return tally, time.perf_counter() - began
 

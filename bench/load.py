@@ -317,17 +317,25 @@ async def busy_night(
     duration: float,
     check_bodies: bool,
     stop: asyncio.Event | None = None,
+    ramp: float = 0.0,
 ) -> Tally:
-    """Open loop: each caller takes one step every `every` seconds, at a random phase, for
-    `duration` seconds or until `stop` is set, whichever comes first."""
+    """Open loop: each caller takes one step every `every` seconds, for `duration` seconds or
+    until `stop` is set, whichever comes first.
+
+    Each caller's first step falls at random within the first `ramp` seconds (within the first
+    `every` when `ramp` is shorter), and only what is sent after the ramp is counted. A ramp as
+    long as a whole call puts the callers at different steps of their calls, as independent
+    callers are: with every caller starting within the same second, all of them reach the step
+    that saves a message in the same second, a burst of messages once a call's length."""
     tally = Tally()
     rng = random.Random(20261225)
     loop = asyncio.get_running_loop()
     start = loop.time() + 0.05
-    end = start + duration
+    counted_from = start + ramp
+    end = counted_from + duration
 
     async def run(caller: Caller) -> None:
-        due = start + rng.random() * every
+        due = start + rng.random() * max(every, ramp)
         for exchange in caller.exchanges():
             if exchange is None:
                 tally.calls_finished += 1
@@ -337,9 +345,12 @@ async def busy_night(
             await asyncio.sleep(max(0.0, due - loop.time()))
             if stop is not None and stop.is_set():
                 return
-            tally.late_sends.append(max(0.0, loop.time() - due))
+            counted = due >= counted_from
+            if counted:
+                tally.late_sends.append(max(0.0, loop.time() - due))
             sent, answered = await caller.send(exchange)
-            tally.latencies.append(answered - sent)
+            if counted:
+                tally.latencies.append(answered - sent)
             due += every
 
     await _all(book, tally, callers, check_bodies, run)

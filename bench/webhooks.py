@@ -54,6 +54,9 @@ MAX_BUSY_P99_MS = 15.0
 MAX_RSS_MB = 150.0
 BUSY_CALLERS = 32
 BUSY_EVERY_S = 1.0
+# The busy night's callers start at random over a whole call's 7 steps (not counted), so that
+# they are at different steps of their calls, as independent callers are (bench.load).
+BUSY_RAMP_S = 7 * BUSY_EVERY_S
 WORKLOADS = {"calls": "whole calls (7 requests)", "first": "first steps of new calls"}
 SHORT = {"calls": "whole calls", "first": "first steps"}
 DEFAULTS = "defaults"  # `nightdesk serve` as it starts: dispatcher inside, INFO logs
@@ -264,9 +267,20 @@ def measure_ceilings(
     print("ceilings: warming up", flush=True)
     for target in (ceiling, request_form):
         run(saturate(target.books["calls"], concurrency, 0, profile.warmup_s, False))
-    print(f"{CEILING_FORM}: busy night, {BUSY_CALLERS} callers, {profile.busy_s:g} s", flush=True)
+    print(
+        f"{CEILING_FORM}: busy night, {BUSY_CALLERS} callers starting over {BUSY_RAMP_S:g} s, "
+        f"then {profile.busy_s:g} s",
+        flush=True,
+    )
     busy = run(
-        busy_night(ceiling.books["calls"], BUSY_CALLERS, BUSY_EVERY_S, profile.busy_s, False)
+        busy_night(
+            ceiling.books["calls"],
+            BUSY_CALLERS,
+            BUSY_EVERY_S,
+            profile.busy_s,
+            False,
+            ramp=BUSY_RAMP_S,
+        )
     )
     form_rows: list[Saturation] = []
     request_form_rows: list[Saturation] = []
@@ -311,8 +325,14 @@ def measure(
     print(f"{name}: warming up", flush=True)
     warm = run(saturate(calls, concurrency, 0, profile.warmup_s, True))
     wait_quiet(server, fake, profile.catch_up_s)
-    print(f"{name}: busy night, {BUSY_CALLERS} callers, {profile.busy_s:g} s", flush=True)
-    busy = run(busy_night(calls, BUSY_CALLERS, BUSY_EVERY_S, profile.busy_s, True))
+    print(
+        f"{name}: busy night, {BUSY_CALLERS} callers starting over {BUSY_RAMP_S:g} s, "
+        f"then {profile.busy_s:g} s",
+        flush=True,
+    )
+    busy = run(
+        busy_night(calls, BUSY_CALLERS, BUSY_EVERY_S, profile.busy_s, True, ramp=BUSY_RAMP_S)
+    )
     wait_quiet(server, fake, profile.catch_up_s)
     rows: list[Saturation] = []
     tallies = [warm, busy]
@@ -537,7 +557,7 @@ def save(
             SECONDARY: LEAN,
         },
         "measured_configs": configs,
-        "busy_night": {"callers": BUSY_CALLERS, "every_s": BUSY_EVERY_S},
+        "busy_night": {"callers": BUSY_CALLERS, "every_s": BUSY_EVERY_S, "ramp_s": BUSY_RAMP_S},
         "targets": {
             "min_ceiling_ratio": MIN_CEILING_RATIO,
             "max_busy_p99_ms": MAX_BUSY_P99_MS,
