@@ -83,6 +83,7 @@ class Delivery(Base):
     sent_from: Mapped[str | None] = mapped_column(String(32))
     first_attempt_at: Mapped[dt.datetime | None]
     provider_sid: Mapped[str | None] = mapped_column(String(200), index=True)
+    # Twilio's own word: a text's final status (its progress isn't recorded), a call's latest.
     provider_status: Mapped[str | None] = mapped_column(String(32))
     error: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[dt.datetime | None]

@@ -16,6 +16,7 @@ from app.deps import FlowsDep
 from app.dispatch import status
 from app.dispatch.status import DeliveryNotFoundError
 from app.dispatch.webhooks import StatusReport
+from app.flows.schema import Channel
 from app.telephony.signature import parse_form, query_int
 from app.telephony.spool import Replay, SpooledRequest, TwilioCallback
 
@@ -25,8 +26,10 @@ router = APIRouter(tags=["notifications"], default_response_class=Response)
 
 @router.post("/twilio/sms/status", status_code=204)
 async def sms_status(request: Request, callback: TwilioCallback, flows: FlowsDep) -> None:
-    """The status callback of a notification SMS."""
+    """The status callback of a notification SMS. Only a final status takes a unit of work."""
     query_int(request, "d")  # checked at the edge: a bad one is a 400, never spooled
+    if not status.settles(Channel.sms, StatusReport.for_sms(callback.received.form)):
+        return  # its progress (queued, sent): nothing to record, see `status.settles`
     await callback.apply(StatusCallbacks(flows).sms)
 
 

@@ -49,6 +49,17 @@ class DeliveryNotFoundError(LookupError):
     """A callback names a delivery we don't have (a reset database, someone else's URL)."""
 
 
+def settles(channel: Channel, report: StatusReport) -> bool:
+    """Whether Twilio reports what became of a text or call, rather than its progress.
+
+    An SMS's progress (queued, sending, sent) is half of its callbacks and changes nothing we
+    act on or show: the dispatcher records the send, and its sid, from Twilio's answer. So its
+    route answers them without a unit of work. (A call's progress can carry answering machine
+    detection's verdict: its route records every status.)
+    """
+    return report.status in OUTCOMES[channel]
+
+
 def first_time(session: Session, key: str) -> bool:
     """Record a provider event once; False when it was already applied (Twilio sent it again)."""
     return insert_if_absent(session, ProviderEvent, {"key": key}, "key")

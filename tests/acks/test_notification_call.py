@@ -196,6 +196,15 @@ def test_an_answered_call_is_delivered_but_not_acknowledged(
     assert desk.look(leak).status == MessageStatus.notified
 
 
+def test_a_call_status_too_long_for_its_column_is_recorded_cut_to_size(
+    desk: Desk, leak: int, call: int
+) -> None:
+    call_status(desk, call, "ringing-" + "x" * 100 + "\x00")
+
+    [row] = desk.deliveries(leak, id=call)
+    assert row.provider_status == "ringing-" + "x" * 24
+
+
 def test_an_unanswered_call_fails_over_to_a_text(desk: Desk, leak: int, call: int) -> None:
     call_status(desk, call, "no-answer")
     call_status(desk, call, "no-answer")

@@ -311,17 +311,6 @@ def test_a_callback_for_a_delivery_id_no_database_could_hold_is_a_bad_request(
     assert "parameter d" in response.json()["detail"]
 
 
-def test_a_callback_with_an_over_long_status_is_recorded_cut_to_size(desk: Desk) -> None:
-    leak = desk.message()
-    sid = "SM" + "e" * 32
-    delivery = desk.sent(leak, "sam", sid=sid)
-
-    assert sms_status(desk, delivery, sid, "queued-" + "x" * 100 + "\x00") == 204
-
-    [row] = desk.deliveries(leak, id=delivery)
-    assert row.provider_status == "queued-" + "x" * 25
-
-
 def test_a_callback_without_a_status_is_a_bad_request(desk: Desk) -> None:
     response = desk.post("/twilio/sms/status?d=1", {"MessageSid": "SM" + "0" * 32})
     assert response.status_code == 400

@@ -52,10 +52,11 @@ def test_status_callbacks_in_an_outage_are_applied_in_order_once_the_database_is
 ) -> None:
     desk = quiet_desk
     leak = desk.message()
-    delivery = desk.sent(leak, "sam", sid="SM" + "d" * 32)
+    sid = "SM" + "d" * 32
+    delivery = desk.sent(leak, "sam", sid=sid)
     with Outage(app.state.engine):
-        assert sms_status(desk, delivery, "SM" + "d" * 32, "sent") == 204
-        assert sms_status(desk, delivery, "SM" + "d" * 32, "delivered") == 204
+        assert sms_status(desk, delivery, sid, "delivered") == 204
+        assert sms_status(desk, delivery, sid, "undelivered", "30005") == 204  # too late
     (row,) = [d for d in desk.deliveries(leak) if d.id == delivery]
     assert row.provider_status is None
 
@@ -64,6 +65,23 @@ def test_status_callbacks_in_an_outage_are_applied_in_order_once_the_database_is
     (row,) = [d for d in desk.deliveries(leak) if d.id == delivery]
     assert (row.status, row.provider_status) == ("delivered", "delivered")
     assert list(settings.spool_dir.glob("*.json")) == []
+
+
+def test_a_texts_progress_is_answered_without_the_database_and_nothing_is_kept(
+    quiet_desk: Desk, app: FastAPI, settings: Settings
+) -> None:
+    """Half of a text's callbacks say only how far it got: they need no unit of work."""
+    desk = quiet_desk
+    leak = desk.message()
+    sid = "SM" + "d" * 32
+    delivery = desk.sent(leak, "sam", sid=sid)
+    with Outage(app.state.engine):
+        for progress in ("queued", "sending", "sent"):
+            assert sms_status(desk, delivery, sid, progress) == 204
+
+    assert list(settings.spool_dir.glob("*.json")) == []
+    (row,) = [d for d in desk.deliveries(leak) if d.id == delivery]
+    assert (row.status, row.provider_sid) == ("sent", sid)
 
 
 def test_a_status_replayed_twice_counts_once(
