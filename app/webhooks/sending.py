@@ -75,7 +75,9 @@ class SendWebhooks:
     local_ok: bool = False  # loopback receivers: development and the sandbox only
     resolver: Resolver = resolve
     name: str = "webhooks"
-    every: dt.timedelta = dt.timedelta(0)  # woken by the commit that owes an event
+    # At most twice a second: a client's system hears within a second or so, and a busy night's
+    # dispatcher, cycling at each commit, doesn't look for events at every one.
+    every: dt.timedelta = dt.timedelta(seconds=0.5)
     _pool: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(POSTS, thread_name_prefix="webhook"),
         repr=False,

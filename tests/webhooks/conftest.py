@@ -28,6 +28,7 @@ from app.flows.schema import Urgency
 from app.settings import Settings
 from app.telephony.sandbox.fake_twilio import FakeTwilio
 from app.webhooks.destinations import destination
+from app.webhooks.sending import SendWebhooks
 from app.webhooks.service import add_endpoint
 from tests.clock import FakeClock
 from tests.support.receiver import Received, WebhookReceiver
@@ -124,6 +125,9 @@ class Hooks:
             acknowledge(session, FlowStore(), message_id, by=by, via="sms", now=self.clock())
 
     def run(self) -> int:
+        """The dispatcher's next look for events owed: it looks at most every
+        `SendWebhooks.every`."""
+        self.clock.advance(seconds=SendWebhooks.every.total_seconds())
         return self.dispatcher.run_once()
 
 
