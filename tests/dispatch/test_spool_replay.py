@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import make_database
+from app.dispatch.models import Delivery
 from app.dispatch.replay import TRIES, ReplaySpool
 from app.settings import Settings
 from app.telephony.spool import SET_ASIDE, Spool, SpooledRequest
@@ -47,62 +49,72 @@ def sms_status(desk: Desk, delivery: int, sid: str, status: str, code: str = "")
     return desk.post(f"/twilio/sms/status?d={delivery}", params).status_code
 
 
+SID = "SM" + "d" * 32
+
+
+@dataclass
+class SentText:
+    """A message whose text to Sam went out as SID: Twilio's callbacks about it, and its row."""
+
+    desk: Desk
+    message: int
+    delivery: int
+
+    def callback(self, status: str, code: str = "") -> int:
+        return sms_status(self.desk, self.delivery, SID, status, code)
+
+    def row(self) -> Delivery:
+        (row,) = self.desk.deliveries(self.message, id=self.delivery)
+        return row
+
+
+@pytest.fixture
+def text(quiet_desk: Desk) -> SentText:
+    message = quiet_desk.message()
+    return SentText(quiet_desk, message, quiet_desk.sent(message, "sam", sid=SID))
+
+
 def test_status_callbacks_in_an_outage_are_applied_in_order_once_the_database_is_back(
-    quiet_desk: Desk, app: FastAPI, settings: Settings
+    text: SentText, app: FastAPI, settings: Settings
 ) -> None:
-    desk = quiet_desk
-    leak = desk.message()
-    sid = "SM" + "d" * 32
-    delivery = desk.sent(leak, "sam", sid=sid)
     with Outage(app.state.engine):
-        assert sms_status(desk, delivery, sid, "delivered") == 204
-        assert sms_status(desk, delivery, sid, "undelivered", "30005") == 204  # too late
-    (row,) = [d for d in desk.deliveries(leak) if d.id == delivery]
-    assert row.provider_status is None
+        assert text.callback("delivered") == 204
+        assert text.callback("undelivered", "30005") == 204  # too late
+    assert text.row().provider_status is None
 
     assert replay(app) == 2
 
-    (row,) = [d for d in desk.deliveries(leak) if d.id == delivery]
-    assert (row.status, row.provider_status) == ("delivered", "delivered")
+    assert (text.row().status, text.row().provider_status) == ("delivered", "delivered")
     assert list(settings.spool_dir.glob("*.json")) == []
 
 
 def test_a_texts_progress_is_answered_without_the_database_and_nothing_is_kept(
-    quiet_desk: Desk, app: FastAPI, settings: Settings
+    text: SentText, app: FastAPI, settings: Settings
 ) -> None:
     """Half of a text's callbacks say only how far it got: they need no unit of work."""
-    desk = quiet_desk
-    leak = desk.message()
-    sid = "SM" + "d" * 32
-    delivery = desk.sent(leak, "sam", sid=sid)
     with Outage(app.state.engine):
         for progress in ("queued", "sending", "sent"):
-            assert sms_status(desk, delivery, sid, progress) == 204
+            assert text.callback(progress) == 204
 
     assert list(settings.spool_dir.glob("*.json")) == []
-    (row,) = [d for d in desk.deliveries(leak) if d.id == delivery]
-    assert (row.status, row.provider_sid) == ("sent", sid)
+    assert (text.row().status, text.row().provider_sid) == ("sent", SID)
 
 
 def test_a_status_replayed_twice_counts_once(
-    quiet_desk: Desk, app: FastAPI, settings: Settings
+    text: SentText, app: FastAPI, settings: Settings
 ) -> None:
-    desk = quiet_desk
-    leak = desk.message()
-    sid = "SM" + "e" * 32
-    delivery = desk.sent(leak, "sam", sid=sid)
     with Outage(app.state.engine):
-        assert sms_status(desk, delivery, sid, "undelivered", "30003") == 204
+        assert text.callback("undelivered", "30003") == 204
     kept = settings.spool_dir.parent / "kept"
     shutil.copytree(settings.spool_dir, kept)
     replay(app)
-    timeline = desk.timeline(leak)
+    timeline = text.desk.timeline(text.message)
     shutil.rmtree(settings.spool_dir)  # as if the process died before deleting the file
     shutil.copytree(kept, settings.spool_dir)
 
     assert replay(app) == 1
 
-    assert desk.timeline(leak) == timeline
+    assert text.desk.timeline(text.message) == timeline
     assert timeline.count("failed") == 1
 
 
