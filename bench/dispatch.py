@@ -41,7 +41,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from twilio.request_validator import RequestValidator
 
 from app.telephony.sandbox.fake_twilio import FakeTwilio
-from bench.load import CallBook, Connection, Tally, busy_night, percentile
+from bench.load import WHOLE_CALL_STEPS, CallBook, Connection, Tally, busy_night, percentile
 from bench.servers import (
     BENCH_TOKEN,
     ROOT,
@@ -75,8 +75,8 @@ IDLE_CONNECTION_S = 2.0  # uvicorn closes keep-alive connections idle for 5 s
 # (its SMS are all out long before), over BACKGROUND_LEAD_S: a whole call's length, so that by
 # the loaded phase the callers are at different steps of their calls (see bench.load's
 # busy_night), and their messages are saved all through it, not in one burst.
-BACKGROUND_LEAD_S, PAUSE_S = 7.0, 2.0
 BACKGROUND_EVERY_S = 1.0  # a step a second each, as in bench.webhooks' busy night
+BACKGROUND_LEAD_S, PAUSE_S = WHOLE_CALL_STEPS * BACKGROUND_EVERY_S, 2.0
 BACKGROUND_FLOW = ROOT / "voice_flows" / "acme-plumbing.yaml"  # the whole calls of bench.load
 LATENESS_METRIC = "nightdesk_escalation_lateness_seconds"
 MODULE_METRIC = "nightdesk_dispatch_module_seconds"
@@ -584,6 +584,7 @@ def _measure(
             ),
         ]  # fmt: skip
     slow, fast = marks["slow"], marks["fast"]
+    modules = (metrics or empty_metrics())["modules"]
     # A phase whose last SMS never came (an error) ends when the next begins, or at the end.
     fast_end = marks.get("fast:done") or marks.get("background") or marks["drained"]
     cpu = [cpu_figures("fast", fast, fast_end)]
@@ -603,8 +604,8 @@ def _measure(
         cpu=cpu,
         cpu_ms_per_sms_slow=1000 * (fast[1] + fast[4] - slow[1] - slow[4]) / max(1, sms_in_slow),
         background=background_figures(background, *calls) if background and calls else None,
-        module_runs={k: v[0] for k, v in (metrics or empty_metrics())["modules"].items()},
-        module_seconds={k: v[1] for k, v in (metrics or empty_metrics())["modules"].items()},
+        module_runs={k: v[0] for k, v in modules.items()},
+        module_seconds={k: v[1] for k, v in modules.items()},
         sms_total=len(arrivals),
         peak_rss_mb=server.peak_rss_mb(),
         error_examples=errors[:5],

@@ -38,6 +38,7 @@ from twilio.request_validator import RequestValidator
 ACCOUNT_SID = "AC" + "b" * 32
 DIALLED = "+441134960000"  # acme-plumbing's number in voice_flows/acme-plumbing.yaml
 RECORDINGS = f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT_SID}/Recordings"
+WHOLE_CALL_STEPS = 7  # requests in one of CallBook's whole calls, first step to status callback
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,16 @@ from typing import Any
 import uvloop
 
 from app.telephony.sandbox.fake_twilio import FakeTwilio
-from bench.load import ACCOUNT_SID, Book, CallBook, Tally, busy_night, percentile, saturate
+from bench.load import (
+    ACCOUNT_SID,
+    WHOLE_CALL_STEPS,
+    Book,
+    CallBook,
+    Tally,
+    busy_night,
+    percentile,
+    saturate,
+)
 from bench.servers import (
     BENCH_TOKEN,
     LEAN,
@@ -54,9 +63,9 @@ MAX_BUSY_P99_MS = 15.0
 MAX_RSS_MB = 150.0
 BUSY_CALLERS = 32
 BUSY_EVERY_S = 1.0
-# The busy night's callers start at random over a whole call's 7 steps (not counted), so that
+# The busy night's callers start at random over a whole call's steps (not counted), so that
 # they are at different steps of their calls, as independent callers are (bench.load).
-BUSY_RAMP_S = 7 * BUSY_EVERY_S
+BUSY_RAMP_S = WHOLE_CALL_STEPS * BUSY_EVERY_S
 WORKLOADS = {"calls": "whole calls (7 requests)", "first": "first steps of new calls"}
 SHORT = {"calls": "whole calls", "first": "first steps"}
 DEFAULTS = "defaults"  # `nightdesk serve` as it starts: dispatcher inside, INFO logs
@@ -267,21 +276,7 @@ def measure_ceilings(
     print("ceilings: warming up", flush=True)
     for target in (ceiling, request_form):
         run(saturate(target.books["calls"], concurrency, 0, profile.warmup_s, False))
-    print(
-        f"{CEILING_FORM}: busy night, {BUSY_CALLERS} callers starting over {BUSY_RAMP_S:g} s, "
-        f"then {profile.busy_s:g} s",
-        flush=True,
-    )
-    busy = run(
-        busy_night(
-            ceiling.books["calls"],
-            BUSY_CALLERS,
-            BUSY_EVERY_S,
-            profile.busy_s,
-            False,
-            ramp=BUSY_RAMP_S,
-        )
-    )
+    busy = run(busy_night_of(CEILING_FORM, ceiling.books["calls"], profile, False))
     form_rows: list[Saturation] = []
     request_form_rows: list[Saturation] = []
     for workload in WORKLOADS:
@@ -325,14 +320,7 @@ def measure(
     print(f"{name}: warming up", flush=True)
     warm = run(saturate(calls, concurrency, 0, profile.warmup_s, True))
     wait_quiet(server, fake, profile.catch_up_s)
-    print(
-        f"{name}: busy night, {BUSY_CALLERS} callers starting over {BUSY_RAMP_S:g} s, "
-        f"then {profile.busy_s:g} s",
-        flush=True,
-    )
-    busy = run(
-        busy_night(calls, BUSY_CALLERS, BUSY_EVERY_S, profile.busy_s, True, ramp=BUSY_RAMP_S)
-    )
+    busy = run(busy_night_of(name, calls, profile, True))
     wait_quiet(server, fake, profile.catch_up_s)
     rows: list[Saturation] = []
     tallies = [warm, busy]
@@ -363,6 +351,20 @@ def measure(
         office_open_calls=sum(t.open_branch for t in tallies),
         office_closed_calls=sum(t.closed_branch for t in tallies),
         error_examples=[e for t in tallies for e in t.examples],
+    )
+
+
+def busy_night_of(
+    name: str, book: Book, profile: Profile, check_bodies: bool
+) -> Coroutine[Any, Any, Tally]:
+    """The busy night against one server (see BUSY_RAMP_S), said as it starts."""
+    print(
+        f"{name}: busy night, {BUSY_CALLERS} callers starting over {BUSY_RAMP_S:g} s, "
+        f"then {profile.busy_s:g} s",
+        flush=True,
+    )
+    return busy_night(
+        book, BUSY_CALLERS, BUSY_EVERY_S, profile.busy_s, check_bodies, ramp=BUSY_RAMP_S
     )
 
 
