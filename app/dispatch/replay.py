@@ -52,7 +52,9 @@ class ReplaySpool:
                 self.spool.set_aside(callback)
                 continue
             try:
-                self.database.run_blocking(replay(callback))
+                work = replay(callback)
+                if work is not None:
+                    self.database.run_blocking(work)
             except Exception as error:
                 if refused_by_database(error):
                     log.info("spool_waits_for_database", extra={"file": callback.name})

@@ -28,8 +28,6 @@ router = APIRouter(tags=["notifications"], default_response_class=Response)
 async def sms_status(request: Request, callback: TwilioCallback, flows: FlowsDep) -> None:
     """The status callback of a notification SMS. Only a final status takes a unit of work."""
     query_int(request, "d")  # checked at the edge: a bad one is a 400, never spooled
-    if not status.settles(Channel.sms, StatusReport.for_sms(callback.received.form)):
-        return  # its progress (queued, sent): nothing to record, see `status.settles`
     await callback.apply(StatusCallbacks(flows).sms)
 
 
@@ -47,8 +45,11 @@ class StatusCallbacks:
 
     flows: FlowStore
 
-    def sms(self, callback: SpooledRequest) -> Work[None]:
-        return self._apply(callback, StatusReport.for_sms(callback.form))
+    def sms(self, callback: SpooledRequest) -> Work[None] | None:
+        report = StatusReport.for_sms(callback.form)
+        if not status.settles(Channel.sms, report):
+            return None  # its progress (queued, sent): nothing to record, see `status.settles`
+        return self._apply(callback, report)
 
     def call(self, callback: SpooledRequest) -> Work[None]:
         return self._apply(callback, StatusReport.for_call(callback.form))

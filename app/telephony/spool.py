@@ -60,8 +60,9 @@ class SpooledRequest:
     name: str = ""  # the file's name, once in the spool
 
 
-Replay = Callable[[SpooledRequest], Callable[[Session], None]]
-"""Turns a callback into its unit of work: the route runs it at once, the replayer later."""
+Replay = Callable[[SpooledRequest], Callable[[Session], None] | None]
+"""Turns a callback into its unit of work: the route runs it at once, the replayer later.
+None: the callback changes nothing (a text's progress), so it needs no unit, nor keeping."""
 
 
 class Spool:
@@ -171,6 +172,8 @@ class Callback:
         succeed later is worth keeping.
         """
         work = replay(self.received)
+        if work is None:
+            return
         try:
             await self.database.run(work)
         except Exception as error:
