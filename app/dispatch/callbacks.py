@@ -37,6 +37,7 @@ class ReescalateOverdueCallbacks:
     flows: FlowStore
     name: str = "callbacks"
     every: dt.timedelta = dt.timedelta(seconds=10)  # promises are minutes long
+    batch: int = BATCH
 
     def run(self, now: dt.datetime) -> int:
         return self.database.run_blocking(lambda session: self._overdue(session, now))

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -82,15 +83,19 @@ class Waker:
 class Module(Protocol):
     """One kind of work. `every`: at most once in this long (zero: every cycle, for work that
     must not wait, such as sending); the dispatcher cycles whenever a commit wakes it, and most
-    modules look for work that cannot be due more often than every few seconds or minutes."""
+    modules look for work that cannot be due more often than every few seconds or minutes.
+    `batch`: the most rows one run takes on. A run that took that many may have left more due,
+    so the dispatcher cycles again at once; otherwise it waits to be woken."""
 
     name: str
     every: dt.timedelta
+    batch: int
 
     def run(self, now: dt.datetime) -> int: ...
 
 
 EVERY_CYCLE = dt.timedelta(0)
+ALL_DUE = sys.maxsize  # the `batch` of a module that does all that is due in one run
 
 
 def module_due(every: dt.timedelta, last_run: dt.datetime | None, now: dt.datetime) -> bool:
@@ -116,6 +121,7 @@ class Dispatcher:
     modules: list[Module] = field(init=False)
     started_at: dt.datetime | None = field(default=None, init=False)
     last_cycle_at: dt.datetime | None = field(default=None, init=False)  # for a watchdog
+    more_due: bool = field(default=False, init=False)  # the last cycle left work due now
     sending: SendDeliveries = field(init=False)
     last_runs: dict[str, dt.datetime] = field(default_factory=dict, init=False)
 
@@ -149,8 +155,9 @@ class Dispatcher:
         return done
 
     def cycle(self) -> int:
-        """One pass over the modules; the sends they start go on in the background."""
-        done = 0
+        """One pass over the modules; the sends they start go on in the background. Notes in
+        `more_due` whether a module took a full batch (and so may have left more)."""
+        done, self.more_due = 0, False
         for module in self.modules:
             now = self.clock()
             if not module_due(module.every, self.last_runs.get(module.name), now):
@@ -158,7 +165,9 @@ class Dispatcher:
             self.last_runs[module.name] = now
             started = time.perf_counter()
             try:
-                done += module.run(now)
+                ran = module.run(now)
+                done += ran
+                self.more_due = self.more_due or ran >= module.batch
             except Exception:  # one module's failure must not stop the others
                 log_safely(
                     log,
@@ -183,11 +192,14 @@ class Dispatcher:
             log_safely(log, logging.WARNING, "flows_not_warmed", exc_info=True)
         while not stop.is_set():
             try:
-                done = self.cycle()
+                self.cycle()
             except Exception:
                 log_safely(log, logging.ERROR, "dispatch_cycle_failed", exc_info=True)
-                done = 0
-            if done == 0:
+                self.more_due = False
+            # What a cycle queues (an escalation's next step, a retry) wakes it through the
+            # commit that queued it; only a full batch leaves work nobody will wake it for.
+            # Looking again at once after any work cost a busy night a claim per message.
+            if not self.more_due:
                 self.waker.wait(self.poll)
         log_safely(log, logging.INFO, "dispatcher_stopped")
 

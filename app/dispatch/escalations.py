@@ -47,6 +47,7 @@ class FireEscalations:
     # Steps are minutes apart: looking twice a second keeps them under a second late, and
     # leaves the cycles a burst of messages wakes to sending (one unit of work, not two).
     every: dt.timedelta = dt.timedelta(seconds=0.5)
+    batch: int = BATCH
 
     def run(self, now: dt.datetime) -> int:
         return self.database.run_blocking(lambda session: self._fire_due(session, now))

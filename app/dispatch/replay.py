@@ -37,6 +37,7 @@ class ReplaySpool:
     replays: Mapping[str, Replay]
     name: str = "spool"
     every: dt.timedelta = dt.timedelta(0)
+    batch: int = BATCH
     _failures: dict[str, int] = field(default_factory=dict, repr=False)
 
     def run(self, now: dt.datetime) -> int:

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import cache
+from typing import NamedTuple
 
 from sqlalchemy import Select, and_, bindparam, exists, func, or_, select
 from sqlalchemy.orm import Session, aliased
@@ -77,6 +78,11 @@ class _Send:
     check_first: bool  # an earlier attempt may have reached Twilio: ask before sending again
 
 
+class _Claim(NamedTuple):
+    sends: list[_Send]
+    taken: int  # the due rows it took (sent, or held for a contact texted moments ago)
+
+
 @dataclass(frozen=True)
 class _Finished:
     """A send whose outcome is known, waiting to be recorded (as of `now`, its claim's time)."""
@@ -117,6 +123,7 @@ class SendDeliveries:
     lease: dt.timedelta = LEASE
     name: str = "deliveries"
     every: dt.timedelta = dt.timedelta(0)
+    batch: int = BATCH
     kinds: tuple[DeliveryKind, ...] = ()  # only these kinds (a command sending its own); all
     # Sends wait on Twilio or SMTP, not on the CPU: many at once keep up with a busy night and
     # leave room for a few stalled ones.
@@ -134,12 +141,12 @@ class SendDeliveries:
             room = SENDERS - self._in_flight
         if room <= 0:  # every sender waits on a slow provider: a claim would only queue
             return 0
-        sends = self.database.run_blocking(lambda session: self._claim(session, now, room))
-        for send in sends:
+        claim = self.database.run_blocking(lambda session: self._claim(session, now, room))
+        for send in claim.sends:
             with self._changed:
                 self._in_flight += 1
             self._pool.submit(self._send_and_record, send, now)
-        return sum(len(s.deliveries) for s in sends)
+        return claim.taken
 
     def wait_until(self, in_flight: int = 0, timeout: float | None = None) -> bool:
         """Wait until at most `in_flight` sends are under way (recorded once they are not);
@@ -182,11 +189,12 @@ class SendDeliveries:
                 self._in_flight -= len(batch)
                 self._changed.notify_all()
 
-    def _claim(self, session: Session, now: dt.datetime, room: int = BATCH) -> list[_Send]:
+    def _claim(self, session: Session, now: dt.datetime, room: int = BATCH) -> _Claim:
         claim = _claim_statement(self.kinds)
         rows = list(session.scalars(claim, {"now": now, "room": min(BATCH, room)}))
         if not rows:
-            return []
+            return _Claim([], 0)
+        taken = len(rows)
         rows += _the_rest_of_their_sends(session, rows)
         _load_messages_and_clients(session, rows)
         groups = _group(rows)
@@ -211,7 +219,7 @@ class SendDeliveries:
                 outgoing = self._outgoing(session, group, now, in_doubt=check_first)
                 if outgoing is not None:
                     sends.append(_Send([r.id for r in group], outgoing, check_first))
-        return sends
+        return _Claim(sends, taken)
 
     def _last_sent(
         self, session: Session, rows: Sequence[Delivery]

@@ -12,7 +12,7 @@ from twilio.rest import Client as TwilioClient
 
 from app.clients.flows import FlowStore
 from app.db import Database
-from app.dispatch.dispatcher import Dispatcher
+from app.dispatch.dispatcher import ALL_DUE, Dispatcher
 from app.records.purge import delete_owed_recordings, purge_client, retaining_clients
 from app.settings import Settings
 from app.telephony.rest import make_twilio_client
@@ -31,6 +31,7 @@ class PurgeRecords:
     flows: FlowStore
     twilio: Callable[[], TwilioClient]
     every: dt.timedelta = EVERY
+    batch: int = ALL_DUE
     name: str = "retention"
 
     def run(self, now: dt.datetime) -> int:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.clients.flows import FlowStore
 from app.db import Database
-from app.dispatch.dispatcher import Dispatcher
+from app.dispatch.dispatcher import ALL_DUE, Dispatcher
 from app.summaries.service import Outcome, Owed, owed_summaries, queue_summary
 
 log = logging.getLogger("nightdesk.summaries")
@@ -30,6 +30,7 @@ class SendSummaries:
     portal: str  # the public URL the portal links start with
     name: str = "summaries"
     every: dt.timedelta = dt.timedelta(seconds=30)  # a summary's time is to the minute
+    batch: int = ALL_DUE
 
     def run(self, now: dt.datetime) -> int:
         owed = self.database.run_blocking(

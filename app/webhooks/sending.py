@@ -78,6 +78,7 @@ class SendWebhooks:
     # At most twice a second: a client's system hears within a second or so, and a busy night's
     # dispatcher, cycling at each commit, doesn't look for events at every one.
     every: dt.timedelta = dt.timedelta(seconds=0.5)
+    batch: int = BATCH
     _pool: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(POSTS, thread_name_prefix="webhook"),
         repr=False,

@@ -1,5 +1,5 @@
 """The dispatcher's loop must not stop: a module that fails, a cycle that fails, or a log handler
-that fails leaves the next cycle to run."""
+that fails leaves the next cycle to run. And it looks again at once only when work is left."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from app.clients.flows import FlowStore
 from app.clients.models import Client
 from app.db import make_database
-from app.dispatch.dispatcher import Dispatcher, Module, module_due
+from app.dispatch.dispatcher import Dispatcher, Module, Waker, module_due
 from app.dispatch.links import Links
 from app.observability import REGISTRY
 from tests.clock import FakeClock
@@ -23,6 +23,7 @@ from tests.clock import FakeClock
 class Failing:
     name = "failing"
     every = dt.timedelta(0)
+    batch = 1
 
     def __init__(self) -> None:
         self.runs = 0
@@ -37,6 +38,7 @@ class Counting:
 
     name = "counting"
     every = dt.timedelta(0)
+    batch = 1
 
     def __init__(self, stop: threading.Event, cycles: int) -> None:
         self.stop, self.cycles, self.runs = stop, cycles, 0
@@ -137,6 +139,7 @@ def test_each_cycle_is_noted_for_a_watchdog(dispatcher: Dispatcher, clock: FakeC
 class Hourly:
     name = "hourly"
     every = dt.timedelta(hours=1)
+    batch = 1
 
     def __init__(self) -> None:
         self.runs: list[dt.datetime] = []
@@ -182,7 +185,7 @@ def test_the_dispatcher_parses_every_clients_flow_before_its_first_cycle(
     seen_before_first_cycle: list[int] = []
 
     class Looking:
-        name, every = "looking", dt.timedelta(0)
+        name, every, batch = "looking", dt.timedelta(0), 1
 
         def run(self, now: dt.datetime) -> int:
             seen_before_first_cycle.append(len(dispatcher.flows.parsed()))
@@ -196,3 +199,54 @@ def test_the_dispatcher_parses_every_clients_flow_before_its_first_cycle(
     )
     assert clients
     assert seen_before_first_cycle == [clients]
+
+
+class Backlog:
+    """A module with `due` rows waiting, which takes at most a batch of them a run."""
+
+    name, every, batch = "backlog", dt.timedelta(0), 50
+
+    def __init__(self, due: int) -> None:
+        self.due, self.runs = due, 0
+
+    def run(self, now: dt.datetime) -> int:
+        self.runs += 1
+        taken = min(self.due, self.batch)
+        self.due -= taken
+        return taken
+
+
+class WatchedWaker(Waker):
+    """Says when the loop has settled down to wait."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiting = threading.Event()
+
+    def wait(self, timeout: float) -> None:
+        self.waiting.set()
+        super().wait(timeout)
+
+
+def test_the_loop_looks_again_at_once_while_batches_come_full_then_waits_to_be_woken(
+    dispatcher: Dispatcher,
+) -> None:
+    """120 due: batches of 50, 50 and 20, then a wait. Looking again after the 20 would cost a
+    busy night a claim per message, finding nothing; a commit that queues work wakes it."""
+    backlog, waker, stop = Backlog(due=120), WatchedWaker(), threading.Event()
+    dispatcher.modules, dispatcher.waker, dispatcher.poll = modules(backlog), waker, 60
+    loop = threading.Thread(target=dispatcher.run_forever, args=(stop,))
+    loop.start()
+    try:
+        assert waker.waiting.wait(timeout=10)
+        assert (backlog.runs, backlog.due) == (3, 0)
+
+        waker.waiting.clear()
+        backlog.due = 7
+        waker.wake()  # what a commit that queued work does
+        assert waker.waiting.wait(timeout=10)
+        assert (backlog.runs, backlog.due) == (4, 0)
+    finally:
+        stop.set()
+        waker.wake()
+        loop.join(timeout=10)

@@ -214,7 +214,7 @@ def test_a_second_worker_cannot_take_part_of_a_doubtful_send_another_holds(
     with transaction(app.state.database.sessions) as holding:
         holding.execute(select(Delivery).where(Delivery.id == first).with_for_update())
         with transaction(app.state.database.sessions) as session:
-            assert claimer._claim(session, clock()) == []
+            assert claimer._claim(session, clock()).taken == 0
 
 
 def look_ups(fake: FakeTwilio) -> list[object]:

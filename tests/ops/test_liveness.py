@@ -30,6 +30,7 @@ class Stuck:
 
     name = "stuck"
     every = dt.timedelta(0)
+    batch = 1
 
     def __init__(self) -> None:
         self.entered, self.release, self.ran_again = (threading.Event() for _ in range(3))
