@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from app.db import Database
 from app.levels.figures import URGENCIES, By, Samples, Timing, samples_by_period, since
-from app.levels.queries import client_rows, client_zones
+from app.levels.queries import every_clients_rows, reported_clients
 from app.observability import REGISTRY, client_label, log_safely
 from app.timeutil import Clock
 
@@ -33,11 +33,13 @@ WINDOWS: tuple[By, ...] = ("day", "week")
 
 def pooled_by_label(session: Session, now: dt.datetime) -> dict[tuple[str, By], Samples]:
     """(client label, window) → the current day's or week's samples, pooled per label."""
+    clients = reported_clients(session)
+    # From the earliest of their weeks' starts: a client's own day and week (in its own zone)
+    # leave out what is older for it. This week's rows hold today's too.
+    earliest = min((since(now, ZoneInfo(c.timezone), "week", 1) for c in clients), default=now)
     pooled: dict[tuple[str, By], Samples] = {}
-    for client_id, timezone in client_zones(session):
-        zone = ZoneInfo(timezone)
-        # This week's rows hold today's too: a day is always inside its own week.
-        rows = client_rows(session, client_id, since(now, zone, "week", 1))
+    for rows in every_clients_rows(session, clients, earliest):
+        zone = ZoneInfo(rows.timezone)
         for window in WINDOWS:
             found = samples_by_period(rows.calls, rows.messages, rows.answers, zone, now,
                                       window, 1)  # fmt: skip
