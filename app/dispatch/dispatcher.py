@@ -127,8 +127,9 @@ class Dispatcher:
 
     def __post_init__(self) -> None:
         self.sending = SendDeliveries(
-            self.database, self.flows, self.senders, self.links, self.lease
-        )
+            self.database, self.flows, self.senders, self.links, self.lease,
+            room_freed=lambda: self.waker.wake(),
+        )  # fmt: skip
         notifying: list[Module] = [
             FireEscalations(self.database, self.flows),
             ReescalateOverdueCallbacks(self.database, self.flows),

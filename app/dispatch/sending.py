@@ -14,7 +14,7 @@ import datetime as dt
 import logging
 import queue
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import cache
@@ -124,6 +124,9 @@ class SendDeliveries:
     name: str = "deliveries"
     every: dt.timedelta = dt.timedelta(0)
     batch: int = BATCH
+    # Called when senders free up after a claim that every sender being busy cut short: the
+    # rows left due are claimed then, not at the dispatcher's next poll.
+    room_freed: Callable[[], None] = lambda: None
     kinds: tuple[DeliveryKind, ...] = ()  # only these kinds (a command sending its own); all
     # Sends wait on Twilio or SMTP, not on the CPU: many at once keep up with a busy night and
     # leave room for a few stalled ones.
@@ -134,14 +137,17 @@ class SendDeliveries:
     _changed: threading.Condition = field(default_factory=threading.Condition, repr=False)
     _finished: queue.SimpleQueue[_Finished] = field(default_factory=queue.SimpleQueue, repr=False)
     _recording: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _cut_short: bool = field(default=False, repr=False)
 
     def run(self, now: dt.datetime) -> int:
         """Claim what is due, as many as there are free senders, and start sending it."""
         with self._changed:
             room = SENDERS - self._in_flight
         if room <= 0:  # every sender waits on a slow provider: a claim would only queue
+            self._cut_short = True
             return 0
         claim = self.database.run_blocking(lambda session: self._claim(session, now, room))
+        self._cut_short = room < BATCH and claim.taken == room
         for send in claim.sends:
             with self._changed:
                 self._in_flight += 1
@@ -188,6 +194,9 @@ class SendDeliveries:
             with self._changed:
                 self._in_flight -= len(batch)
                 self._changed.notify_all()
+            if self._cut_short:
+                self._cut_short = False
+                self.room_freed()
 
     def _claim(self, session: Session, now: dt.datetime, room: int = BATCH) -> _Claim:
         claim = _claim_statement(self.kinds)

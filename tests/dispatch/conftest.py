@@ -8,6 +8,7 @@ test decides exactly what each contact has been told.
 from __future__ import annotations
 
 import itertools
+import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from app.calls.models import Call
 from app.clients.flows import FlowStore
 from app.clients.models import Client, Contact
 from app.db import transaction
+from app.dispatch.dispatcher import Waker
 from app.dispatch.models import Delivery, DeliveryKind
 from app.dispatch.outbox import take_message
 from app.flows.engine import SaveMessage
@@ -171,3 +173,15 @@ def read_twiml(text: str) -> ET.Element:
 
 def ref(message_id: int) -> str:
     return message_ref(message_id)
+
+
+class WatchedWaker(Waker):
+    """A dispatcher's waker that says when the loop has settled down to wait."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiting = threading.Event()
+
+    def wait(self, timeout: float) -> None:
+        self.waiting.set()
+        super().wait(timeout)

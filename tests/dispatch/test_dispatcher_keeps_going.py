@@ -14,10 +14,11 @@ from sqlalchemy import func, select
 from app.clients.flows import FlowStore
 from app.clients.models import Client
 from app.db import make_database
-from app.dispatch.dispatcher import Dispatcher, Module, Waker, module_due
+from app.dispatch.dispatcher import Dispatcher, Module, module_due
 from app.dispatch.links import Links
 from app.observability import REGISTRY
 from tests.clock import FakeClock
+from tests.dispatch.conftest import WatchedWaker
 
 
 class Failing:
@@ -214,18 +215,6 @@ class Backlog:
         taken = min(self.due, self.batch)
         self.due -= taken
         return taken
-
-
-class WatchedWaker(Waker):
-    """Says when the loop has settled down to wait."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.waiting = threading.Event()
-
-    def wait(self, timeout: float) -> None:
-        self.waiting.set()
-        super().wait(timeout)
 
 
 def test_the_loop_looks_again_at_once_while_batches_come_full_then_waits_to_be_woken(

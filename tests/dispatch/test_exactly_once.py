@@ -10,6 +10,7 @@ dispatcher run by hand under a FakeClock.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable
 
 import pytest
@@ -34,6 +35,7 @@ from app.settings import Settings
 from app.telephony.sandbox.fake_twilio import FakeTwilio
 from tests.clock import FakeClock
 from tests.databases import postgres_server_url
+from tests.dispatch.conftest import WatchedWaker
 from tests.dispatch.test_escalation import (  # noqa: F401 - fixtures, used by name
     CALLER_MOBILE,
     SAM,
@@ -215,6 +217,34 @@ def test_a_second_worker_cannot_take_part_of_a_doubtful_send_another_holds(
         holding.execute(select(Delivery).where(Delivery.id == first).with_for_update())
         with transaction(app.state.database.sessions) as session:
             assert claimer._claim(session, clock()).taken == 0
+
+
+def test_a_claim_cut_short_by_busy_senders_goes_on_as_soon_as_one_is_free(
+    dispatcher: Dispatcher, leave_message: Callable[..., int], fake_twilio: FakeTwilio,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """Every sender waiting on Twilio: a claim takes only what they can start, and the rest
+    goes as soon as one is free, not at the dispatcher's next look (a minute, here)."""
+    monkeypatch.setattr(sending, "SENDERS", 1)
+    dispatcher.__post_init__()  # its sending module with one sender
+    texts = [threading.Event(), threading.Event()]
+    fake_twilio.on_message = lambda _sms: next(t for t in texts if not t.is_set()).set()
+    released = fake_twilio.hold_next(path_contains="/Messages.json")
+    leave_message(caller=CALLER_MOBILE)  # Sam's text and the caller's, both due now
+    dispatcher.waker, dispatcher.poll = WatchedWaker(), 60
+    stop = threading.Event()
+    loop = threading.Thread(target=dispatcher.run_forever, args=(stop,))
+    loop.start()
+    try:
+        assert texts[0].wait(timeout=10), "one sender: one text started, its answer held"
+        assert dispatcher.waker.waiting.wait(timeout=10)
+        assert not texts[1].is_set()
+        released.set()
+        assert texts[1].wait(timeout=10), "the other text waited for the next look"
+    finally:
+        stop.set()
+        dispatcher.waker.wake()
+        loop.join(timeout=10)
 
 
 def look_ups(fake: FakeTwilio) -> list[object]:
