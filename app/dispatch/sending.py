@@ -143,14 +143,14 @@ class SendDeliveries:
         """Claim what is due, as many as there are free senders, and start sending it."""
         with self._changed:
             room = SENDERS - self._in_flight
+            self._cut_short = room <= 0
         if room <= 0:  # every sender waits on a slow provider: a claim would only queue
-            self._cut_short = True
             return 0
         claim = self.database.run_blocking(lambda session: self._claim(session, now, room))
-        self._cut_short = room < BATCH and claim.taken == room
+        with self._changed:
+            self._cut_short = room < BATCH and claim.taken == room
+            self._in_flight += len(claim.sends)
         for send in claim.sends:
-            with self._changed:
-                self._in_flight += 1
             self._pool.submit(self._send_and_record, send, now)
         return claim.taken
 
@@ -194,8 +194,8 @@ class SendDeliveries:
             with self._changed:
                 self._in_flight -= len(batch)
                 self._changed.notify_all()
-            if self._cut_short:
-                self._cut_short = False
+                cut_short, self._cut_short = self._cut_short, False
+            if cut_short:
                 self.room_freed()
 
     def _claim(self, session: Session, now: dt.datetime, room: int = BATCH) -> _Claim:
