@@ -47,7 +47,7 @@ class ReescalateOverdueCallbacks:
             select(Escalation)
             .where(Escalation.callback_due_at <= now)
             .order_by(Escalation.callback_due_at)
-            .limit(BATCH)
+            .limit(self.batch)
             .with_for_update(skip_locked=True)
         ).all()
         for escalation in due:

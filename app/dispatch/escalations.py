@@ -57,7 +57,7 @@ class FireEscalations:
             select(Escalation)
             .where(Escalation.state == EscalationState.active, Escalation.next_at <= now)
             .order_by(Escalation.next_at)
-            .limit(BATCH)
+            .limit(self.batch)
             .with_for_update(skip_locked=True)
         ).all()
         for escalation in due:

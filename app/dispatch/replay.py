@@ -42,7 +42,7 @@ class ReplaySpool:
 
     def run(self, now: dt.datetime) -> int:
         replayed = 0
-        waiting = self.spool.oldest(BATCH)
+        waiting = self.spool.oldest(self.batch)
         if not waiting:  # the usual case: one look at an empty folder
             SPOOLED.set(0)
             return 0

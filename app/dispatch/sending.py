@@ -148,7 +148,7 @@ class SendDeliveries:
             return 0
         claim = self.database.run_blocking(lambda session: self._claim(session, now, room))
         with self._changed:
-            self._cut_short = room < BATCH and claim.taken == room
+            self._cut_short = room < self.batch and claim.taken == room
             self._in_flight += len(claim.sends)
         for send in claim.sends:
             self._pool.submit(self._send_and_record, send, now)
@@ -200,7 +200,7 @@ class SendDeliveries:
 
     def _claim(self, session: Session, now: dt.datetime, room: int = BATCH) -> _Claim:
         claim = _claim_statement(self.kinds)
-        rows = list(session.scalars(claim, {"now": now, "room": min(BATCH, room)}))
+        rows = list(session.scalars(claim, {"now": now, "room": min(self.batch, room)}))
         if not rows:
             return _Claim([], 0)
         taken = len(rows)

@@ -85,7 +85,7 @@ class SendWebhooks:
     )
 
     def run(self, now: dt.datetime) -> int:
-        posts = self.database.run_blocking(lambda session: _claim(session, now))
+        posts = self.database.run_blocking(lambda session: _claim(session, now, self.batch))
         if not posts:
             return 0
         results = list(self._pool.map(lambda post: self._post(post, now), posts))
@@ -186,14 +186,14 @@ _CLAIMABLE = (  # built once: the dispatcher asks every cycle
         WebhookEndpoint.paused_at.is_(None),
     )
     .order_by(WebhookDelivery.due_at, WebhookDelivery.id)
-    .limit(BATCH)
+    .limit(bindparam("batch"))
     .with_for_update(skip_locked=True, of=WebhookDelivery)
 )
 
 
-def _claim(session: Session, now: dt.datetime) -> list[_Post]:
-    """Due events of URLs that are not paused, leased to this worker."""
-    rows = session.execute(_CLAIMABLE, {"now": now}).all()
+def _claim(session: Session, now: dt.datetime, batch: int) -> list[_Post]:
+    """Due events of URLs that are not paused, at most `batch`, leased to this worker."""
+    rows = session.execute(_CLAIMABLE, {"now": now, "batch": batch}).all()
     posts = []
     for delivery, endpoint in rows:
         delivery.status, delivery.lease_until = WebhookStatus.sending, now + LEASE

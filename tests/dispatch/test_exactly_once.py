@@ -175,7 +175,6 @@ def test_a_text_twilio_refused_outright_may_be_bundled_afresh(
 def test_a_batch_limit_never_splits_a_doubtful_send(
     dispatcher: Dispatcher, leave_message: Callable[..., int], fake_twilio: FakeTwilio,
     clock: FakeClock, settings: Settings, callbacks: ToTheApp,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     impatient(dispatcher, settings)
     callbacks.client = None  # Twilio's status callbacks are late: only a look-up can tell
@@ -183,7 +182,7 @@ def test_a_batch_limit_never_splits_a_doubtful_send(
         leave_message(caller=caller)
     fake_twilio.delay_next(3.0, path_contains="/Messages.json")
     dispatcher.run_once()
-    monkeypatch.setattr(sending, "BATCH", 2)
+    dispatcher.sending.batch = 2
     clock.advance(seconds=5)
     dispatcher.run_once()
     dispatcher.run_once()
